@@ -1,0 +1,5 @@
+//! burn
+
+/// Implementations of user-registered node kinds for this backend.
+#[derive(Clone, Default)]
+pub struct CustomKinds {}

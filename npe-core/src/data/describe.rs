@@ -1,0 +1,235 @@
+//! What a data section implies for the graph, known without reading any file: class count,
+//! image shape after transforms, label shape.
+
+use crate::ir::{Role, Sig};
+use crate::spec::{DataSource, DataSpec};
+
+/// The data source's outputs as the graph sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataSig {
+    /// Number of classes (segmentation: including background).
+    pub num_classes: usize,
+    /// `data.image`: [channels, h, w].
+    pub image: Sig,
+    /// `data.label`: a vector of 1 per sample, or an [1, h, w] map for segmentation.
+    pub label: Sig,
+}
+
+impl DataSig {
+    /// True when labels are per pixel.
+    pub fn is_dense(&self) -> bool {
+        self.label.is_map()
+    }
+}
+
+/// Native (channels, h, w, classes) of a source, where fixed by the format.
+fn native(spec: &DataSpec) -> Result<(usize, Option<[usize; 2]>, Option<usize>), (String, String)> {
+    Ok(match spec.source {
+        DataSource::Synthetic => {
+            let s = &spec.synthetic;
+            (s.channels, Some([s.size, s.size]), Some(s.classes))
+        }
+        DataSource::Cifar10 => (3, Some([32, 32]), Some(10)),
+        DataSource::Cifar100 => (3, Some([32, 32]), Some(100)),
+        DataSource::FashionMnist | DataSource::Mnist => (1, Some([28, 28]), Some(10)),
+        DataSource::ImageFolder | DataSource::ListFile => {
+            let classes = spec.classes.as_ref().map(Vec::len).or(spec.num_classes);
+            if classes.is_none() {
+                return Err((
+                    "data.source".into(),
+                    format!(
+                        "`{}` needs `num_classes` (or `classes`) so the pipeline can be checked without reading the data",
+                        source_name(spec.source)
+                    ),
+                ));
+            }
+            (3, None, classes)
+        }
+        DataSource::SegDigits => {
+            let c = spec.seg_digits.canvas;
+            (1, Some([c, c]), Some(11))
+        }
+        DataSource::Stare => (3, Some([605, 700]), Some(2)),
+        DataSource::Ade20k => (3, None, Some(150)),
+    })
+}
+
+/// The YAML name of a source.
+pub fn source_name(s: DataSource) -> &'static str {
+    match s {
+        DataSource::Synthetic => "synthetic",
+        DataSource::Cifar10 => "cifar10",
+        DataSource::Cifar100 => "cifar100",
+        DataSource::FashionMnist => "fashion_mnist",
+        DataSource::Mnist => "mnist",
+        DataSource::ImageFolder => "image_folder",
+        DataSource::ListFile => "list_file",
+        DataSource::SegDigits => "seg_digits",
+        DataSource::Stare => "stare",
+        DataSource::Ade20k => "ade20k",
+    }
+}
+
+/// Describe the data a spec will produce. Errors are `(spec path, message)`.
+pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
+    let (channels, native_size, classes) = native(spec)?;
+    let classes = classes.unwrap_or(0);
+    if let Some(n) = spec.num_classes {
+        if n != classes {
+            return Err((
+                "data.num_classes".into(),
+                format!(
+                    "`num_classes: {n}` but `{}` has {classes} classes",
+                    source_name(spec.source)
+                ),
+            ));
+        }
+    }
+    if classes < 2 {
+        return Err((
+            "data".into(),
+            format!("need at least 2 classes, the data has {classes}"),
+        ));
+    }
+    let a = &spec.augment;
+    // Size after resize → centre crop → random crop.
+    let mut size = native_size;
+    if let Some(r) = a.resize {
+        size = match size {
+            Some([h, w]) if h <= w => Some([r, (w * r).div_ceil(h).max(r)]),
+            Some([h, w]) => Some([(h * r).div_ceil(w).max(r), r]),
+            None => None,
+        };
+    }
+    if let Some(c) = a.center_crop {
+        if let Some([h, w]) = size {
+            if c > h || c > w {
+                return Err((
+                    "data.augment.center_crop".into(),
+                    format!("centre crop {c} is larger than the {h}×{w} images"),
+                ));
+            }
+        }
+        size = Some([c, c]);
+    }
+    if let Some(crop) = a.random_crop {
+        if let Some([h, w]) = size {
+            if crop.size > h + 2 * crop.padding || crop.size > w + 2 * crop.padding {
+                return Err((
+                    "data.augment.random_crop".into(),
+                    format!(
+                        "crop {} is larger than the padded {}×{} images",
+                        crop.size,
+                        h + 2 * crop.padding,
+                        w + 2 * crop.padding
+                    ),
+                ));
+            }
+        }
+        size = Some([crop.size, crop.size]);
+    }
+    let Some([h, w]) = size else {
+        return Err((
+            "data.augment".into(),
+            format!(
+                "`{}` images vary in size: set `augment.center_crop` (or `random_crop`) so batches have one size",
+                source_name(spec.source)
+            ),
+        ));
+    };
+    if h == 0 || w == 0 {
+        return Err(("data.augment".into(), "image size must be > 0".into()));
+    }
+    if let Some(n) = &spec.normalize {
+        if n.mean.len() != channels || n.std.len() != channels {
+            return Err((
+                "data.normalize".into(),
+                format!(
+                    "{channels}-channel images need {channels} means and stds, got {} and {}",
+                    n.mean.len(),
+                    n.std.len()
+                ),
+            ));
+        }
+        if n.std.iter().any(|s| !(*s > 0.0)) {
+            return Err(("data.normalize.std".into(), "every std must be > 0".into()));
+        }
+    }
+    let lt = &spec.long_tail;
+    if !(lt.imbalance_factor >= 1.0 && lt.imbalance_factor.is_finite()) {
+        return Err((
+            "data.long_tail.imbalance_factor".into(),
+            format!("must be ≥ 1, got {}", lt.imbalance_factor),
+        ));
+    }
+    if !(0.0..=1.0).contains(&lt.step_fraction) {
+        return Err((
+            "data.long_tail.step_fraction".into(),
+            format!("must be in [0, 1], got {}", lt.step_fraction),
+        ));
+    }
+    let image = Sig::map(Role::Image, channels, h, w);
+    let label = if spec.source.is_segmentation() {
+        Sig::map(Role::Label, 1, h, w)
+    } else {
+        Sig::vector(Role::Label, 1)
+    };
+    Ok(DataSig {
+        num_classes: classes,
+        image,
+        label,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> DataSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn cifar_with_crop_is_3x32x32() {
+        let d = describe(&spec(
+            "{source: cifar10, augment: {random_crop: {size: 32, padding: 4}, hflip: true}}",
+        ))
+        .unwrap();
+        assert_eq!((d.num_classes, d.image.dims()), (10, vec![3, 32, 32]));
+        assert!(!d.is_dense());
+    }
+
+    #[test]
+    fn folder_needs_class_count_and_fixed_size() {
+        assert!(
+            describe(&spec("{source: image_folder}"))
+                .unwrap_err()
+                .1
+                .contains("num_classes")
+        );
+        assert!(
+            describe(&spec("{source: image_folder, num_classes: 3}"))
+                .unwrap_err()
+                .1
+                .contains("center_crop")
+        );
+        let d = describe(&spec(
+            "{source: image_folder, num_classes: 3, augment: {resize: 40, center_crop: 32}}",
+        ))
+        .unwrap();
+        assert_eq!(d.image.dims(), vec![3, 32, 32]);
+    }
+
+    #[test]
+    fn class_count_mismatch_is_reported() {
+        let e = describe(&spec("{source: cifar100, num_classes: 10}")).unwrap_err();
+        assert_eq!(e.0, "data.num_classes");
+    }
+
+    #[test]
+    fn segmentation_labels_are_maps() {
+        let d = describe(&spec("{source: seg_digits, seg_digits: {canvas: 48}}")).unwrap();
+        assert_eq!(d.label.dims(), vec![1, 48, 48]);
+        assert_eq!(d.num_classes, 11);
+    }
+}

@@ -1,0 +1,588 @@
+//! Spec → IR: resolve kinds, wire inputs, find cycles, infer signatures and check the
+//! combinations; every problem becomes a located diagnostic, all collected in one pass.
+
+use super::{Ir, IrEdge, IrNode, NodeBody, Role, Sig};
+use crate::data::{DataSig, describe};
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::nodes::{Category, InferCtx, Op};
+use crate::registry::{ParseError, Registry};
+use crate::spec::load::deserialize_all;
+use crate::spec::{LoadedPipeline, ScheduleKind, Task};
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::{BTreeMap, HashMap};
+
+/// Build and validate the IR of a loaded pipeline. `Ok` carries the warnings.
+pub fn build(
+    loaded: &LoadedPipeline,
+    registry: &Registry,
+) -> Result<(Ir, Diagnostics), Diagnostics> {
+    build_with_data(loaded, registry, None)
+}
+
+/// Like [`build`], with the data signature measured from the actual data (used at train time,
+/// when the files are read, so that e.g. an image folder's real class count is checked).
+pub fn build_with_data(
+    loaded: &LoadedPipeline,
+    registry: &Registry,
+    data_override: Option<DataSig>,
+) -> Result<(Ir, Diagnostics), Diagnostics> {
+    let spec = &loaded.spec;
+    let loc = &loaded.locator;
+    let mut diags = loaded.diagnostics.clone();
+
+    // The data node (its errors are already reported if the section did not parse).
+    let described = if loaded.data_ok || data_override.is_some() {
+        data_override
+            .map(Ok)
+            .unwrap_or_else(|| describe(&spec.data))
+    } else {
+        Err((String::new(), String::new()))
+    };
+    let data = match described {
+        Err((path, _)) if path.is_empty() => None,
+        Ok(d) => Some(d),
+        Err((path, msg)) => {
+            diags.push(Diagnostic::error(loc.value(&path), msg));
+            None
+        }
+    };
+    if let Some(d) = &data {
+        match (spec.task, d.is_dense()) {
+            (Task::Classification, true) => diags.push(
+                Diagnostic::error(
+                    loc.value("data.source"),
+                    "this source has per-pixel labels but `task` is classification",
+                )
+                .with_hint("add `task: segmentation`"),
+            ),
+            (Task::Segmentation, false) => diags.push(
+                Diagnostic::error(
+                    loc.value("task"),
+                    "`task: segmentation` needs a source with per-pixel labels",
+                )
+                .with_hint("segmentation sources: seg_digits, stare, ade20k"),
+            ),
+            _ => {}
+        }
+    }
+
+    // Parse every node.
+    let mut graph: DiGraph<IrNode, IrEdge> = DiGraph::new();
+    let mut index = BTreeMap::new();
+    let data_sig = data
+        .map(|d| d.image)
+        .unwrap_or(Sig::map(Role::Image, 1, 1, 1));
+    let data_idx = graph.add_node(IrNode {
+        name: "data".into(),
+        body: NodeBody::Data,
+        sig: data_sig,
+        origin: loc.key("data"),
+    });
+    index.insert("data".to_string(), data_idx);
+    for n in &spec.nodes {
+        let path = format!("nodes.{}", n.name);
+        match registry.parse(&n.kind, &n.params) {
+            Ok(mut op) => {
+                if let (Op::Resize(r), Some(d)) = (&mut op, &data) {
+                    r.label_size = d.label.spatial;
+                }
+                let idx = graph.add_node(IrNode {
+                    name: n.name.clone(),
+                    body: NodeBody::Op(op),
+                    sig: Sig::scalar(Role::Report),
+                    origin: loc.key(&path),
+                });
+                index.insert(n.name.clone(), idx);
+            }
+            Err(ParseError::UnknownKind) => diags.push(
+                Diagnostic::error(
+                    loc.value(&format!("{path}.kind")),
+                    format!("unknown node kind `{}`", n.kind),
+                )
+                .with_opt_hint(
+                    did_you_mean(&n.kind, registry.names().iter())
+                        .or_else(|| Some("`npe kinds` lists the kinds".into())),
+                ),
+            ),
+            Err(ParseError::Serde(_)) => {
+                // Report every bad field of the node, not just the first.
+                let _ = deserialize_all(&n.params, &path, loc, &mut diags, |p| {
+                    match registry.parse(&n.kind, p) {
+                        Ok(op) => Ok(op),
+                        Err(ParseError::Serde(e)) => Err(e),
+                        Err(_) => Err(figment::Error::from(String::from("invalid node"))),
+                    }
+                });
+            }
+            Err(ParseError::Custom(m)) => diags.push(Diagnostic::error(
+                loc.key(&path),
+                format!("node `{}`: {m}", n.name),
+            )),
+        }
+    }
+
+    // Wire inputs.
+    // Suggestions draw on every node of the file, parsed or not.
+    let names: Vec<String> = spec
+        .nodes
+        .iter()
+        .map(|n| n.name.clone())
+        .chain(["data".to_string()])
+        .collect();
+    let op_nodes: Vec<NodeIndex> = graph.node_indices().filter(|&i| i != data_idx).collect();
+    let mut broken = vec![false; graph.node_count()];
+    for &i in &op_nodes {
+        let name = graph[i].name.clone();
+        let inputs = graph[i].op().map(Op::inputs).unwrap_or_default();
+        for inp in inputs {
+            let path = format!("nodes.{name}.{}", inp.port);
+            let src = &inp.source;
+            let Some(&s) = index.get(&src.node) else {
+                let spec_has = spec.nodes.iter().any(|n| n.name == src.node) || src.node == "data";
+                let msg = if spec_has {
+                    format!(
+                        "`{}` reads node `{}`, which has errors of its own",
+                        name, src.node
+                    )
+                } else {
+                    format!("`{}` reads unknown node `{}`", name, src.node)
+                };
+                if !spec_has {
+                    diags.push(
+                        Diagnostic::error(loc.value(&path), msg)
+                            .with_opt_hint(did_you_mean(&src.node, names.iter())),
+                    );
+                }
+                broken[i.index()] = true;
+                continue;
+            };
+            if let Some(out) = &src.output {
+                let ok = s == data_idx && out == "image";
+                if !ok {
+                    let hint = if s == data_idx && out == "label" {
+                        "labels reach losses and evaluators automatically; read `data` (the images)"
+                            .to_string()
+                    } else if s == data_idx {
+                        "the data node's output is `data` (or `data.image`)".to_string()
+                    } else {
+                        format!("write just `{}`", src.node)
+                    };
+                    diags.push(
+                        Diagnostic::error(
+                            loc.value(&path),
+                            format!("node `{}` has no output `{out}`", src.node),
+                        )
+                        .with_hint(hint),
+                    );
+                    broken[i.index()] = true;
+                    continue;
+                }
+            }
+            if s == i {
+                diags.push(
+                    Diagnostic::error(
+                        loc.value(&path),
+                        format!("cycle: `{name}` reads its own output"),
+                    )
+                    .with_hint("a node's input must come from another node"),
+                );
+            }
+            graph.add_edge(
+                s,
+                i,
+                IrEdge {
+                    port: inp.port.clone(),
+                },
+            );
+        }
+    }
+
+    // Cycles: every strongly connected component with more than one node.
+    let mut cyclic = vec![false; graph.node_count()];
+    for scc in tarjan_scc(&graph) {
+        let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
+        if scc.len() > 1 || self_loop {
+            for &i in &scc {
+                cyclic[i.index()] = true;
+            }
+            if scc.len() > 1 {
+                let mut members: Vec<NodeIndex> = scc.clone();
+                members.sort_by_key(|&i| spec.nodes.iter().position(|n| n.name == graph[i].name));
+                let ring = cycle_path(&graph, &members);
+                let first = &graph[members[0]];
+                diags.push(
+                    Diagnostic::error(first.origin.clone(), format!("cycle: {}", ring.join(" → ")))
+                        .with_hint("the pipeline must be a DAG: break the loop by changing one of these inputs"),
+                );
+            }
+        }
+    }
+
+    // Execution order (only meaningful without cycles): a topological sort that keeps file order
+    // among independent nodes.
+    let order = stable_topo(&graph, data_idx, &cyclic);
+
+    // Infer signatures in order.
+    let ctx = InferCtx {
+        num_classes: data.map_or(0, |d| d.num_classes),
+        task: spec.task,
+    };
+    let mut inferred = vec![false; graph.node_count()];
+    inferred[data_idx.index()] = data.is_some();
+    for &i in &order {
+        if i == data_idx || broken[i.index()] || cyclic[i.index()] {
+            continue;
+        }
+        let op = graph[i].op().cloned().expect("op node");
+        let srcs: Vec<NodeIndex> = op
+            .inputs()
+            .iter()
+            .map(|inp| index[&inp.source.node])
+            .collect();
+        if srcs.iter().any(|s| !inferred[s.index()]) {
+            continue; // an input already has an error; do not cascade
+        }
+        let sigs: Vec<Sig> = srcs.iter().map(|s| graph[*s].sig).collect();
+        match op.infer(&sigs, &ctx, registry.custom(op.kind())) {
+            Ok(sig) => {
+                graph[i].sig = sig;
+                inferred[i.index()] = true;
+            }
+            Err(msg) => diags.push(Diagnostic::error(
+                graph[i].origin.clone(),
+                format!("node `{}` ({}): {msg}", graph[i].name, op.kind()),
+            )),
+        }
+    }
+
+    // Whole-pipeline checks.
+    let all: Vec<NodeIndex> = graph.node_indices().collect();
+    check_combinations(&graph, &all, loc, &mut diags);
+    check_training(spec, &graph, &index, ctx.num_classes, loc, &mut diags);
+
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let ir = Ir {
+        name: spec.name.clone(),
+        seed: spec.seed,
+        task: spec.task,
+        data_spec: spec.data.clone(),
+        data: data.expect("no errors means the data was described"),
+        train: spec.train.clone(),
+        eval: spec.eval.clone(),
+        graph,
+        order,
+        index,
+    };
+    let warnings = diags;
+    Ok((ir, warnings))
+}
+
+/// Names around a cycle, starting and ending at the first member.
+fn cycle_path(graph: &DiGraph<IrNode, IrEdge>, members: &[NodeIndex]) -> Vec<String> {
+    let inside: std::collections::HashSet<NodeIndex> = members.iter().copied().collect();
+    let start = members[0];
+    let mut path = vec![graph[start].name.clone()];
+    let mut cur = start;
+    let mut seen = std::collections::HashSet::new();
+    seen.insert(start);
+    loop {
+        // Follow an edge to a member: prefer closing the loop once every member is visited.
+        let next: Vec<NodeIndex> = graph
+            .neighbors(cur)
+            .filter(|n| inside.contains(n))
+            .collect();
+        let step = next
+            .iter()
+            .find(|n| !seen.contains(n))
+            .or_else(|| next.iter().find(|&&n| n == start));
+        match step {
+            Some(&n) if n == start => {
+                path.push(graph[start].name.clone());
+                return path;
+            }
+            Some(&n) => {
+                seen.insert(n);
+                path.push(graph[n].name.clone());
+                cur = n;
+            }
+            None => {
+                path.push("…".into());
+                return path;
+            }
+        }
+    }
+}
+
+/// Kahn's algorithm, taking ready nodes in insertion (file) order; nodes on cycles are left out.
+fn stable_topo(
+    graph: &DiGraph<IrNode, IrEdge>,
+    first: NodeIndex,
+    cyclic: &[bool],
+) -> Vec<NodeIndex> {
+    let mut indeg: Vec<usize> = graph
+        .node_indices()
+        .map(|i| {
+            graph
+                .neighbors_directed(i, petgraph::Direction::Incoming)
+                .count()
+        })
+        .collect();
+    let mut ready: std::collections::BTreeSet<NodeIndex> = graph
+        .node_indices()
+        .filter(|i| indeg[i.index()] == 0 && !cyclic[i.index()])
+        .collect();
+    let mut out = Vec::with_capacity(graph.node_count());
+    if ready.remove(&first) {
+        out.push(first);
+        for n in graph.neighbors(first) {
+            indeg[n.index()] -= 1;
+            if indeg[n.index()] == 0 && !cyclic[n.index()] {
+                ready.insert(n);
+            }
+        }
+    }
+    while let Some(i) = ready.pop_first() {
+        out.push(i);
+        for n in graph.neighbors(i) {
+            indeg[n.index()] -= 1;
+            if indeg[n.index()] == 0 && !cyclic[n.index()] {
+                ready.insert(n);
+            }
+        }
+    }
+    out
+}
+
+/// Forbidden and suspicious combinations of node kinds.
+fn check_combinations(
+    graph: &DiGraph<IrNode, IrEdge>,
+    order: &[NodeIndex],
+    loc: &crate::spec::Locator,
+    diags: &mut Diagnostics,
+) {
+    let by_name: HashMap<&str, &IrNode> =
+        graph.node_weights().map(|n| (n.name.as_str(), n)).collect();
+    // Logits trained with logit-adjusted CE.
+    let la_trained: HashMap<String, &str> = graph
+        .node_weights()
+        .filter_map(|n| match n.op() {
+            Some(Op::LogitAdjustedCe(p)) => Some((p.input.node.clone(), n.name.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut pem_trained = std::collections::HashSet::new();
+    let mut has_loss = false;
+    for n in graph.node_weights() {
+        match n.op() {
+            Some(Op::OneWayLogistic(p)) => {
+                pem_trained.insert(p.input.node.clone());
+                has_loss = true;
+            }
+            Some(Op::CrossEntropy(_) | Op::LogitAdjustedCe(_)) => has_loss = true,
+            _ => {}
+        }
+    }
+    for &i in order {
+        let n = &graph[i];
+        match n.op() {
+            Some(Op::NpeLa(p)) => {
+                if let Some(loss) = la_trained.get(&p.logits.node) {
+                    diags.push(
+                        Diagnostic::error(
+                            loc.value(&format!("nodes.{}.logits", n.name)),
+                            format!(
+                                "double adjustment: `{}` is trained with logit-adjusted CE (`{loss}`) and `{}` adjusts it again with NPE-LA",
+                                p.logits.node, n.name
+                            ),
+                        )
+                        .with_hint("train with `cross_entropy` when using `npe_la`, or drop the `npe_la` node"),
+                    );
+                }
+            }
+            Some(Op::PosthocLa(p)) => {
+                if let Some(loss) = la_trained.get(&p.input.node) {
+                    diags.push(
+                        Diagnostic::error(
+                            loc.value(&format!("nodes.{}.input", n.name)),
+                            format!("double adjustment: `{}` is trained with logit-adjusted CE (`{loss}`) and `{}` adjusts it again", p.input.node, n.name),
+                        )
+                        .with_hint("post-hoc LA is for models trained with plain `cross_entropy`"),
+                    );
+                }
+            }
+            Some(Op::Pem(_)) if !pem_trained.contains(&n.name) => diags.push(
+                Diagnostic::warning(n.origin.clone(), format!("PEM `{}` is not trained by any `one_way_logistic` loss; its estimate stays at initialisation", n.name))
+                    .with_hint(format!("add `{}_loss: {{kind: one_way_logistic, input: {}}}`", n.name, n.name)),
+            ),
+            _ => {}
+        }
+    }
+    if !has_loss && !by_name.is_empty() {
+        diags.push(
+            Diagnostic::error(
+                loc.key("nodes"),
+                "the pipeline has no loss: nothing would be trained",
+            )
+            .with_hint("add e.g. `ce: {kind: cross_entropy, input: logits}`"),
+        );
+    }
+}
+
+/// Checks of the `train:`/`eval:` sections against the graph.
+fn check_training(
+    spec: &crate::spec::PipelineSpec,
+    graph: &DiGraph<IrNode, IrEdge>,
+    index: &BTreeMap<String, NodeIndex>,
+    num_classes: usize,
+    loc: &crate::spec::Locator,
+    diags: &mut Diagnostics,
+) {
+    let t = &spec.train;
+    let mut err = |path: &str, msg: String, hint: Option<&str>| {
+        diags.push(Diagnostic::error(loc.value(path), msg).with_opt_hint(hint.map(String::from)));
+    };
+    if t.epochs == 0 {
+        err("train.epochs", "`epochs` must be at least 1".into(), None);
+    }
+    if t.batch_size == 0 {
+        err(
+            "train.batch_size",
+            "`batch_size` must be at least 1".into(),
+            None,
+        );
+    }
+    let o = &t.optimizer;
+    if !(o.lr.is_finite() && o.lr > 0.0) {
+        err(
+            "train.optimizer.lr",
+            format!("`lr` must be > 0, got {}", o.lr),
+            None,
+        );
+    }
+    if !(0.0..1.0).contains(&o.momentum) {
+        err(
+            "train.optimizer.momentum",
+            format!("`momentum` must be in [0, 1), got {}", o.momentum),
+            None,
+        );
+    }
+    if !(0.0..=1.0).contains(&o.dampening) {
+        err(
+            "train.optimizer.dampening",
+            format!("`dampening` must be in [0, 1], got {}", o.dampening),
+            None,
+        );
+    }
+    if o.nesterov && (o.momentum == 0.0 || o.dampening != 0.0) {
+        err(
+            "train.optimizer.nesterov",
+            "Nesterov momentum needs momentum > 0 and dampening 0".into(),
+            None,
+        );
+    }
+    if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
+        err(
+            "train.optimizer.weight_decay",
+            format!("`weight_decay` must be ≥ 0, got {}", o.weight_decay),
+            None,
+        );
+    }
+    let s = &t.schedule;
+    match s.kind {
+        ScheduleKind::Multistep if s.milestones.is_empty() => err(
+            "train.schedule",
+            "`multistep` needs `milestones` (epochs)".into(),
+            Some("e.g. `milestones: [160, 180]`"),
+        ),
+        ScheduleKind::Multistep if s.milestones.windows(2).any(|w| w[0] >= w[1]) => err(
+            "train.schedule.milestones",
+            "`milestones` must increase".into(),
+            None,
+        ),
+        ScheduleKind::Constant | ScheduleKind::Cosine if !s.milestones.is_empty() => err(
+            "train.schedule.milestones",
+            "`milestones` only apply to `kind: multistep`".into(),
+            Some("remove `milestones` or set `kind: multistep`"),
+        ),
+        _ => {}
+    }
+    if s.milestones.iter().any(|&m| m > t.epochs) {
+        err(
+            "train.schedule.milestones",
+            format!("a milestone is beyond the last epoch ({})", t.epochs),
+            None,
+        );
+    }
+    if !(s.warmup_epochs >= 0.0 && s.warmup_epochs < t.epochs.max(1) as f64) {
+        err(
+            "train.schedule.warmup_epochs",
+            format!(
+                "`warmup_epochs` must be in [0, epochs), got {}",
+                s.warmup_epochs
+            ),
+            None,
+        );
+    }
+    if !(s.gamma > 0.0 && s.min_lr >= 0.0) {
+        err(
+            "train.schedule",
+            "`gamma` must be > 0 and `min_lr` ≥ 0".into(),
+            None,
+        );
+    }
+    if t.checkpoint.every_epochs == 0 || spec.eval.every_epochs == 0 {
+        err(
+            "train.checkpoint.every_epochs",
+            "cadences (`every_epochs`) must be at least 1".into(),
+            None,
+        );
+    }
+    if spec.eval.batch_size == 0 {
+        err(
+            "eval.batch_size",
+            "`batch_size` must be at least 1".into(),
+            None,
+        );
+    }
+    let names: Vec<&String> = index.keys().collect();
+    for (i, f) in t.freeze.iter().enumerate() {
+        let path = format!("train.freeze.{i}");
+        match index.get(f).map(|&n| &graph[n]) {
+            None => diags.push(
+                Diagnostic::error(
+                    loc.value(&path),
+                    format!("`freeze` names unknown node `{f}`"),
+                )
+                .with_opt_hint(did_you_mean(f, names.iter())),
+            ),
+            Some(n)
+                if !matches!(
+                    n.category(),
+                    Some(Category::Backbone | Category::Head | Category::Pem)
+                ) =>
+            {
+                diags.push(
+                    Diagnostic::error(
+                        loc.value(&path),
+                        format!("`{f}` ({}) has no parameters to freeze", n.kind()),
+                    )
+                    .with_hint("freeze backbones, heads or PEMs"),
+                )
+            }
+            _ => {}
+        }
+    }
+    for n in graph.node_weights() {
+        if let Some(Op::Accuracy(p)) = n.op() {
+            if let Err(m) = p.groups.validate(num_classes) {
+                diags.push(Diagnostic::error(
+                    loc.value(&format!("nodes.{}.groups", n.name)),
+                    format!("node `{}`: {m}", n.name),
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The IR: a validated pipeline graph (petgraph DAG) with a typed op and an inferred signature
+//! on every node, in execution order. Built by [`build`]; rendered by [`render`].
+
+mod build;
+pub mod render;
+mod sig;
+
+pub use build::{build, build_with_data};
+pub use sig::{Role, Sig};
+
+use crate::data::DataSig;
+use crate::diag::Origin;
+use crate::nodes::{Category, Op};
+use crate::spec::{DataSpec, EvalSpec, Task, TrainSpec};
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use std::collections::BTreeMap;
+
+/// What a graph node is.
+#[derive(Clone, Debug)]
+pub enum NodeBody {
+    /// The data source (outputs `image`, and labels consumed implicitly by losses/evaluators).
+    Data,
+    /// A computation.
+    Op(Op),
+}
+
+/// A node of the IR.
+#[derive(Clone, Debug)]
+pub struct IrNode {
+    /// Unique name.
+    pub name: String,
+    /// Data source or op.
+    pub body: NodeBody,
+    /// Output signature.
+    pub sig: Sig,
+    /// Where it is defined.
+    pub origin: Origin,
+}
+
+impl IrNode {
+    /// The op, unless this is the data node.
+    pub fn op(&self) -> Option<&Op> {
+        match &self.body {
+            NodeBody::Op(op) => Some(op),
+            NodeBody::Data => None,
+        }
+    }
+
+    /// Kind name (`data` for the data node).
+    pub fn kind(&self) -> &str {
+        self.op().map_or("data", Op::kind)
+    }
+
+    /// Category (None for the data node).
+    pub fn category(&self) -> Option<Category> {
+        self.op().map(Op::category)
+    }
+}
+
+/// An edge: which input port of the target it feeds.
+#[derive(Clone, Debug)]
+pub struct IrEdge {
+    /// Port name on the consuming node.
+    pub port: String,
+}
+
+/// A validated pipeline.
+#[derive(Clone, Debug)]
+pub struct Ir {
+    /// Pipeline name.
+    pub name: String,
+    /// Seed.
+    pub seed: u64,
+    /// Classification or segmentation.
+    pub task: Task,
+    /// The data section.
+    pub data_spec: DataSpec,
+    /// What the data produces.
+    pub data: DataSig,
+    /// The training section.
+    pub train: TrainSpec,
+    /// The evaluation section.
+    pub eval: EvalSpec,
+    /// The graph.
+    pub graph: DiGraph<IrNode, IrEdge>,
+    /// Nodes in execution (topological) order, data first.
+    pub order: Vec<NodeIndex>,
+    index: BTreeMap<String, NodeIndex>,
+}
+
+impl Ir {
+    /// Node by name.
+    pub fn node(&self, name: &str) -> Option<&IrNode> {
+        self.index.get(name).map(|&i| &self.graph[i])
+    }
+
+    /// Index by name.
+    pub fn index_of(&self, name: &str) -> Option<NodeIndex> {
+        self.index.get(name).copied()
+    }
+
+    /// Nodes in execution order (data node first).
+    pub fn nodes(&self) -> impl Iterator<Item = &IrNode> {
+        self.order.iter().map(|&i| &self.graph[i])
+    }
+
+    /// Op nodes in execution order.
+    pub fn ops(&self) -> impl Iterator<Item = (&IrNode, &Op)> {
+        self.nodes().filter_map(|n| n.op().map(|op| (n, op)))
+    }
+
+    /// Op nodes of one category, in execution order.
+    pub fn ops_of(&self, cat: Category) -> impl Iterator<Item = (&IrNode, &Op)> {
+        self.ops().filter(move |(_, op)| op.category() == cat)
+    }
+
+    /// The nodes feeding `name`, in port order.
+    pub fn inputs_of(&self, name: &str) -> Vec<&IrNode> {
+        let Some(&i) = self.index.get(name) else {
+            return vec![];
+        };
+        let Some(op) = self.graph[i].op() else {
+            return vec![];
+        };
+        op.inputs()
+            .iter()
+            .filter_map(|inp| self.node(&inp.source.node))
+            .collect()
+    }
+
+    /// Names of nodes that consume `name`'s output.
+    pub fn consumers_of(&self, name: &str) -> Vec<&str> {
+        let Some(&i) = self.index.get(name) else {
+            return vec![];
+        };
+        self.graph
+            .edges(i)
+            .map(|e| self.graph[e.target()].name.as_str())
+            .collect()
+    }
+
+    /// Every node `name` depends on, transitively (not including itself).
+    pub fn ancestors(&self, name: &str) -> Vec<&str> {
+        let Some(&start) = self.index.get(name) else {
+            return vec![];
+        };
+        let mut seen = vec![false; self.graph.node_count()];
+        let mut stack = vec![start];
+        let mut out = vec![];
+        while let Some(i) = stack.pop() {
+            for e in self.graph.edges_directed(i, petgraph::Direction::Incoming) {
+                let s = e.source();
+                if !seen[s.index()] {
+                    seen[s.index()] = true;
+                    out.push(self.graph[s].name.as_str());
+                    stack.push(s);
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        self.data.num_classes
+    }
+}

@@ -1,0 +1,77 @@
+//! The pipeline specification: typed serde structs for every section of a pipeline file, and
+//! the loader that layers the YAML file, `NPE_` environment variables and `--set` flags with
+//! figment, collecting every error with its location.
+
+mod data;
+pub(crate) mod load;
+mod locate;
+mod train;
+pub mod yaml_map;
+
+pub use data::{
+    AugmentSpec, CropSpec, DataFormat, DataSource, DataSpec, LoaderSpec, LongTailSpec,
+    NormalizeSpec, Profile, SegDigitsSpec, SyntheticSpec,
+};
+pub use load::{LoadedPipeline, Overrides, load_file, load_source};
+pub use locate::Locator;
+pub use train::{
+    CheckpointSpec, EvalSpec, OptimizerKind, OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec,
+};
+
+use crate::nodes::Params;
+use serde::{Deserialize, Serialize};
+
+/// What the pipeline predicts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// One label per image.
+    #[default]
+    Classification,
+    /// One label per pixel.
+    Segmentation,
+}
+
+/// One entry of `nodes:` before its kind is resolved.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// Node name (the key under `nodes:`).
+    pub name: String,
+    /// The `kind` field.
+    pub kind: String,
+    /// All other fields.
+    pub params: Params,
+}
+
+/// A whole pipeline, typed (nodes still untyped until the IR resolves their kinds).
+#[derive(Clone, Debug)]
+pub struct PipelineSpec {
+    /// Short name (used for the default output folder).
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Seed for initialisation, sampling, shuffling and augmentation.
+    pub seed: u64,
+    /// Classification or segmentation.
+    pub task: Task,
+    /// Data section.
+    pub data: DataSpec,
+    /// Nodes in file order.
+    pub nodes: Vec<NodeSpec>,
+    /// Training section.
+    pub train: TrainSpec,
+    /// Evaluation section.
+    pub eval: EvalSpec,
+}
+
+/// Top-level keys of a pipeline file.
+pub const SECTIONS: [&str; 8] = [
+    "name",
+    "description",
+    "seed",
+    "task",
+    "data",
+    "nodes",
+    "train",
+    "eval",
+];

@@ -1,0 +1,224 @@
+//! The `train:` and `eval:` sections: optimiser, schedule, checkpoints, evaluation cadence.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+fn default_epochs() -> usize {
+    10
+}
+fn default_batch() -> usize {
+    128
+}
+fn default_lr() -> f64 {
+    0.1
+}
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_gamma() -> f64 {
+    0.1
+}
+fn default_every() -> usize {
+    1
+}
+fn default_keep() -> usize {
+    2
+}
+fn default_eval_batch() -> usize {
+    500
+}
+
+/// Optimiser kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// SGD with momentum, PyTorch semantics (dampening 0 unless set).
+    #[default]
+    Sgd,
+}
+
+/// `train.optimizer`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerSpec {
+    /// `sgd`.
+    #[serde(default)]
+    pub kind: OptimizerKind,
+    /// Base learning rate. Default 0.1.
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Momentum. Default 0.9.
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    /// Dampening of the momentum (PyTorch default 0). Default 0.
+    #[serde(default)]
+    pub dampening: f64,
+    /// Nesterov momentum. Default false.
+    #[serde(default)]
+    pub nesterov: bool,
+    /// L2 weight decay added to the gradient (PEMs opt out unless `pem.weight_decay: true`). Default 0.
+    #[serde(default)]
+    pub weight_decay: f64,
+}
+
+impl Default for OptimizerSpec {
+    fn default() -> Self {
+        Self {
+            kind: OptimizerKind::Sgd,
+            lr: default_lr(),
+            momentum: default_momentum(),
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// Learning-rate schedule kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    /// Constant lr.
+    #[default]
+    Constant,
+    /// Multiply by `gamma` at each milestone epoch.
+    Multistep,
+    /// Cosine annealing from lr to `min_lr` over all steps (per step).
+    Cosine,
+}
+
+/// `train.schedule`. A linear warm-up (`warmup_epochs`) can precede any kind.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// `constant`, `multistep` or `cosine`.
+    #[serde(default)]
+    pub kind: ScheduleKind,
+    /// `multistep`: epochs at which the lr is multiplied by `gamma`.
+    #[serde(default)]
+    pub milestones: Vec<usize>,
+    /// `multistep` factor. Default 0.1.
+    #[serde(default = "default_gamma")]
+    pub gamma: f64,
+    /// `cosine`: final lr. Default 0.
+    #[serde(default)]
+    pub min_lr: f64,
+    /// Linear warm-up from lr/warmup_steps to lr over this many epochs (per step). Default 0.
+    #[serde(default)]
+    pub warmup_epochs: f64,
+}
+
+impl Default for ScheduleSpec {
+    fn default() -> Self {
+        Self {
+            kind: ScheduleKind::Constant,
+            milestones: vec![],
+            gamma: default_gamma(),
+            min_lr: 0.0,
+            warmup_epochs: 0.0,
+        }
+    }
+}
+
+/// `train.checkpoint`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// Write a checkpoint every this many epochs (and always after the last). Default 1.
+    #[serde(default = "default_every")]
+    pub every_epochs: usize,
+    /// Keep this many most recent epoch checkpoints. Default 2.
+    #[serde(default = "default_keep")]
+    pub keep_last: usize,
+}
+
+impl Default for CheckpointSpec {
+    fn default() -> Self {
+        Self {
+            every_epochs: 1,
+            keep_last: default_keep(),
+        }
+    }
+}
+
+/// The `train:` section.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// Epochs. Default 10.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Batch size. Default 128.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Drop the last incomplete batch of each epoch. Default false.
+    #[serde(default)]
+    pub drop_last: bool,
+    /// Optimiser.
+    #[serde(default)]
+    pub optimizer: OptimizerSpec,
+    /// Learning-rate schedule.
+    #[serde(default)]
+    pub schedule: ScheduleSpec,
+    /// Nodes whose parameters are not trained (post-hoc PEM training freezes the backbone and head).
+    #[serde(default)]
+    pub freeze: Vec<String>,
+    /// Start from the parameters of this checkpoint (missing parameters keep their initialisation).
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
+    /// Checkpoint cadence.
+    #[serde(default)]
+    pub checkpoint: CheckpointSpec,
+    /// Stop each epoch after this many steps (quick experiments and tests).
+    #[serde(default)]
+    pub max_steps_per_epoch: Option<usize>,
+    /// CPU threads for the backend's kernels (0 = all cores). Default 0.
+    #[serde(default)]
+    pub threads: usize,
+}
+
+impl Default for TrainSpec {
+    fn default() -> Self {
+        Self {
+            epochs: default_epochs(),
+            batch_size: default_batch(),
+            drop_last: false,
+            optimizer: OptimizerSpec::default(),
+            schedule: ScheduleSpec::default(),
+            freeze: vec![],
+            init_from: None,
+            checkpoint: CheckpointSpec::default(),
+            max_steps_per_epoch: None,
+            threads: 0,
+        }
+    }
+}
+
+/// The `eval:` section.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSpec {
+    /// Evaluate every this many epochs (and always after the last). Default 1.
+    #[serde(default = "default_every")]
+    pub every_epochs: usize,
+    /// Batch size for evaluation. Default 500.
+    #[serde(default = "default_eval_batch")]
+    pub batch_size: usize,
+    /// Training samples used for the prior estimate's train-split statistics (0 = skip). Default 5000.
+    #[serde(default = "default_prior_samples")]
+    pub prior_train_samples: usize,
+}
+
+fn default_prior_samples() -> usize {
+    5000
+}
+
+impl Default for EvalSpec {
+    fn default() -> Self {
+        Self {
+            every_epochs: 1,
+            batch_size: default_eval_batch(),
+            prior_train_samples: default_prior_samples(),
+        }
+    }
+}
