@@ -9,11 +9,13 @@
 
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod data;
 pub mod diag;
 pub mod ir;
 pub mod nodes;
 pub mod registry;
+pub mod rng;
 pub mod source;
 pub mod spec;
 

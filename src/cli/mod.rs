@@ -1,6 +1,7 @@
 //! Command-line interface: `npe check | graph | kinds | data | train | eval | bench`.
 
 mod check;
+mod data;
 mod graph;
 mod kinds;
 
@@ -56,6 +57,16 @@ enum Command {
     },
     /// List the node kinds this program knows.
     Kinds,
+    /// Show the data a pipeline trains on: per-class counts, imbalance factor, groups.
+    Data {
+        /// Pipeline file.
+        file: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        set: SetArgs,
+    },
 }
 
 /// Run the CLI with user extensions (custom node kinds).
@@ -73,6 +84,7 @@ pub fn main_with(ext: Extensions) -> ExitCode {
         Command::Check { files, set } => check::run(&files, &set, &ext.registry),
         Command::Graph { file, format, set } => graph::run(&file, format, &set, &ext.registry),
         Command::Kinds => kinds::run(&ext.registry),
+        Command::Data { file, json, set } => data::run(&file, &set, json, &ext.registry),
     }
 }
 

@@ -107,7 +107,14 @@ impl YamlMap {
 /// A hint for common YAML syntax mistakes, keyed on the parser's message.
 pub fn syntax_hint(info: &str) -> Option<String> {
     let info = info.to_lowercase();
-    if info.contains("tab") {
+    if info.contains("repetition limit") {
+        Some(
+            "anchors and aliases expand to too much data (an alias bomb?); write the values out"
+                .into(),
+        )
+    } else if info.contains("recursion limit") {
+        Some("the YAML nests too deeply for a pipeline".into())
+    } else if info.contains("tab") {
         Some("YAML indentation must use spaces, not tabs".into())
     } else if info.contains("mapping values are not allowed") {
         Some("a value containing `: ` must be quoted, or a key is indented wrongly".into())

@@ -1,0 +1,139 @@
+//! `npe data PIPELINE`: class counts per split, the imbalance factor obtained, and the
+//! head/medium/tail membership, without training.
+
+use super::{EXIT_FAILURE, SetArgs, load_ir};
+use npe_core::Registry;
+use npe_core::data::{self, Dataset};
+use npe_core::ir::Ir;
+use npe_core::nodes::{GroupsSpec, Op};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// The grouping the pipeline's first `accuracy` node uses (or the default).
+pub(crate) fn groups_of(ir: &Ir) -> GroupsSpec {
+    ir.ops()
+        .find_map(|(_, op)| match op {
+            Op::Accuracy(a) => Some(a.groups.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) fn run(file: &Path, set: &SetArgs, json: bool, registry: &Registry) -> ExitCode {
+    let (_, ir) = match load_ir(file, set, registry) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let ds = match data::load(&ir.data_spec, ir.seed) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let groups = groups_of(&ir);
+    let counts: Vec<usize> = ds.train_counts.iter().map(|&c| c as usize).collect();
+    let membership = groups.assign(&counts);
+    let test_counts = if ds.test.is_dense() {
+        vec![]
+    } else {
+        ds.test.class_counts(ds.num_classes())
+    };
+    if json {
+        let v = serde_json::json!({
+            "pipeline": ir.name, "dataset": ds.name, "origin": ds.origin, "provenance": ds.provenance,
+            "classes": ds.classes, "train_counts": ds.train_counts, "test_counts": test_counts,
+            "imbalance_factor": imbalance(&ds.train_counts),
+            "groups": membership.iter().map(|&g| ["head", "medium", "tail"][g]).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap());
+        return ExitCode::SUCCESS;
+    }
+    print_table(&ir, &ds, &test_counts, &membership, &groups);
+    ExitCode::SUCCESS
+}
+
+fn imbalance(counts: &[u64]) -> f64 {
+    let max = counts.iter().copied().max().unwrap_or(0) as f64;
+    let min = counts.iter().copied().filter(|&c| c > 0).min().unwrap_or(1) as f64;
+    max / min
+}
+
+fn print_table(
+    ir: &Ir,
+    ds: &Dataset,
+    test_counts: &[usize],
+    membership: &[usize],
+    groups: &GroupsSpec,
+) {
+    let kind = match ds.provenance {
+        data::Provenance::Real => "real data",
+        data::Provenance::SemiSynthetic => "semi-synthetic data",
+        data::Provenance::Synthetic => "synthetic data",
+    };
+    println!("{}: {} ({kind}; {})", ir.name, ds.name, ds.origin);
+    let total: u64 = ds.train_counts.iter().sum();
+    let pixels = if ds.train.is_dense() {
+        format!(", {total} labelled pixels")
+    } else {
+        String::new()
+    };
+    println!(
+        "train: {} images{pixels}, imbalance factor {:.1}",
+        ds.train.len(),
+        imbalance(&ds.train_counts)
+    );
+    if !test_counts.is_empty() {
+        let t: Vec<u64> = test_counts.iter().map(|&c| c as u64).collect();
+        println!(
+            "test:  {} images, imbalance factor {:.1}",
+            ds.test.len(),
+            imbalance(&t)
+        );
+    } else {
+        println!("test:  {} images", ds.test.len());
+    }
+    let width = ds
+        .classes
+        .iter()
+        .map(|c| c.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 24);
+    println!(
+        "{:>5}  {:<width$}  {:>9}  {:>6}  group",
+        "class", "name", "train", "test"
+    );
+    let names = ["head", "medium", "tail"];
+    for (i, name) in ds.classes.iter().enumerate() {
+        let test = test_counts
+            .get(i)
+            .map_or("-".to_string(), |c| c.to_string());
+        let name: String = name.chars().take(width).collect();
+        println!(
+            "{i:>5}  {name:<width$}  {:>9}  {test:>6}  {}",
+            ds.train_counts[i], names[membership[i]]
+        );
+    }
+    let how = match groups.by {
+        npe_core::nodes::GroupBy::Count => format!(
+            "by training count: head > {}, tail < {}",
+            groups.many, groups.few
+        ),
+        npe_core::nodes::GroupBy::Index => {
+            format!(
+                "by class index: head [0, {}), tail [{}, {})",
+                groups.head.unwrap_or(0),
+                groups.tail.unwrap_or(0),
+                ds.num_classes()
+            )
+        }
+    };
+    let n = |g| membership.iter().filter(|&&m| m == g).count();
+    println!(
+        "groups ({how}): {} head, {} medium, {} tail",
+        n(0),
+        n(1),
+        n(2)
+    );
+}
