@@ -9,15 +9,19 @@
 
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod batch;
+pub mod checkpoint;
 pub mod data;
 pub mod diag;
 pub mod ir;
+pub mod model;
 pub mod nodes;
 pub mod registry;
 pub mod rng;
 pub mod source;
 pub mod spec;
+pub mod train;
 
 pub use diag::{Diagnostic, Diagnostics, Origin, Severity};
 pub use registry::{CustomBackbone, Registry};

@@ -23,6 +23,9 @@ pub trait CustomBackbone: Send + Sync {
     fn validate(&self, params: &Params) -> Result<(), String>;
     /// Output signature (role is set to features by the caller) for an input signature.
     fn output(&self, params: &Params, input: &Sig) -> Result<Sig, String>;
+    /// The node's parameters (names local to the node, e.g. `conv.weight`): every backend
+    /// allocates and initialises exactly these, and exports them under `node.name`.
+    fn parameters(&self, params: &Params, input: &Sig) -> Vec<crate::model::ParamSpec>;
 }
 
 /// Deserialize a node's parameters into the user's own type (for [`CustomBackbone`] impls).

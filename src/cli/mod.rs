@@ -2,8 +2,11 @@
 
 mod check;
 mod data;
+mod eval;
 mod graph;
 mod kinds;
+mod session;
+mod train;
 
 use crate::Extensions;
 use clap::{Parser, Subcommand};
@@ -55,6 +58,10 @@ enum Command {
         #[command(flatten)]
         set: SetArgs,
     },
+    /// Train a pipeline: progress, metrics.jsonl, checkpoints every epoch, summary.json.
+    Train(train::TrainArgs),
+    /// Evaluate a checkpoint: per-class table and group accuracies.
+    Eval(eval::EvalArgs),
     /// List the node kinds this program knows.
     Kinds,
     /// Show the data a pipeline trains on: per-class counts, imbalance factor, groups.
@@ -84,6 +91,8 @@ pub fn main_with(ext: Extensions) -> ExitCode {
         Command::Check { files, set } => check::run(&files, &set, &ext.registry),
         Command::Graph { file, format, set } => graph::run(&file, format, &set, &ext.registry),
         Command::Kinds => kinds::run(&ext.registry),
+        Command::Train(args) => train::run(args, &ext),
+        Command::Eval(args) => eval::run(args, &ext),
         Command::Data { file, json, set } => data::run(&file, &set, json, &ext.registry),
     }
 }
@@ -97,9 +106,11 @@ fn init_tracing() {
         .unwrap_or_else(|| {
             "warn,npe=info,npe_core=info,npe_backend_burn=info,npe_backend_tch=info".into()
         });
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

@@ -1,0 +1,162 @@
+//! The contract between the core and a backend. The core owns data, the training loop, the
+//! schedule, metrics and checkpoints; a backend owns tensors, autodiff, the optimiser step and
+//! device placement, behind [`Backend`] and [`Executor`].
+
+use crate::batch::HostBatch;
+use crate::ir::Ir;
+use crate::model::{NamedTensor, ParamSpec};
+use crate::spec::OptimizerSpec;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// Where tensors live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Device {
+    /// The CPU.
+    #[default]
+    Cpu,
+    /// CUDA device N.
+    Cuda(usize),
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Cuda)
+                .ok_or_else(|| format!("unknown device `{s}`: use `cpu` or `cuda:N`")),
+        }
+    }
+}
+
+/// Everything a backend needs to build an executor for a pipeline.
+#[derive(Clone, Debug)]
+pub struct BuildContext {
+    /// Device.
+    pub device: Device,
+    /// CPU threads for kernels (0 = backend default).
+    pub threads: usize,
+    /// Parameters to allocate (see [`crate::model::layout`]).
+    pub params: Vec<ParamSpec>,
+    /// Their initial values (same order).
+    pub initial: Vec<NamedTensor>,
+    /// Optimiser settings.
+    pub optimizer: OptimizerSpec,
+    /// Nodes whose parameters are not updated.
+    pub frozen: BTreeSet<String>,
+    /// Training class prior (for `logit_adjusted_ce` and `posthoc_la`).
+    pub class_prior: Vec<f64>,
+    /// Label ignored by dense losses.
+    pub ignore_index: i64,
+}
+
+/// What an [`Executor::infer`] call should return for a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// The node's output as is: `[N, C]` (or `[N, C, H, W]`); PEM nodes: `[M, N, C, ...]`.
+    Output(String),
+    /// Argmax over the class axis: `[N]` or `[N, H, W]` (class indices as floats).
+    Argmax(String),
+    /// PEM outputs averaged over the spatial axes: `[M, N, C]`.
+    SpatialMean(String),
+}
+
+/// A host tensor returned by [`Executor::infer`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+/// Loss values of one training step (each loss node's weighted contribution).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepLosses {
+    /// `(loss node, value)` in execution order.
+    pub parts: Vec<(String, f64)>,
+    /// Their sum (what was minimised).
+    pub total: f64,
+}
+
+/// Errors of a backend, with enough context to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The backend cannot run this node kind.
+    #[error("backend `{backend}` cannot run node `{node}` of kind `{kind}`{}", .hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+    Unsupported {
+        /// Backend name.
+        backend: String,
+        /// Node name.
+        node: String,
+        /// Node kind.
+        kind: String,
+        /// What to do.
+        hint: Option<String>,
+    },
+    /// The device is not available.
+    #[error("device {device}: {message}")]
+    Device {
+        /// Requested device.
+        device: Device,
+        /// Why not.
+        message: String,
+    },
+    /// Imported tensors do not fit the model.
+    #[error("parameter `{name}`: {message}")]
+    Parameter {
+        /// Parameter name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Anything else the backend reports.
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// Builds executors; one per backend crate.
+pub trait Backend {
+    /// Short name (`burn`, `tch`).
+    fn name(&self) -> &'static str;
+    /// Allocate the model of `ir` on a device.
+    fn build(&self, ir: &Ir, ctx: &BuildContext) -> Result<Box<dyn Executor>, ExecError>;
+}
+
+/// A model on a device, able to take training steps and run inference.
+pub trait Executor {
+    /// Backend, device and threads, for logs and reports.
+    fn describe(&self) -> String;
+    /// Forward (training mode), losses, backward, one SGD step at learning rate `lr`.
+    fn train_step(&mut self, batch: &HostBatch, lr: f64) -> Result<StepLosses, ExecError>;
+    /// Losses of a batch without updating anything (training-mode forward, no step).
+    fn losses(&mut self, batch: &HostBatch) -> Result<StepLosses, ExecError>;
+    /// Forward in evaluation mode; one host tensor per request.
+    fn infer(
+        &mut self,
+        batch: &HostBatch,
+        requests: &[Request],
+    ) -> Result<Vec<HostTensor>, ExecError>;
+    /// Every parameter and buffer, by name.
+    fn export(&self) -> Result<Vec<NamedTensor>, ExecError>;
+    /// Replace parameters/buffers by name. Unknown names or wrong shapes are errors.
+    fn import(&mut self, tensors: &[NamedTensor]) -> Result<(), ExecError>;
+    /// Optimiser state: momentum buffers, named after their parameter.
+    fn export_optimizer(&self) -> Result<Vec<NamedTensor>, ExecError>;
+    /// Restore optimiser state.
+    fn import_optimizer(&mut self, tensors: &[NamedTensor]) -> Result<(), ExecError>;
+}

@@ -1,0 +1,265 @@
+//! Metrics computed on the host: accuracy (mean per class, groups), the prior estimate's fit,
+//! segmentation IoU.
+
+use serde::Serialize;
+
+/// Accuracy of one output on the test split.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Accuracy {
+    /// Mean of per-class accuracies (the balanced-test metric), in [0, 1].
+    pub mean_per_class: f64,
+    /// Fraction of all samples right.
+    pub overall: f64,
+    /// Per-class accuracy.
+    pub per_class: Vec<f64>,
+    /// Mean per-class accuracy over the head / medium / tail classes (None if a group is empty).
+    pub head: Option<f64>,
+    /// See `head`.
+    pub medium: Option<f64>,
+    /// See `head`.
+    pub tail: Option<f64>,
+}
+
+/// Running confusion counts for classification.
+#[derive(Clone, Debug)]
+pub struct Confusion {
+    classes: usize,
+    /// `counts[true * C + pred]`.
+    pub counts: Vec<u64>,
+}
+
+impl Confusion {
+    /// Empty confusion over `classes`.
+    pub fn new(classes: usize) -> Self {
+        Self {
+            classes,
+            counts: vec![0; classes * classes],
+        }
+    }
+
+    /// Add predictions (ignoring labels outside `0..C`, e.g. ignored pixels).
+    pub fn add(&mut self, pred: &[f32], labels: &[i64]) {
+        for (&p, &l) in pred.iter().zip(labels) {
+            if l >= 0 && (l as usize) < self.classes {
+                let p = (p as usize).min(self.classes - 1);
+                self.counts[l as usize * self.classes + p] += 1;
+            }
+        }
+    }
+
+    /// Accuracy metrics with class groups (0 head, 1 medium, 2 tail).
+    pub fn accuracy(&self, groups: &[usize]) -> Accuracy {
+        let c = self.classes;
+        let mut per_class = vec![0.0; c];
+        let (mut right, mut total) = (0u64, 0u64);
+        for k in 0..c {
+            let row = &self.counts[k * c..(k + 1) * c];
+            let n: u64 = row.iter().sum();
+            per_class[k] = if n > 0 { row[k] as f64 / n as f64 } else { 0.0 };
+            right += row[k];
+            total += n;
+        }
+        let group = |g: usize| {
+            let v: Vec<f64> = (0..c)
+                .filter(|&k| groups.get(k) == Some(&g))
+                .map(|k| per_class[k])
+                .collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        let (head, medium, tail) = (group(0), group(1), group(2));
+        Accuracy {
+            mean_per_class: per_class.iter().sum::<f64>() / c as f64,
+            overall: right as f64 / total.max(1) as f64,
+            per_class,
+            head,
+            medium,
+            tail,
+        }
+    }
+
+    /// Segmentation metrics; `tail[k]` marks tail classes.
+    pub fn segmentation(&self, tail: &[bool]) -> SegMetrics {
+        let c = self.classes;
+        let mut iou = vec![0.0; c];
+        let mut acc = vec![0.0; c];
+        let mut present = vec![false; c];
+        let (mut right, mut total) = (0u64, 0u64);
+        for k in 0..c {
+            let tp = self.counts[k * c + k];
+            let gt: u64 = self.counts[k * c..(k + 1) * c].iter().sum();
+            let pred: u64 = (0..c).map(|j| self.counts[j * c + k]).sum();
+            let union = gt + pred - tp;
+            present[k] = gt > 0;
+            iou[k] = if union > 0 {
+                tp as f64 / union as f64
+            } else {
+                0.0
+            };
+            acc[k] = if gt > 0 { tp as f64 / gt as f64 } else { 0.0 };
+            right += tp;
+            total += gt;
+        }
+        let mean_over = |v: &[f64], keep: &dyn Fn(usize) -> bool| {
+            let xs: Vec<f64> = (0..c)
+                .filter(|&k| present[k] && keep(k))
+                .map(|k| v[k])
+                .collect();
+            (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+        };
+        SegMetrics {
+            miou: mean_over(&iou, &|_| true).unwrap_or(0.0),
+            tail_miou: mean_over(&iou, &|k| tail.get(k).copied().unwrap_or(false)),
+            mean_pixel_accuracy: mean_over(&acc, &|_| true).unwrap_or(0.0),
+            pixel_accuracy: right as f64 / total.max(1) as f64,
+            per_class_iou: iou,
+        }
+    }
+}
+
+/// Segmentation metrics of one output.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SegMetrics {
+    /// Mean IoU over classes present in the test labels.
+    pub miou: f64,
+    /// Mean IoU over the tail classes present.
+    pub tail_miou: Option<f64>,
+    /// Mean per-class pixel accuracy.
+    pub mean_pixel_accuracy: f64,
+    /// Fraction of labelled pixels right.
+    pub pixel_accuracy: f64,
+    /// IoU of each class.
+    pub per_class_iou: Vec<f64>,
+}
+
+/// How well the learned prior matches the true one.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PriorFit {
+    /// Pearson correlation of `−h̄` with `log prior`.
+    pub r: f64,
+    /// Spearman rank correlation of the same.
+    pub spearman: f64,
+    /// Least-squares slope of `−h̄` on `log prior` (1 = calibrated).
+    pub slope: f64,
+    /// KL(true ‖ estimate).
+    pub kl: f64,
+    /// The estimated prior `softmax(−h̄)`.
+    pub estimate: Vec<f64>,
+    /// The true prior.
+    pub truth: Vec<f64>,
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Pearson correlation.
+pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let (mx, my) = (mean(x), mean(y));
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx).powi(2);
+        syy += (b - my).powi(2);
+    }
+    if sxx == 0.0 || syy == 0.0 {
+        0.0
+    } else {
+        sxy / (sxx * syy).sqrt()
+    }
+}
+
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        for k in i..=j {
+            r[idx[k]] = (i + j) as f64 / 2.0;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman rank correlation.
+pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    pearson(&ranks(x), &ranks(y))
+}
+
+/// Fit of the mean PEM output `h̄` (per class) against the true prior.
+pub fn prior_fit(mean_h: &[f64], truth: &[f64]) -> PriorFit {
+    let y: Vec<f64> = mean_h.iter().map(|h| -h).collect();
+    let x: Vec<f64> = truth.iter().map(|p| p.max(1e-12).ln()).collect();
+    let (mx, my) = (mean(&x), mean(&y));
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let sxy: f64 = x.iter().zip(&y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    let m = y.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let z: f64 = y.iter().map(|v| (v - m).exp()).sum();
+    let estimate: Vec<f64> = y.iter().map(|v| (v - m).exp() / z).collect();
+    let kl = truth
+        .iter()
+        .zip(&estimate)
+        .filter(|(p, _)| **p > 0.0)
+        .map(|(p, q)| p * (p / q.max(1e-300)).ln())
+        .sum();
+    PriorFit {
+        r: pearson(&x, &y),
+        spearman: spearman(&x, &y),
+        slope,
+        kl,
+        estimate,
+        truth: truth.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_per_class_and_groups() {
+        let mut c = Confusion::new(3);
+        // class 0: 3/4 right, class 1: 1/2, class 2: 0/1
+        c.add(&[0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0], &[0, 0, 0, 0, 1, 1, 2]);
+        let a = c.accuracy(&[0, 1, 2]);
+        assert_eq!(a.per_class, vec![0.75, 0.5, 0.0]);
+        assert!((a.mean_per_class - 1.25 / 3.0).abs() < 1e-12);
+        assert!((a.overall - 4.0 / 7.0).abs() < 1e-12);
+        assert_eq!(
+            (a.head, a.medium, a.tail),
+            (Some(0.75), Some(0.5), Some(0.0))
+        );
+    }
+
+    #[test]
+    fn perfect_prior_estimate() {
+        let truth = [0.5, 0.3, 0.15, 0.05];
+        // h = −log π + const
+        let h: Vec<f64> = truth.iter().map(|p: &f64| -p.ln() + 3.0).collect();
+        let f = prior_fit(&h, &truth);
+        assert!((f.r - 1.0).abs() < 1e-12 && (f.slope - 1.0).abs() < 1e-12 && f.kl.abs() < 1e-12);
+        assert!((f.spearman - 1.0).abs() < 1e-12);
+        for (a, b) in f.estimate.iter().zip(truth) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        // A too-steep estimate has slope 2.
+        let h2: Vec<f64> = truth.iter().map(|p: &f64| -2.0 * p.ln()).collect();
+        assert!((prior_fit(&h2, &truth).slope - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn iou_ignores_unlabelled_pixels() {
+        let mut c = Confusion::new(2);
+        c.add(&[0.0, 1.0, 1.0, 0.0], &[0, 1, 0, 255]);
+        let s = c.segmentation(&[false, true]);
+        assert_eq!(s.per_class_iou, vec![0.5, 0.5]);
+        assert_eq!(s.tail_miou, Some(0.5));
+        assert!((s.pixel_accuracy - 2.0 / 3.0).abs() < 1e-12);
+    }
+}

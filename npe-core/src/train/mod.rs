@@ -1,0 +1,583 @@
+//! The training loop: epochs of steps at the schedule's learning rate, NaN detection, progress,
+//! evaluation, `metrics.jsonl`, atomic checkpoints, resume and interruption, `summary.json`.
+//! Backends only provide [`Executor`] steps.
+
+mod evaluate;
+pub mod metrics;
+mod progress;
+pub mod report;
+pub mod schedule;
+
+pub use evaluate::{class_groups, evaluate};
+pub use progress::ProgressMode;
+pub use report::{DataReport, EpochRecord, EvalReport, PriorReport, Summary};
+pub use schedule::Schedule;
+
+use crate::backend::{Backend, BuildContext, Device, ExecError, Executor, StepLosses};
+use crate::checkpoint::{self, Checkpoint, CheckpointError, Position};
+use crate::data::{self, DataError, Dataset, Loader, SplitKind};
+use crate::ir::Ir;
+use crate::model::{NamedTensor, ParamSpec, initial_values, layout};
+use crate::nodes::{GroupsSpec, Op};
+use crate::registry::Registry;
+use crate::rng::Rng;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Why training stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Reading data failed.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The backend failed.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// A checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Writing reports failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Error.
+        source: std::io::Error,
+    },
+    /// The loss became NaN or infinite.
+    #[error(
+        "the training loss is not finite at epoch {epoch}, step {step} ({parts})\n  hint: lower `train.optimizer.lr` (e.g. --set train.optimizer.lr=0.01), add warm-up, or check the data normalisation; {last}"
+    )]
+    NonFinite {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Global step.
+        step: u64,
+        /// Loss parts.
+        parts: String,
+        /// Where the last good checkpoint is.
+        last: String,
+    },
+    /// Stopped on request (Ctrl-C or a step limit); a checkpoint was written.
+    #[error("interrupted at epoch {epoch}, batch {batch}; checkpoint {}\n  hint: continue with the same command plus --resume", .checkpoint.display())]
+    Interrupted {
+        /// Epoch (1-based) being trained.
+        epoch: usize,
+        /// Next batch.
+        batch: usize,
+        /// Checkpoint written.
+        checkpoint: PathBuf,
+    },
+    /// A resume request that cannot be honoured.
+    #[error("{0}")]
+    Resume(String),
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Settings of a training run that are not part of the pipeline.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Continue from the newest checkpoint in `out/checkpoints`.
+    pub resume: bool,
+    /// Progress display.
+    pub progress: ProgressMode,
+    /// Set to stop after the current step, writing a checkpoint (Ctrl-C).
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Stop after this many optimisation steps in total, writing a checkpoint (tests, time limits).
+    pub stop_after_steps: Option<u64>,
+}
+
+/// A model ready to train or evaluate: data, loaders, executor.
+pub struct Session {
+    /// The pipeline.
+    pub ir: Ir,
+    /// The data.
+    pub data: Dataset,
+    /// The model on its device.
+    pub exec: Box<dyn Executor>,
+    /// Parameter layout.
+    pub params: Vec<ParamSpec>,
+    /// Backend name.
+    pub backend: String,
+    train_loader: Loader,
+    test_loader: Loader,
+    prior_loader: Option<Loader>,
+}
+
+/// Groups of the pipeline's first accuracy evaluator (default: by count 100/20).
+pub fn primary_groups(ir: &Ir) -> GroupsSpec {
+    ir.ops()
+        .find_map(|(_, op)| match op {
+            Op::Accuracy(a) => Some(a.groups.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+impl Session {
+    /// Load the data, lay out and initialise the parameters, and build the executor.
+    pub fn new(
+        ir: Ir,
+        registry: &Registry,
+        backend: &dyn Backend,
+        device: Device,
+    ) -> Result<Session, TrainError> {
+        let data = data::load(&ir.data_spec, ir.seed)?;
+        data.check_classes(ir.num_classes(), &data.name)?;
+        Self::with_data(ir, data, registry, backend, device)
+    }
+
+    /// Like [`Session::new`] with data already loaded.
+    pub fn with_data(
+        ir: Ir,
+        data: Dataset,
+        registry: &Registry,
+        backend: &dyn Backend,
+        device: Device,
+    ) -> Result<Session, TrainError> {
+        let params = layout(&ir, registry);
+        let initial = initial_values(&params, ir.seed);
+        let ctx = BuildContext {
+            device,
+            threads: ir.train.threads,
+            params: params.clone(),
+            initial,
+            optimizer: ir.train.optimizer.clone(),
+            frozen: ir.train.freeze.iter().cloned().collect(),
+            class_prior: data.train_prior(),
+            ignore_index: data.ignore_index as i64,
+        };
+        let mut exec = backend.build(&ir, &ctx)?;
+        if let Some(path) = &ir.train.init_from {
+            let ck = Checkpoint::load(path)?;
+            let known: std::collections::HashSet<&str> =
+                params.iter().map(|p| p.name.as_str()).collect();
+            let usable: Vec<NamedTensor> = ck
+                .params
+                .into_iter()
+                .filter(|t| known.contains(t.name.as_str()))
+                .collect();
+            if usable.is_empty() {
+                return Err(TrainError::Resume(format!(
+                    "`train.init_from`: {} has no parameter of this model",
+                    path.display()
+                )));
+            }
+            tracing::info!(
+                "initialised {} of {} tensors from {}",
+                usable.len(),
+                params.len(),
+                path.display()
+            );
+            exec.import(&usable)?;
+        }
+        let t = &ir.train;
+        let train_loader = data::loader(
+            &data,
+            &data.train,
+            &ir.data_spec,
+            SplitKind::Train,
+            t.batch_size,
+            t.drop_last,
+            ir.seed,
+        )?;
+        let test_loader = data::loader(
+            &data,
+            &data.test,
+            &ir.data_spec,
+            SplitKind::Eval,
+            ir.eval.batch_size,
+            false,
+            ir.seed,
+        )?;
+        let wants_prior = ir.ops().any(|(_, op)| matches!(op, Op::PriorEstimate(_)));
+        let prior_loader = if wants_prior && ir.eval.prior_train_samples > 0 {
+            let n = data.train.len().min(ir.eval.prior_train_samples);
+            let mut pick = Rng::stream(ir.seed, &[0x9e1]).permutation(data.train.len());
+            pick.truncate(n);
+            pick.sort_unstable();
+            let subset = data.train.subset(&pick);
+            Some(data::loader(
+                &data,
+                &subset,
+                &ir.data_spec,
+                SplitKind::Eval,
+                ir.eval.batch_size,
+                false,
+                ir.seed,
+            )?)
+        } else {
+            None
+        };
+        let backend = backend.name().to_string();
+        Ok(Session {
+            ir,
+            data,
+            exec,
+            params,
+            backend,
+            train_loader,
+            test_loader,
+            prior_loader,
+        })
+    }
+
+    /// Optimisation steps per epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        let n = self.train_loader.len();
+        self.ir.train.max_steps_per_epoch.map_or(n, |m| m.min(n))
+    }
+
+    /// The training loader.
+    pub fn train_loader(&self) -> &Loader {
+        &self.train_loader
+    }
+
+    /// Evaluate the current model.
+    pub fn evaluate(&mut self) -> Result<EvalReport, TrainError> {
+        evaluate(
+            &self.ir,
+            &self.data,
+            self.exec.as_mut(),
+            &self.test_loader,
+            self.prior_loader.as_ref(),
+        )
+    }
+
+    fn checkpoint(&self, position: Position) -> Result<Checkpoint, TrainError> {
+        Ok(Checkpoint {
+            pipeline: self.ir.name.clone(),
+            fingerprint: checkpoint::fingerprint(&self.params),
+            backend: self.backend.clone(),
+            position,
+            params: self.exec.export()?,
+            optimizer: self.exec.export_optimizer()?,
+        })
+    }
+
+    /// Load parameters (and buffers) from a checkpoint or model file, checking it fits.
+    pub fn load_params(&mut self, path: &Path) -> Result<Checkpoint, TrainError> {
+        let ck = Checkpoint::load(path)?;
+        if ck.fingerprint != checkpoint::fingerprint(&self.params) {
+            return Err(TrainError::Resume(format!(
+                "{} was written for a different model (pipeline `{}`); its parameters do not match `{}`",
+                path.display(),
+                ck.pipeline,
+                self.ir.name
+            )));
+        }
+        self.exec.import(&ck.params)?;
+        Ok(ck)
+    }
+
+    /// Data facts for reports.
+    pub fn data_report(&self) -> DataReport {
+        let groups = class_groups(&primary_groups(&self.ir), &self.data.train_counts);
+        DataReport {
+            name: self.data.name.clone(),
+            origin: self.data.origin.clone(),
+            provenance: self.data.provenance,
+            classes: self.data.classes.clone(),
+            train_counts: self.data.train_counts.clone(),
+            train_images: self.data.train.len(),
+            test_images: self.data.test.len(),
+            groups: groups
+                .iter()
+                .map(|&g| ["head", "medium", "tail"][g].to_string())
+                .collect(),
+        }
+    }
+
+    /// Train as the pipeline says, writing reports and checkpoints under `opts.out`.
+    pub fn train(&mut self, opts: &TrainOptions) -> Result<Summary, TrainError> {
+        let out = &opts.out;
+        let ck_dir = out.join("checkpoints");
+        std::fs::create_dir_all(&ck_dir).map_err(io_err(&ck_dir))?;
+        let existing = checkpoint::list(&ck_dir);
+        let mut pos = Position {
+            epoch: 0,
+            batch: 0,
+            global_step: 0,
+        };
+        if opts.resume {
+            match existing.last() {
+                Some(path) => {
+                    let ck = self.load_params(path)?;
+                    self.exec.import_optimizer(&ck.optimizer)?;
+                    pos = ck.position.clone();
+                    tracing::info!(
+                        "resuming from {} (epoch {}, batch {}, step {})",
+                        path.display(),
+                        pos.epoch + 1,
+                        pos.batch,
+                        pos.global_step
+                    );
+                }
+                None => tracing::info!(
+                    "--resume: no checkpoint in {}, starting from scratch",
+                    ck_dir.display()
+                ),
+            }
+        } else if !existing.is_empty() {
+            return Err(TrainError::Resume(format!(
+                "{} already holds checkpoints of an earlier run\n  hint: add --resume to continue it, or choose another --out",
+                ck_dir.display()
+            )));
+        }
+        let epochs = self.ir.train.epochs;
+        let spe = self.steps_per_epoch();
+        let schedule = Schedule::new(
+            self.ir.train.optimizer.lr,
+            &self.ir.train.schedule,
+            spe,
+            epochs,
+        );
+        let metrics_path = out.join("metrics.jsonl");
+        keep_records_up_to(&metrics_path, pos.epoch)?;
+        let mut progress = progress::Progress::new(opts.progress, epochs);
+        let mut train_seconds = 0.0;
+        let mut images = 0u64;
+        let mut last_loss = BTreeMap::new();
+        let mut last_eval = None;
+        let mut last_ck: Option<PathBuf> = existing.last().cloned();
+        tracing::info!(
+            "training `{}` on {} ({} train / {} test images, {} classes) with {}; {} epochs × {} steps",
+            self.ir.name,
+            self.data.name,
+            self.data.train.len(),
+            self.data.test.len(),
+            self.data.num_classes(),
+            self.exec.describe(),
+            epochs,
+            spe
+        );
+        for epoch in pos.epoch..epochs {
+            let start = if epoch == pos.epoch { pos.batch } else { 0 };
+            progress.start_epoch(epoch, spe, start);
+            let t0 = Instant::now();
+            let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+            let mut n_steps = 0usize;
+            let mut lr = schedule.lr(pos.global_step as usize);
+            let mut it = self.train_loader.iter(epoch as u64, start);
+            for b in start..spe {
+                let Some(batch) = it.next() else { break };
+                let batch = batch?;
+                lr = schedule.lr(pos.global_step as usize);
+                let losses = self.exec.train_step(&batch, lr)?;
+                if !losses.total.is_finite() {
+                    progress.finish_epoch();
+                    let last = last_ck
+                        .as_ref()
+                        .map_or("no checkpoint was written yet".to_string(), |p| {
+                            format!("the last checkpoint is {}", p.display())
+                        });
+                    return Err(TrainError::NonFinite {
+                        epoch: epoch + 1,
+                        step: pos.global_step,
+                        parts: fmt_parts(&losses),
+                        last,
+                    });
+                }
+                *sums.entry("total".into()).or_default() += losses.total;
+                for (k, v) in &losses.parts {
+                    *sums.entry(k.clone()).or_default() += v;
+                }
+                n_steps += 1;
+                images += batch.len() as u64;
+                pos.global_step += 1;
+                pos.batch = b + 1;
+                progress.step(b, &losses, batch.len(), lr);
+                let stop_now = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+                    || opts.stop_after_steps.is_some_and(|n| pos.global_step >= n);
+                if stop_now && b + 1 < spe {
+                    drop(it);
+                    progress.finish_epoch();
+                    let here = Position {
+                        epoch,
+                        batch: b + 1,
+                        global_step: pos.global_step,
+                    };
+                    let path = ck_dir.join(checkpoint::file_name(&here));
+                    self.checkpoint(here)?.save(&path)?;
+                    return Err(TrainError::Interrupted {
+                        epoch: epoch + 1,
+                        batch: b + 1,
+                        checkpoint: path,
+                    });
+                }
+            }
+            let seconds = t0.elapsed().as_secs_f64();
+            train_seconds += seconds;
+            let ips = progress.images_per_second();
+            progress.finish_epoch();
+            let mean: BTreeMap<String, f64> = sums
+                .iter()
+                .map(|(k, v)| (k.clone(), v / n_steps.max(1) as f64))
+                .collect();
+            let done = epoch + 1;
+            let eval_now = done % self.ir.eval.every_epochs == 0 || done == epochs;
+            let eval = if eval_now {
+                Some(self.evaluate()?)
+            } else {
+                None
+            };
+            log_epoch(done, epochs, &mean, eval.as_ref(), ips);
+            let record = EpochRecord {
+                epoch: done,
+                global_step: pos.global_step,
+                lr,
+                seconds,
+                images_per_second: ips,
+                train_loss: mean.clone(),
+                eval: eval.clone(),
+            };
+            append_record(&metrics_path, &record)?;
+            pos = Position {
+                epoch: done,
+                batch: 0,
+                global_step: pos.global_step,
+            };
+            if done % self.ir.train.checkpoint.every_epochs == 0 || done == epochs {
+                let path = ck_dir.join(checkpoint::file_name(&pos));
+                self.checkpoint(pos.clone())?.save(&path)?;
+                prune(&ck_dir, self.ir.train.checkpoint.keep_last, &path);
+                last_ck = Some(path);
+            }
+            last_loss = mean;
+            if eval.is_some() {
+                last_eval = eval;
+            }
+            if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) && done < epochs {
+                return Err(TrainError::Interrupted {
+                    epoch: done + 1,
+                    batch: 0,
+                    checkpoint: last_ck.clone().unwrap_or_default(),
+                });
+            }
+        }
+        let eval = match last_eval {
+            Some(e) => e,
+            None => self.evaluate()?,
+        };
+        let model_path = out.join("model.safetensors");
+        self.checkpoint(pos.clone())?.save_model(&model_path)?;
+        let summary = Summary {
+            pipeline: self.ir.name.clone(),
+            backend: self.exec.describe(),
+            data: self.data_report(),
+            epochs,
+            steps: pos.global_step,
+            train_seconds,
+            images_per_second: images as f64 / train_seconds.max(1e-9),
+            final_train_loss: last_loss,
+            eval,
+            model: model_path.display().to_string(),
+        };
+        let json = serde_json::to_vec_pretty(&summary).expect("summary serializes");
+        checkpoint::write_atomic(&out.join("summary.json"), &json)?;
+        Ok(summary)
+    }
+}
+
+fn fmt_parts(l: &StepLosses) -> String {
+    let p: Vec<String> = l.parts.iter().map(|(n, v)| format!("{n} = {v}")).collect();
+    p.join(", ")
+}
+
+fn log_epoch(
+    done: usize,
+    epochs: usize,
+    loss: &BTreeMap<String, f64>,
+    eval: Option<&EvalReport>,
+    ips: f64,
+) {
+    let parts: Vec<String> = loss
+        .iter()
+        .filter(|(k, _)| *k != "total")
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect();
+    let mut line = format!(
+        "epoch {done}/{epochs}: loss {:.4} ({}) {ips:.0} img/s",
+        loss.get("total").copied().unwrap_or(f64::NAN),
+        parts.join(", ")
+    );
+    if let Some(e) = eval {
+        for outputs in e.accuracy.values() {
+            let accs: Vec<String> = outputs
+                .iter()
+                .map(|(n, a)| format!("{n} {:.2}", 100.0 * a.mean_per_class))
+                .collect();
+            line.push_str(&format!(" | mean per-class acc: {}", accs.join(", ")));
+        }
+        for outputs in e.segmentation.values() {
+            let m: Vec<String> = outputs
+                .iter()
+                .map(|(n, s)| format!("{n} {:.2}", 100.0 * s.miou))
+                .collect();
+            line.push_str(&format!(" | mIoU: {}", m.join(", ")));
+        }
+        for (n, p) in &e.prior {
+            let f = p.train.as_ref().unwrap_or(&p.test);
+            line.push_str(&format!(" | {n}: r {:.3} slope {:.3}", f.r, f.slope));
+        }
+    }
+    tracing::info!("{line}");
+}
+
+fn append_record(path: &Path, record: &EpochRecord) -> Result<(), TrainError> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    let mut line = serde_json::to_vec(record).expect("records serialize");
+    line.push(b'\n');
+    f.write_all(&line).map_err(io_err(path))?;
+    f.sync_data().map_err(io_err(path))
+}
+
+/// Drop `metrics.jsonl` lines of epochs after `epoch` (written after the checkpoint we resume from).
+fn keep_records_up_to(path: &Path, epoch: usize) -> Result<(), TrainError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["epoch"].as_u64())
+                .is_some_and(|e| e as usize <= epoch)
+        })
+        .collect();
+    let mut s = kept.join("\n");
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    checkpoint::write_atomic(path, s.as_bytes())?;
+    Ok(())
+}
+
+/// Keep the newest `keep` epoch checkpoints (and never `current`); mid-epoch ones older than
+/// `current` go too.
+fn prune(dir: &Path, keep: usize, current: &Path) {
+    let all = checkpoint::list(dir);
+    let n = all.len();
+    for (i, p) in all.iter().enumerate() {
+        if p != current && i + keep.max(1) < n {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

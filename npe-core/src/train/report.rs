@@ -1,0 +1,93 @@
+//! What training and evaluation report: per-epoch records (`metrics.jsonl`) and the summary
+//! (`summary.json`), both plain serde structs so their schema is the code.
+
+use super::metrics::{Accuracy, PriorFit, SegMetrics};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The learned prior of one `pem` node against the truth, on the training and test splits.
+#[derive(Clone, Debug, Serialize)]
+pub struct PriorReport {
+    /// `h̄` averaged over training images (no augmentation): the estimate of the training prior.
+    pub train: Option<PriorFit>,
+    /// `h̄` averaged over the (balanced) test images.
+    pub test: PriorFit,
+}
+
+/// Evaluation of every evaluator node.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EvalReport {
+    /// `accuracy` evaluators: evaluator → evaluated output → metrics.
+    pub accuracy: BTreeMap<String, BTreeMap<String, Accuracy>>,
+    /// `prior_estimate` evaluators: evaluator → fit.
+    pub prior: BTreeMap<String, PriorReport>,
+    /// `iou` evaluators: evaluator → evaluated output → metrics.
+    pub segmentation: BTreeMap<String, BTreeMap<String, SegMetrics>>,
+    /// Test images evaluated.
+    pub test_images: usize,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochRecord {
+    /// Epochs completed (1-based).
+    pub epoch: usize,
+    /// Optimisation steps so far.
+    pub global_step: u64,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Training seconds of this epoch.
+    pub seconds: f64,
+    /// Training throughput.
+    pub images_per_second: f64,
+    /// Mean training loss of the epoch: `total` and each loss node.
+    pub train_loss: BTreeMap<String, f64>,
+    /// Evaluation, on evaluation epochs.
+    pub eval: Option<EvalReport>,
+}
+
+/// Data facts recorded with results, so numbers say what they come from.
+#[derive(Clone, Debug, Serialize)]
+pub struct DataReport {
+    /// e.g. `Fashion-MNIST-LT (exponential, IF 100)`.
+    pub name: String,
+    /// Files read, or "generated in code".
+    pub origin: String,
+    /// real / semi_synthetic / synthetic.
+    pub provenance: crate::data::Provenance,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Training counts (images, or labelled pixels for segmentation).
+    pub train_counts: Vec<u64>,
+    /// Training images.
+    pub train_images: usize,
+    /// Test images.
+    pub test_images: usize,
+    /// Group of each class (head/medium/tail) of the first accuracy evaluator.
+    pub groups: Vec<String>,
+}
+
+/// `summary.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Backend and device.
+    pub backend: String,
+    /// The data.
+    pub data: DataReport,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Optimisation steps.
+    pub steps: u64,
+    /// Wall seconds spent in training steps (all epochs of this process).
+    pub train_seconds: f64,
+    /// Mean training throughput of this process.
+    pub images_per_second: f64,
+    /// Mean training loss of the last epoch.
+    pub final_train_loss: BTreeMap<String, f64>,
+    /// Final evaluation.
+    pub eval: EvalReport,
+    /// Exported model (parameters only).
+    pub model: String,
+}

@@ -1,0 +1,181 @@
+//! What `train`, `eval` and `bench` share: backend/device flags, building a session, printing results.
+
+use super::{EXIT_FAILURE, EXIT_INVALID};
+use crate::{BackendChoice, Extensions};
+use npe_core::backend::{Backend, Device};
+use npe_core::ir::Ir;
+use npe_core::train::{EvalReport, Session};
+use std::process::ExitCode;
+
+/// `--backend` and `--device`.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct BackendArgs {
+    /// Backend to run on (default: burn if compiled in, else tch).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
+    /// Device: `cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl BackendArgs {
+    /// The chosen backend, or a clear error.
+    pub(crate) fn choice(&self) -> Result<BackendChoice, ExitCode> {
+        let b = match self.backend.or_else(BackendChoice::default_compiled) {
+            Some(b) => b,
+            None => {
+                eprintln!(
+                    "error: this npe was built without any backend: rebuild with `--features burn` or `--features tch`"
+                );
+                return Err(ExitCode::from(EXIT_INVALID));
+            }
+        };
+        b.ensure_compiled().map_err(|m| {
+            eprintln!("error: {m}");
+            ExitCode::from(EXIT_INVALID)
+        })?;
+        Ok(b)
+    }
+
+    pub(crate) fn device(&self) -> Result<Device, ExitCode> {
+        self.device.parse().map_err(|m: String| {
+            eprintln!("error: --device: {m}");
+            ExitCode::from(EXIT_INVALID)
+        })
+    }
+}
+
+/// The backend object for a choice.
+pub(crate) fn backend(choice: BackendChoice, ext: &Extensions) -> Box<dyn Backend> {
+    match choice {
+        #[cfg(feature = "burn")]
+        BackendChoice::Burn => Box::new(npe_backend_burn::BurnBackend::new(ext.burn.clone())),
+        #[cfg(feature = "tch")]
+        BackendChoice::Tch => Box::new(npe_backend_tch::TchBackend::new(ext.tch.clone())),
+        #[allow(unreachable_patterns)]
+        other => unreachable!(
+            "{other} is checked to be compiled in; extensions: {}",
+            ext.registry.names().len()
+        ),
+    }
+}
+
+/// Build a session or print why not.
+pub(crate) fn session(ir: Ir, args: &BackendArgs, ext: &Extensions) -> Result<Session, ExitCode> {
+    let choice = args.choice()?;
+    let device = args.device()?;
+    let b = backend(choice, ext);
+    Session::new(ir, &ext.registry, b.as_ref(), device).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_FAILURE)
+    })
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or("-".into(), |v| format!("{:.2}", 100.0 * v))
+}
+
+/// Human-readable results: accuracy tables (with per-class rows if asked), prior fit, IoU.
+pub(crate) fn print_report(
+    report: &EvalReport,
+    classes: &[String],
+    groups: &[String],
+    per_class: bool,
+) {
+    for (ev, outputs) in &report.accuracy {
+        println!(
+            "\n{ev}: mean per-class accuracy (%) on {} test images",
+            report.test_images
+        );
+        println!(
+            "  {:<14} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "output", "mean", "head", "medium", "tail", "overall"
+        );
+        for (name, a) in outputs {
+            println!(
+                "  {:<14} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                name,
+                pct(Some(a.mean_per_class)),
+                pct(a.head),
+                pct(a.medium),
+                pct(a.tail),
+                pct(Some(a.overall))
+            );
+        }
+        if per_class {
+            let names: Vec<&String> = outputs.keys().collect();
+            print!("  {:<5} {:<16} {:<7}", "class", "name", "group");
+            for n in &names {
+                print!(" {:>10}", n);
+            }
+            println!();
+            for (k, cname) in classes.iter().enumerate() {
+                let short: String = cname.chars().take(16).collect();
+                print!(
+                    "  {k:<5} {short:<16} {:<7}",
+                    groups.get(k).map_or("", String::as_str)
+                );
+                for n in &names {
+                    print!(" {:>10}", pct(outputs[*n].per_class.get(k).copied()));
+                }
+                println!();
+            }
+        }
+    }
+    for (ev, outputs) in &report.segmentation {
+        println!(
+            "\n{ev}: segmentation (%) on {} test images",
+            report.test_images
+        );
+        println!(
+            "  {:<14} {:>8} {:>10} {:>10} {:>10}",
+            "output", "mIoU", "tail mIoU", "mean acc", "pixel acc"
+        );
+        for (name, s) in outputs {
+            println!(
+                "  {:<14} {:>8} {:>10} {:>10} {:>10}",
+                name,
+                pct(Some(s.miou)),
+                pct(s.tail_miou),
+                pct(Some(s.mean_pixel_accuracy)),
+                pct(Some(s.pixel_accuracy))
+            );
+        }
+        if per_class {
+            for (name, s) in outputs {
+                let v: Vec<String> = s
+                    .per_class_iou
+                    .iter()
+                    .map(|x| format!("{:.1}", 100.0 * x))
+                    .collect();
+                println!("  {name} per-class IoU: {}", v.join(" "));
+            }
+        }
+    }
+    for (ev, p) in &report.prior {
+        println!("\n{ev}: learned prior vs true training prior");
+        let rows = [
+            ("train split", p.train.as_ref()),
+            ("test split", Some(&p.test)),
+        ];
+        for (split, f) in rows {
+            if let Some(f) = f {
+                println!(
+                    "  h̄ over the {split:<11}: r {:.4}  spearman {:.4}  slope {:.3}  KL {:.4}",
+                    f.r, f.spearman, f.slope, f.kl
+                );
+            }
+        }
+        if let Some(f) = p.train.as_ref().or(Some(&p.test)) {
+            let est: Vec<String> = f.estimate.iter().map(|x| format!("{x:.4}")).collect();
+            let tru: Vec<String> = f.truth.iter().map(|x| format!("{x:.4}")).collect();
+            if f.truth.len() <= 20 {
+                println!(
+                    "  estimate: {}\n  truth:    {}",
+                    est.join(" "),
+                    tru.join(" ")
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! `npe train PIPELINE`.
+
+use super::session::{BackendArgs, print_report, session};
+use super::{EXIT_FAILURE, SetArgs, load_ir};
+use crate::Extensions;
+use npe_core::train::{ProgressMode, TrainError, TrainOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Exit code of a run stopped early with a resumable checkpoint.
+pub const EXIT_INTERRUPTED: u8 = 3;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct TrainArgs {
+    /// Pipeline file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub set: SetArgs,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Output folder (default: runs/<pipeline name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue from the newest checkpoint in the output folder.
+    #[arg(long)]
+    pub resume: bool,
+    /// Progress display.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: Progress,
+    /// Stop after this many optimisation steps, writing a resumable checkpoint.
+    #[arg(long, value_name = "N")]
+    pub stop_after_steps: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum Progress {
+    /// A bar on a terminal, log lines otherwise.
+    Auto,
+    /// Log lines.
+    Log,
+    /// Epoch summaries only.
+    Quiet,
+}
+
+pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
+    let (loaded, ir) = match load_ir(&args.file, &args.set, &ext.registry) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&ir.name));
+    let mut s = match session(ir, &args.backend, ext) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        eprintln!("error: cannot create {}: {e}", out.display());
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    // Record what ran, for reproducibility.
+    let _ = std::fs::write(out.join("pipeline.yaml"), &loaded.source.text);
+    let run = serde_json::json!({
+        "pipeline": args.file.display().to_string(),
+        "set": args.set.sets,
+        "backend": s.exec.describe(),
+        "device": args.backend.device,
+        "command": std::env::args().collect::<Vec<_>>(),
+        "npe_version": env!("CARGO_PKG_VERSION"),
+    });
+    let _ = std::fs::write(
+        out.join("run.json"),
+        serde_json::to_vec_pretty(&run).unwrap_or_default(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!(
+                "\nstopping after this step (a checkpoint will be written; Ctrl-C again to quit now)"
+            );
+        });
+    }
+    let opts = TrainOptions {
+        out: out.clone(),
+        resume: args.resume,
+        progress: match args.progress {
+            Progress::Auto => ProgressMode::Auto,
+            Progress::Log => ProgressMode::Log,
+            Progress::Quiet => ProgressMode::Quiet,
+        },
+        stop: Some(stop),
+        stop_after_steps: args.stop_after_steps,
+    };
+    match s.train(&opts) {
+        Ok(summary) => {
+            println!(
+                "{}: {} on {} ({} train / {} test images), {}",
+                summary.pipeline,
+                summary.backend,
+                summary.data.name,
+                summary.data.train_images,
+                summary.data.test_images,
+                match summary.data.provenance {
+                    npe_core::data::Provenance::Real => "real data",
+                    npe_core::data::Provenance::SemiSynthetic => "semi-synthetic data",
+                    npe_core::data::Provenance::Synthetic => "synthetic data",
+                }
+            );
+            println!(
+                "trained {} epochs, {} steps, {:.1} s, {:.0} img/s",
+                summary.epochs, summary.steps, summary.train_seconds, summary.images_per_second
+            );
+            print_report(
+                &summary.eval,
+                &summary.data.classes,
+                &summary.data.groups,
+                false,
+            );
+            println!(
+                "\nresults: {}/summary.json, {}/metrics.jsonl; model: {}",
+                out.display(),
+                out.display(),
+                summary.model
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ TrainError::Interrupted { .. }) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
