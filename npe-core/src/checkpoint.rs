@@ -6,7 +6,7 @@
 //! `__optimizer__.momentum.<name>`, and string metadata saying where training stood.
 
 use crate::model::{NamedTensor, ParamSpec};
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -103,25 +103,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     Ok(())
 }
 
-fn to_bytes(t: &NamedTensor) -> Vec<u8> {
-    t.data.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
+/// Serialize f32 tensors and string metadata in the safetensors format with sorted keys, so
+/// equal contents give equal bytes (the safetensors crate orders metadata by a HashMap).
+/// Layout: u64 little-endian header length, JSON header padded with spaces to 8 bytes, data.
 fn serialize(tensors: &[(String, &NamedTensor)], meta: HashMap<String, String>) -> Vec<u8> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .iter()
-        .map(|(n, t)| (n.clone(), to_bytes(t), t.shape.clone()))
-        .collect();
-    let views: Vec<(String, TensorView<'_>)> = bytes
-        .iter()
-        .map(|(n, b, s)| {
-            (
-                n.clone(),
-                TensorView::new(Dtype::F32, s.clone(), b).expect("f32 data matches its shape"),
-            )
-        })
-        .collect();
-    safetensors::serialize(views, Some(meta)).expect("serializing named f32 tensors cannot fail")
+    let mut sorted: Vec<&(String, &NamedTensor)> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new();
+    let meta: std::collections::BTreeMap<String, String> = meta.into_iter().collect();
+    header.insert(
+        "__metadata__".into(),
+        serde_json::to_value(meta).expect("string map"),
+    );
+    let mut offset = 0usize;
+    for (name, t) in &sorted {
+        let len = t.data.len() * 4;
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + len]}),
+        );
+        offset += len;
+    }
+    // serde_json's Map keeps keys sorted (no preserve_order feature).
+    let mut json =
+        serde_json::to_vec(&serde_json::Value::Object(header)).expect("header serializes");
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + offset);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    for (_, t) in sorted {
+        for v in &t.data {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
 }
 
 impl Checkpoint {
@@ -278,8 +295,15 @@ mod tests {
             (ck.position.clone(), ck.params.clone(), ck.optimizer.clone())
         );
         assert_eq!(list(dir.path()), vec![path.clone()]);
-        // No temporary file is left behind.
+        // No temporary file is left behind; equal contents give equal bytes.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let again = dir.path().join("again.safetensors");
+        ck.save(&again).unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            std::fs::read(&again).unwrap()
+        );
+        std::fs::remove_file(&again).unwrap();
         // A truncated file is reported, not misread.
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
