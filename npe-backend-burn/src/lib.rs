@@ -17,6 +17,8 @@ mod optim;
 mod params;
 mod value;
 
+/// The burn version this backend uses, for custom node implementations.
+pub use burn;
 pub use ctx::{Ctx, NodeCtx};
 pub use custom::{BurnBackbone, CustomKinds};
 pub use error::BurnError;

@@ -21,6 +21,8 @@ pub use ctx::{Ctx, NodeCtx};
 pub use custom::{CustomKinds, TchBackbone};
 pub use error::TchBackendError;
 pub use executor::TchExecutor;
+/// The tch version this backend uses, for custom node implementations.
+pub use tch;
 pub use value::Act;
 
 use npe_core::backend::{Backend, BuildContext, ExecError, Executor};
