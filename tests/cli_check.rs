@@ -119,17 +119,30 @@ fn all_errors_of_a_file_are_reported_at_once() {
 fn overrides_are_applied_and_located() {
     // --set wins over the file and over the environment.
     let (code, out, err) = run(npe()
-        .args(["check", "pipelines/quickstart.yaml", "--set", "data.synthetic.classes=9"])
+        .args([
+            "check",
+            "pipelines/quickstart.yaml",
+            "--set",
+            "data.synthetic.classes=9",
+        ])
         .env("NPE_DATA__SYNTHETIC__CLASSES", "8"));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("9 classes"), "{out}");
-    let (code, out, err) = run(npe().args(["check", "pipelines/quickstart.yaml"]).env("NPE_DATA__SYNTHETIC__CLASSES", "8"));
+    let (code, out, err) = run(npe()
+        .args(["check", "pipelines/quickstart.yaml"])
+        .env("NPE_DATA__SYNTHETIC__CLASSES", "8"));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("8 classes"), "{out}");
     // A value that breaks a check elsewhere is reported there (quickstart's tail group starts at class 7).
-    let (code, _, err) = run(npe().args(["check", "pipelines/quickstart.yaml"]).env("NPE_DATA__SYNTHETIC__CLASSES", "5"));
+    let (code, _, err) = run(npe()
+        .args(["check", "pipelines/quickstart.yaml"])
+        .env("NPE_DATA__SYNTHETIC__CLASSES", "5"));
     assert_eq!(code, 2);
-    assert!(err.contains("pipelines/quickstart.yaml:24:") && err.contains("need head ≤ tail ≤ 5 classes"), "{err}");
+    assert!(
+        err.contains("pipelines/quickstart.yaml:24:")
+            && err.contains("need head ≤ tail ≤ 5 classes"),
+        "{err}"
+    );
     // Bad values from flags and env point at the flag / variable.
     let (code, _, err) = run(npe()
         .args([

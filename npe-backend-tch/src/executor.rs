@@ -39,6 +39,7 @@ impl TchExecutor {
         ctx: &BuildContext,
         custom: CustomKinds,
     ) -> std::result::Result<Self, ExecError> {
+        device::tune_allocator();
         device::set_threads(ctx.threads);
         let device = device::resolve(ctx.device)?;
         let store = ParamStore::new(&ctx.params, &ctx.initial, &ctx.frozen, device)?;

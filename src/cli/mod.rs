@@ -1,5 +1,6 @@
 //! Command-line interface: `npe check | graph | kinds | data | train | eval | bench`.
 
+mod bench;
 mod check;
 mod data;
 mod eval;
@@ -62,6 +63,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a checkpoint: per-class table and group accuracies.
     Eval(eval::EvalArgs),
+    /// Benchmarks: training throughput of the backends, data loader throughput.
+    Bench(bench::BenchArgs),
     /// List the node kinds this program knows.
     Kinds,
     /// Show the data a pipeline trains on: per-class counts, imbalance factor, groups.
@@ -93,6 +96,7 @@ pub fn main_with(ext: Extensions) -> ExitCode {
         Command::Kinds => kinds::run(&ext.registry),
         Command::Train(args) => train::run(args, &ext),
         Command::Eval(args) => eval::run(args, &ext),
+        Command::Bench(args) => bench::run(args, &ext),
         Command::Data { file, json, set } => data::run(&file, &set, json, &ext.registry),
     }
 }

@@ -14,13 +14,13 @@ fn double_conv(nc: &NodeCtx, x: &Tensor, prefix: &str) -> Result<Tensor> {
             &nc.conv(x, &format!("{prefix}conv1."), 1, 1)?,
             &format!("{prefix}bn1."),
         )?
-        .f_relu()?;
+        .f_relu_()?;
     Ok(nc
         .bn(
             &nc.conv(&h, &format!("{prefix}conv2."), 1, 1)?,
             &format!("{prefix}bn2."),
         )?
-        .f_relu()?)
+        .f_relu_()?)
 }
 
 /// `unet`: (max-pool, conv-BN-ReLU ×2) per level down; bilinear ×2 upsampling, concatenation
@@ -49,6 +49,6 @@ pub fn fcn_resnet(nc: &NodeCtx, p: &FcnResNetParams, x: Act) -> Result<Act> {
     let h = resnet_trunk(nc, &x.into_map(), p.width, (p.depth - 2) / 6)?;
     Ok(Act::Map(
         nc.bn(&nc.conv(&h, "head.conv.", 1, 1)?, "head.bn.")?
-            .f_relu()?,
+            .f_relu_()?,
     ))
 }
