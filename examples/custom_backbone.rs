@@ -48,15 +48,9 @@ impl CustomBackbone for ConvStack {
         };
         let shrink = 1 << p.channels.len();
         if h < shrink || w < shrink {
-            return Err(format!(
-                "{h}×{w} images are too small for {} pooling layers",
-                p.channels.len()
-            ));
+            return Err(format!("{h}×{w} images are too small for {} pooling layers", p.channels.len()));
         }
-        Ok(Sig::vector(
-            Role::Features,
-            p.channels.last().unwrap() * (h / shrink) * (w / shrink),
-        ))
+        Ok(Sig::vector(Role::Features, p.channels.last().unwrap() * (h / shrink) * (w / shrink)))
     }
     fn parameters(&self, params: &Params, input: &Sig) -> Vec<ParamSpec> {
         let p: ConvStackParams = parse_params(params).expect("validated");
@@ -72,11 +66,7 @@ impl CustomBackbone for ConvStack {
                 kind: ParamKind::Weight,
                 decay: true,
             };
-            specs.push(param(
-                format!("convs.{i}.weight"),
-                vec![c, cin, 3, 3],
-                Init::KaimingNormal { fan_in },
-            ));
+            specs.push(param(format!("convs.{i}.weight"), vec![c, cin, 3, 3], Init::KaimingNormal { fan_in }));
             specs.push(param(format!("convs.{i}.bias"), vec![c], Init::Zeros));
             cin = c;
         }
@@ -85,9 +75,7 @@ impl CustomBackbone for ConvStack {
 }
 
 fn layers(nc_params: Option<&Params>) -> usize {
-    nc_params
-        .and_then(|p| parse_params::<ConvStackParams>(p).ok())
-        .map_or(0, |p| p.channels.len())
+    nc_params.and_then(|p| parse_params::<ConvStackParams>(p).ok()).map_or(0, |p| p.channels.len())
 }
 
 /// The burn half: the forward pass.
@@ -105,10 +93,7 @@ impl npe_backend_burn::BurnBackbone for ConvStackBurn {
         use npe_backend_burn::burn::tensor::{module::max_pool2d, ops::MaxPoolOptions};
         let mut h = input.into_map();
         for i in 0..layers(nc.params) {
-            h = max_pool2d(
-                relu(nc.conv(h, &format!("convs.{i}."), 1, 1)?),
-                MaxPoolOptions::new([2, 2]),
-            );
+            h = max_pool2d(relu(nc.conv(h, &format!("convs.{i}."), 1, 1)?), MaxPoolOptions::new([2, 2]));
         }
         let [n, c, hh, ww] = h.dims();
         Ok(npe_backend_burn::Act::Vec(h.reshape([n, c * hh * ww])))
@@ -128,10 +113,13 @@ impl npe_backend_tch::TchBackbone for ConvStackTch {
     ) -> Result<npe_backend_tch::Act, npe_backend_tch::TchBackendError> {
         let mut h = input.into_map();
         for i in 0..layers(nc.params) {
-            h = nc
-                .conv(&h, &format!("convs.{i}."), 1, 1)?
-                .f_relu()?
-                .f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?;
+            h = nc.conv(&h, &format!("convs.{i}."), 1, 1)?.f_relu()?.f_max_pool2d(
+                [2, 2],
+                [2, 2],
+                [0, 0],
+                [1, 1],
+                false,
+            )?;
         }
         Ok(npe_backend_tch::Act::Vec(h.f_flatten(1, -1)?))
     }
@@ -139,9 +127,7 @@ impl npe_backend_tch::TchBackbone for ConvStackTch {
 
 fn main() -> ExitCode {
     let mut ext = npe::Extensions::default();
-    ext.registry
-        .register_backbone(Arc::new(ConvStack))
-        .expect("a new kind name");
+    ext.registry.register_backbone(Arc::new(ConvStack)).expect("a new kind name");
     #[cfg(feature = "burn")]
     ext.burn.register("conv_stack", Arc::new(ConvStackBurn));
     #[cfg(feature = "tch")]

@@ -15,11 +15,7 @@ fn libtorch_dirs() -> Vec<String> {
     // The CUDA runtime wheels sit beside torch in site-packages: nvidia/<pkg>/lib.
     if let Some(site) = torch.parent() {
         if let Ok(rd) = std::fs::read_dir(site.join("nvidia")) {
-            dirs.extend(
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.path().join("lib"))
-                    .filter(|p| p.is_dir()),
-            );
+            dirs.extend(rd.filter_map(|e| e.ok()).map(|e| e.path().join("lib")).filter(|p| p.is_dir()));
         }
     }
     dirs.into_iter().map(|d| d.display().to_string()).collect()

@@ -32,9 +32,7 @@ impl BackendChoice {
 
     /// The default: burn if compiled, else tch.
     pub fn default_compiled() -> Option<Self> {
-        [BackendChoice::Burn, BackendChoice::Tch]
-            .into_iter()
-            .find(|b| b.compiled())
+        [BackendChoice::Burn, BackendChoice::Tch].into_iter().find(|b| b.compiled())
     }
 
     /// Error unless compiled in.
@@ -44,11 +42,7 @@ impl BackendChoice {
         } else {
             Err(format!(
                 "this npe was built without feature `{self}`: rebuild with `cargo build --release --features {self}`{}",
-                if self == BackendChoice::Tch {
-                    " (libtorch: see scripts/libtorch.sh)"
-                } else {
-                    ""
-                }
+                if self == BackendChoice::Tch { " (libtorch: see scripts/libtorch.sh)" } else { "" }
             ))
         }
     }

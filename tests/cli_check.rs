@@ -13,17 +13,10 @@ fn shipped_pipelines_pass_check() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
-    assert!(
-        files.len() >= 4,
-        "expected the shipped pipelines, found {files:?}"
-    );
+    assert!(files.len() >= 4, "expected the shipped pipelines, found {files:?}");
     let (code, out, err) = run(npe().arg("check").args(&files));
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    assert_eq!(
-        out.lines().filter(|l| l.contains(": ok (")).count(),
-        files.len(),
-        "{out}"
-    );
+    assert_eq!(out.lines().filter(|l| l.contains(": ok (")).count(), files.len(), "{out}");
 }
 
 #[test]
@@ -31,10 +24,7 @@ fn malformed_corpus_gives_located_errors() {
     let dir = root().join("tests/malformed");
     let table = std::fs::read_to_string(dir.join("expected.tsv")).unwrap();
     let mut checked = 0;
-    for line in table
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
+    for line in table.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let cols: Vec<&str> = line.split('\t').collect();
         let (file, pos, msg) = (cols[0], cols[1], cols.get(2).copied().unwrap_or(""));
         let path = format!("tests/malformed/{file}");
@@ -43,30 +33,15 @@ fn malformed_corpus_gives_located_errors() {
         assert!(!err.contains("panicked"), "{file} panicked:\n{err}");
         let first = err.lines().next().unwrap_or_default();
         let prefix = format!("{path}:{pos}");
-        assert!(
-            first.starts_with(&prefix),
-            "{file}: expected first line to start with `{prefix}`, got:\n{err}"
-        );
-        assert!(
-            first.contains(": error: "),
-            "{file}: not an error line: {first}"
-        );
+        assert!(first.starts_with(&prefix), "{file}: expected first line to start with `{prefix}`, got:\n{err}");
+        assert!(first.contains(": error: "), "{file}: not an error line: {first}");
         assert!(err.contains(msg), "{file}: expected `{msg}` in:\n{err}");
         checked += 1;
     }
-    assert!(
-        checked >= 20,
-        "the corpus must hold at least 20 files, found {checked}"
-    );
+    assert!(checked >= 20, "the corpus must hold at least 20 files, found {checked}");
     // Every file in the folder is in the table.
-    let files = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name() != "expected.tsv")
-        .count();
-    assert_eq!(
-        files, checked,
-        "every corpus file needs a row in expected.tsv"
-    );
+    let files = std::fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "expected.tsv").count();
+    assert_eq!(files, checked, "every corpus file needs a row in expected.tsv");
 }
 
 #[test]
@@ -74,18 +49,14 @@ fn hundred_megabyte_file_is_refused_without_reading_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("huge.yaml");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    let line =
-        "key_number_padding: 0123456789012345678901234567890123456789012345678901234567890123\n";
+    let line = "key_number_padding: 0123456789012345678901234567890123456789012345678901234567890123\n";
     for _ in 0..(100 * 1024 * 1024 / line.len()) {
         f.write_all(line.as_bytes()).unwrap();
     }
     drop(f);
     let (code, _, err) = run(npe().arg("check").arg(&path));
     assert_eq!(code, 2);
-    assert!(
-        err.contains(":1:1: error: pipeline file is larger than 1024 KiB"),
-        "{err}"
-    );
+    assert!(err.contains(":1:1: error: pipeline file is larger than 1024 KiB"), "{err}");
 }
 
 #[test]
@@ -107,10 +78,7 @@ fn all_errors_of_a_file_are_reported_at_once() {
         ("7:36", "`lr` must be > 0"),
     ] {
         let want = format!("many.yaml:{pos}: error: ");
-        assert!(
-            err.lines().any(|l| l.contains(&want) && l.contains(msg)),
-            "missing `{want}…{msg}` in:\n{err}"
-        );
+        assert!(err.lines().any(|l| l.contains(&want) && l.contains(msg)), "missing `{want}…{msg}` in:\n{err}");
     }
     assert!(err.contains("did you mean `mlp`?"), "{err}");
 }
@@ -119,48 +87,26 @@ fn all_errors_of_a_file_are_reported_at_once() {
 fn overrides_are_applied_and_located() {
     // --set wins over the file and over the environment.
     let (code, out, err) = run(npe()
-        .args([
-            "check",
-            "pipelines/quickstart.yaml",
-            "--set",
-            "data.synthetic.classes=9",
-        ])
+        .args(["check", "pipelines/quickstart.yaml", "--set", "data.synthetic.classes=9"])
         .env("NPE_DATA__SYNTHETIC__CLASSES", "8"));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("9 classes"), "{out}");
-    let (code, out, err) = run(npe()
-        .args(["check", "pipelines/quickstart.yaml"])
-        .env("NPE_DATA__SYNTHETIC__CLASSES", "8"));
+    let (code, out, err) =
+        run(npe().args(["check", "pipelines/quickstart.yaml"]).env("NPE_DATA__SYNTHETIC__CLASSES", "8"));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("8 classes"), "{out}");
     // A value that breaks a check elsewhere is reported there (quickstart's tail group starts at class 7).
-    let (code, _, err) = run(npe()
-        .args(["check", "pipelines/quickstart.yaml"])
-        .env("NPE_DATA__SYNTHETIC__CLASSES", "5"));
+    let (code, _, err) =
+        run(npe().args(["check", "pipelines/quickstart.yaml"]).env("NPE_DATA__SYNTHETIC__CLASSES", "5"));
     assert_eq!(code, 2);
-    assert!(
-        err.contains("pipelines/quickstart.yaml:24:")
-            && err.contains("need head ≤ tail ≤ 5 classes"),
-        "{err}"
-    );
+    assert!(err.contains("pipelines/quickstart.yaml:24:") && err.contains("need head ≤ tail ≤ 5 classes"), "{err}");
     // Bad values from flags and env point at the flag / variable.
     let (code, _, err) = run(npe()
-        .args([
-            "check",
-            "pipelines/quickstart.yaml",
-            "--set",
-            "train.optimizer.momentum=2",
-        ])
+        .args(["check", "pipelines/quickstart.yaml", "--set", "train.optimizer.momentum=2"])
         .env("NPE_TRAIN__EPOCHS", "many"));
     assert_eq!(code, 2);
-    assert!(
-        err.contains("<--set train.optimizer.momentum=2>: error: `momentum` must be in [0, 1)"),
-        "{err}"
-    );
-    assert!(
-        err.contains("<environment NPE_TRAIN__EPOCHS>: error: `train.epochs`: expected usize"),
-        "{err}"
-    );
+    assert!(err.contains("<--set train.optimizer.momentum=2>: error: `momentum` must be in [0, 1)"), "{err}");
+    assert!(err.contains("<environment NPE_TRAIN__EPOCHS>: error: `train.epochs`: expected usize"), "{err}");
     let (code, _, err) = run(npe().args(["check", "pipelines/quickstart.yaml", "--set", "oops"]));
     assert_eq!(code, 2);
     assert!(err.contains("expected KEY=VALUE"), "{err}");
@@ -168,8 +114,7 @@ fn overrides_are_applied_and_located() {
 
 #[test]
 fn graph_renders_with_graphviz_and_mermaid() {
-    let (code, dot_src, err) =
-        run(npe().args(["graph", "pipelines/quickstart.yaml", "--format", "dot"]));
+    let (code, dot_src, err) = run(npe().args(["graph", "pipelines/quickstart.yaml", "--format", "dot"]));
     assert_eq!(code, 0, "{err}");
     assert!(dot_src.starts_with("digraph"), "{dot_src}");
     // Graphviz must accept it (CI installs graphviz; a missing `dot` is a failure, not a skip).
@@ -180,37 +125,23 @@ fn graph_renders_with_graphviz_and_mermaid() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("Graphviz `dot` is needed for this test: apt-get install graphviz");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dot_src.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(dot_src.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "dot failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "dot failed: {}", String::from_utf8_lossy(&out.stderr));
     let svg = String::from_utf8_lossy(&out.stdout);
     for node in ["features", "prior", "npe", "pem_loss"] {
         assert!(svg.contains(node), "node {node} missing from the SVG");
     }
-    let (code, mermaid, _) =
-        run(npe().args(["graph", "pipelines/quickstart.yaml", "--format", "mermaid"]));
+    let (code, mermaid, _) = run(npe().args(["graph", "pipelines/quickstart.yaml", "--format", "mermaid"]));
     assert_eq!(code, 0);
-    assert!(
-        mermaid.starts_with("flowchart TD") && mermaid.contains("n_prior -->|pem| n_npe"),
-        "{mermaid}"
-    );
+    assert!(mermaid.starts_with("flowchart TD") && mermaid.contains("n_prior -->|pem| n_npe"), "{mermaid}");
 }
 
 #[test]
 fn unknown_backend_feature_is_a_clear_error() {
     // Whichever backend is not compiled in answers with the feature to enable.
     if !cfg!(feature = "tch") {
-        let (code, _, err) =
-            run(npe().args(["train", "pipelines/quickstart.yaml", "--backend", "tch"]));
+        let (code, _, err) = run(npe().args(["train", "pipelines/quickstart.yaml", "--backend", "tch"]));
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("built without feature `tch`"), "{err}");
     } else {

@@ -28,14 +28,7 @@ const STEPS: usize = 20;
 const LR: f64 = 0.05;
 
 fn session(ir: &Ir, ds: &data::Dataset, backend: &dyn Backend) -> Session {
-    Session::with_data(
-        ir.clone(),
-        ds.clone(),
-        &Registry::builtin(),
-        backend,
-        Device::Cpu,
-    )
-    .unwrap()
+    Session::with_data(ir.clone(), ds.clone(), &Registry::builtin(), backend, Device::Cpu).unwrap()
 }
 
 /// Train `a` and `b` side by side on the same batches; worst relative loss difference per step.
@@ -63,27 +56,12 @@ fn drift(a: &mut Session, b: &mut Session, name: &str) -> Vec<f64> {
 
 /// Fraction of test predictions (raw logits and NPE-LA) on which two sessions agree.
 fn prediction_agreement(a: &mut Session, b: &mut Session) -> f64 {
-    let test = data::loader(
-        &a.data,
-        &a.data.test,
-        &a.ir.data_spec,
-        data::SplitKind::Eval,
-        500,
-        false,
-        0,
-    )
-    .unwrap();
-    let req = [
-        Request::Argmax("logits".into()),
-        Request::Argmax("npe".into()),
-    ];
+    let test = data::loader(&a.data, &a.data.test, &a.ir.data_spec, data::SplitKind::Eval, 500, false, 0).unwrap();
+    let req = [Request::Argmax("logits".into()), Request::Argmax("npe".into())];
     let (mut same, mut total) = (0usize, 0usize);
     for batch in test.iter(0, 0) {
         let batch = batch.unwrap();
-        let (pa, pb) = (
-            a.exec.infer(&batch, &req).unwrap(),
-            b.exec.infer(&batch, &req).unwrap(),
-        );
+        let (pa, pb) = (a.exec.infer(&batch, &req).unwrap(), b.exec.infer(&batch, &req).unwrap());
         for (x, y) in pa.iter().zip(&pb) {
             same += x.data.iter().zip(&y.data).filter(|(p, q)| p == q).count();
             total += x.data.len();
@@ -99,11 +77,7 @@ fn burn_vs_tch(ir: &Ir, name: &str) -> (Vec<f64>, f64) {
     let mut t = session(ir, &ds, &TchBackend::default());
     let w = b.exec.export().unwrap();
     t.exec.import(&w).unwrap();
-    assert_eq!(
-        max_rel_diff(&w, &t.exec.export().unwrap()),
-        0.0,
-        "{name}: import changed values"
-    );
+    assert_eq!(max_rel_diff(&w, &t.exec.export().unwrap()), 0.0, "{name}: import changed values");
     let d = drift(&mut b, &mut t, name);
     let agree = prediction_agreement(&mut b, &mut t);
     eprintln!(
@@ -120,41 +94,19 @@ fn max(v: &[f64]) -> f64 {
 
 #[test]
 fn mlp_with_pems_agrees() {
-    let ir = ir_of_file(
-        "pipelines/quickstart.yaml",
-        &["data.synthetic.per_class=2000"],
-    );
+    let ir = ir_of_file("pipelines/quickstart.yaml", &["data.synthetic.per_class=2000"]);
     let (d, agree) = burn_vs_tch(&ir, "mlp");
     assert!(max(&d) <= 1e-3, "mlp: losses differ by {:.2e}", max(&d));
-    assert!(
-        agree >= 0.99,
-        "mlp: predictions agree on {:.2}%",
-        100.0 * agree
-    );
+    assert!(agree >= 0.99, "mlp: predictions agree on {:.2}%", 100.0 * agree);
 }
 
 #[test]
 fn small_cnn_with_batch_norm_agrees() {
     let yaml = quickstart_with_features("{kind: small_cnn, input: data, channels: [8, 16, 32]}");
-    let ir = ir_of(
-        &yaml,
-        &[
-            "data.synthetic.per_class=1000",
-            "data.synthetic.channels=3",
-            "data.synthetic.size=16",
-        ],
-    );
+    let ir = ir_of(&yaml, &["data.synthetic.per_class=1000", "data.synthetic.channels=3", "data.synthetic.size=16"]);
     let (d, agree) = burn_vs_tch(&ir, "small_cnn");
-    assert!(
-        max(&d) <= 1e-3,
-        "small_cnn: losses differ by {:.2e}",
-        max(&d)
-    );
-    assert!(
-        agree >= 0.99,
-        "small_cnn: predictions agree on {:.2}%",
-        100.0 * agree
-    );
+    assert!(max(&d) <= 1e-3, "small_cnn: losses differ by {:.2e}", max(&d));
+    assert!(agree >= 0.99, "small_cnn: predictions agree on {:.2}%", 100.0 * agree);
 }
 
 #[test]
@@ -176,78 +128,39 @@ fn resnet20_agrees_up_to_its_own_rounding_sensitivity() {
     let mut a = session(&ir, &ds, &BurnBackend::default());
     let mut p = session(&ir, &ds, &BurnBackend::default());
     let mut w = a.exec.export().unwrap();
-    w.iter_mut()
-        .for_each(|t| t.data.iter_mut().for_each(|v| *v *= 1.0 + 1e-7));
+    w.iter_mut().for_each(|t| t.data.iter_mut().for_each(|v| *v *= 1.0 + 1e-7));
     p.exec.import(&w).unwrap();
     let floor = drift(&mut a, &mut p, "burn(1+1e-7)");
-    eprintln!(
-        "resnet_cifar: perturbation floor {:.2e} over {STEPS} steps",
-        max(&floor)
-    );
-    assert!(
-        max(&d[..5]) <= 1e-3,
-        "resnet_cifar: early steps differ by {:.2e}",
-        max(&d[..5])
-    );
+    eprintln!("resnet_cifar: perturbation floor {:.2e} over {STEPS} steps", max(&floor));
+    assert!(max(&d[..5]) <= 1e-3, "resnet_cifar: early steps differ by {:.2e}", max(&d[..5]));
     assert!(
         max(&d) <= max(&floor),
         "resnet_cifar: burn vs tch drift {:.2e} exceeds the rounding floor {:.2e}",
         max(&d),
         max(&floor)
     );
-    assert!(
-        agree >= 0.95,
-        "resnet_cifar: predictions agree on {:.2}%",
-        100.0 * agree
-    );
+    assert!(agree >= 0.95, "resnet_cifar: predictions agree on {:.2}%", 100.0 * agree);
     // Forward semantics alone: burn's trained weights (and BN statistics) imported into tch
     // predict the same on ≥ 99% of the test split.
     let mut t = session(&ir, &ds, &TchBackend::default());
     t.exec.import(&a.exec.export().unwrap()).unwrap();
     let same_weights = prediction_agreement(&mut a, &mut t);
-    eprintln!(
-        "resnet_cifar: same trained weights, prediction agreement {:.2}%",
-        100.0 * same_weights
-    );
-    assert!(
-        same_weights >= 0.99,
-        "resnet_cifar: same weights, predictions agree on {:.2}%",
-        100.0 * same_weights
-    );
+    eprintln!("resnet_cifar: same trained weights, prediction agreement {:.2}%", 100.0 * same_weights);
+    assert!(same_weights >= 0.99, "resnet_cifar: same weights, predictions agree on {:.2}%", 100.0 * same_weights);
 }
 
 #[test]
 fn a_model_trained_on_burn_evaluates_the_same_on_tch() {
     let dir = tempfile::tempdir().unwrap();
-    let sets = [
-        "--set",
-        "data.synthetic.per_class=1500",
-        "--set",
-        "train.epochs=3",
-    ];
+    let sets = ["--set", "data.synthetic.per_class=1500", "--set", "train.epochs=3"];
     let (code, _, err) = run(npe()
-        .args([
-            "train",
-            "pipelines/quickstart.yaml",
-            "--progress",
-            "quiet",
-            "--backend",
-            "burn",
-            "--out",
-        ])
+        .args(["train", "pipelines/quickstart.yaml", "--progress", "quiet", "--backend", "burn", "--out"])
         .arg(dir.path())
         .args(sets));
     assert_eq!(code, 0, "{err}");
     let eval = |backend: &str| -> serde_json::Value {
         let (code, out, err) = run(npe()
-            .args([
-                "eval",
-                "pipelines/quickstart.yaml",
-                "--json",
-                "--backend",
-                backend,
-                "--checkpoint",
-            ])
+            .args(["eval", "pipelines/quickstart.yaml", "--json", "--backend", backend, "--checkpoint"])
             .arg(dir.path().join("model.safetensors"))
             .args(sets));
         assert_eq!(code, 0, "{err}");
@@ -255,17 +168,8 @@ fn a_model_trained_on_burn_evaluates_the_same_on_tch() {
     };
     let (b, t) = (eval("burn"), eval("tch"));
     for output in ["logits", "npe", "posthoc"] {
-        let acc = |v: &serde_json::Value| {
-            v["accuracy"]["accuracy"][output]["mean_per_class"]
-                .as_f64()
-                .unwrap()
-        };
-        assert!(
-            (acc(&b) - acc(&t)).abs() <= 0.005,
-            "{output}: burn {} vs tch {}",
-            acc(&b),
-            acc(&t)
-        );
+        let acc = |v: &serde_json::Value| v["accuracy"]["accuracy"][output]["mean_per_class"].as_f64().unwrap();
+        assert!((acc(&b) - acc(&t)).abs() <= 0.005, "{output}: burn {} vs tch {}", acc(&b), acc(&t));
     }
     let r = |v: &serde_json::Value| v["prior"]["prior_fit"]["test"]["r"].as_f64().unwrap();
     assert!((r(&b) - r(&t)).abs() < 1e-3);

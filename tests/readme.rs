@@ -14,9 +14,7 @@ fn readme() -> String {
 
 /// The text of the README section that starts with `heading` (up to the next heading).
 fn section<'a>(text: &'a str, heading: &str) -> &'a str {
-    let start = text
-        .find(heading)
-        .unwrap_or_else(|| panic!("README has no section `{heading}`"));
+    let start = text.find(heading).unwrap_or_else(|| panic!("README has no section `{heading}`"));
     let rest = &text[start + heading.len()..];
     let end = rest.find("\n#").unwrap_or(rest.len());
     &rest[..end]
@@ -46,17 +44,11 @@ fn every_kind_and_field_is_documented_in_its_section() {
         let sec = section(&text, &format!("#### `{kind}`"));
         let fields = match reg.parse(kind, &probe()) {
             Err(ParseError::Serde(e)) => fields_from(e),
-            other => panic!(
-                "{kind}: probe did not fail as expected: {:?}",
-                other.is_ok()
-            ),
+            other => panic!("{kind}: probe did not fail as expected: {:?}", other.is_ok()),
         };
         assert!(!fields.is_empty());
         for f in fields {
-            assert!(
-                sec.contains(&format!("| `{f}` |")),
-                "README section of `{kind}` lacks field `{f}`"
-            );
+            assert!(sec.contains(&format!("| `{f}` |")), "README section of `{kind}` lacks field `{f}`");
         }
     }
 }
@@ -65,39 +57,18 @@ fn every_kind_and_field_is_documented_in_its_section() {
 fn every_section_field_is_documented() {
     let text = readme();
     let cases: [(&str, figment::Error); 3] = [
-        (
-            "### `data`",
-            probe()
-                .deserialize::<npe_core::spec::DataSpec>()
-                .unwrap_err(),
-        ),
-        (
-            "### `train`",
-            probe()
-                .deserialize::<npe_core::spec::TrainSpec>()
-                .unwrap_err(),
-        ),
-        (
-            "### `eval`",
-            probe()
-                .deserialize::<npe_core::spec::EvalSpec>()
-                .unwrap_err(),
-        ),
+        ("### `data`", probe().deserialize::<npe_core::spec::DataSpec>().unwrap_err()),
+        ("### `train`", probe().deserialize::<npe_core::spec::TrainSpec>().unwrap_err()),
+        ("### `eval`", probe().deserialize::<npe_core::spec::EvalSpec>().unwrap_err()),
     ];
     for (heading, err) in cases {
         let sec = section(&text, heading);
         for f in fields_from(err) {
-            assert!(
-                sec.contains(&format!("`{f}`")),
-                "README {heading} lacks field `{f}`"
-            );
+            assert!(sec.contains(&format!("`{f}`")), "README {heading} lacks field `{f}`");
         }
     }
     for key in npe_core::spec::SECTIONS {
-        assert!(
-            text.contains(&format!("| `{key}` |")),
-            "README lacks top-level key `{key}`"
-        );
+        assert!(text.contains(&format!("| `{key}` |")), "README lacks top-level key `{key}`");
     }
 }
 
@@ -113,9 +84,6 @@ fn the_setup_commands_are_the_ones_ci_runs() {
     );
     for p in std::fs::read_dir(root().join("pipelines")).unwrap() {
         let name = p.unwrap().file_name().into_string().unwrap();
-        assert!(
-            text.contains(&format!("`pipelines/{name}`")),
-            "README does not list pipelines/{name}"
-        );
+        assert!(text.contains(&format!("`pipelines/{name}`")), "README does not list pipelines/{name}");
     }
 }

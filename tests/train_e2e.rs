@@ -11,11 +11,7 @@ use std::path::Path;
 
 /// quickstart.yaml made smaller so every backend trains it in about a second. (With fewer than
 /// ~10 epochs the PEM estimate is still too steep and NPE-LA over-corrects the head classes.)
-const SMALL: &[&str] = &[
-    "data.synthetic.per_class=3000",
-    "train.epochs=10",
-    "data.loader.workers=1",
-];
+const SMALL: &[&str] = &["data.synthetic.per_class=3000", "train.epochs=10", "data.loader.workers=1"];
 
 fn opts(out: &Path) -> TrainOptions {
     TrainOptions {
@@ -35,19 +31,15 @@ fn loss_falls_npe_la_lifts_the_tail_and_the_prior_ranks_classes() {
         let dir = tempfile::tempdir().unwrap();
         let summary = s.train(&opts(dir.path())).unwrap();
         let name = backend.name();
-        let records: Vec<serde_json::Value> =
-            std::fs::read_to_string(dir.path().join("metrics.jsonl"))
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
+        let records: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(records.len(), 10, "{name}: one metrics line per epoch");
         let first = records[0]["train_loss"]["ce"].as_f64().unwrap();
         let last = records[9]["train_loss"]["ce"].as_f64().unwrap();
-        assert!(
-            last < 0.7 * first,
-            "{name}: CE should fall: {first} -> {last}"
-        );
+        assert!(last < 0.7 * first, "{name}: CE should fall: {first} -> {last}");
         let acc = &summary.eval.accuracy["accuracy"];
         let (raw, npe) = (&acc["logits"], &acc["npe"]);
         assert!(
@@ -56,22 +48,14 @@ fn loss_falls_npe_la_lifts_the_tail_and_the_prior_ranks_classes() {
             raw.tail,
             npe.tail
         );
-        assert!(
-            npe.mean_per_class > raw.mean_per_class,
-            "{name}: mean per-class accuracy should rise"
-        );
+        assert!(npe.mean_per_class > raw.mean_per_class, "{name}: mean per-class accuracy should rise");
         let prior = &summary.eval.prior["prior_fit"];
         let fit = prior.train.as_ref().unwrap();
-        assert!(
-            fit.spearman >= 0.9,
-            "{name}: Spearman of learned vs true prior {}",
-            fit.spearman
-        );
+        assert!(fit.spearman >= 0.9, "{name}: Spearman of learned vs true prior {}", fit.spearman);
         assert!(fit.r > 0.9, "{name}: Pearson r {}", fit.r);
         // The reports say what the data is.
         let summary_json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap())
-                .unwrap();
+            serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
         assert_eq!(summary_json["data"]["provenance"], "synthetic");
         assert!(dir.path().join("model.safetensors").is_file());
     }
@@ -95,11 +79,7 @@ fn final_params(
 
 #[test]
 fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
-    let sets = [
-        "data.synthetic.per_class=1500",
-        "train.epochs=3",
-        "data.loader.workers=2",
-    ];
+    let sets = ["data.synthetic.per_class=1500", "train.epochs=3", "data.loader.workers=2"];
     for backend in backends() {
         let name = backend.name();
         let a = tempfile::tempdir().unwrap();
@@ -107,25 +87,13 @@ fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
         // Interrupt in the middle of epoch 2 (a step limit writes a mid-epoch checkpoint), resume.
         let b = tempfile::tempdir().unwrap();
         match final_params(backend.as_ref(), &sets, b.path(), Some(40), false) {
-            Err(TrainError::Interrupted {
-                epoch: 2, batch, ..
-            }) => assert!(batch > 0, "{name}: mid-epoch"),
+            Err(TrainError::Interrupted { epoch: 2, batch, .. }) => assert!(batch > 0, "{name}: mid-epoch"),
             other => panic!("{name}: expected an interruption in epoch 2, got {other:?}"),
         }
         let resumed = final_params(backend.as_ref(), &sets, b.path(), None, true).unwrap();
-        assert_eq!(
-            max_rel_diff(&whole, &resumed),
-            0.0,
-            "{name}: resumed weights differ"
-        );
-        let lines = std::fs::read_to_string(b.path().join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .count();
-        assert_eq!(
-            lines, 3,
-            "{name}: one metrics line per epoch after resuming"
-        );
+        assert_eq!(max_rel_diff(&whole, &resumed), 0.0, "{name}: resumed weights differ");
+        let lines = std::fs::read_to_string(b.path().join("metrics.jsonl")).unwrap().lines().count();
+        assert_eq!(lines, 3, "{name}: one metrics line per epoch after resuming");
         // Without --resume an output folder with checkpoints is refused, not overwritten.
         let err = final_params(backend.as_ref(), &sets, b.path(), None, false).unwrap_err();
         assert!(err.to_string().contains("add --resume"), "{err}");
@@ -136,11 +104,7 @@ fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
 fn same_seed_same_weights_other_seed_other_weights() {
     let sets = ["data.synthetic.per_class=800", "train.epochs=2"];
     for backend in backends() {
-        let (a, b, c) = (
-            tempfile::tempdir().unwrap(),
-            tempfile::tempdir().unwrap(),
-            tempfile::tempdir().unwrap(),
-        );
+        let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let x = final_params(backend.as_ref(), &sets, a.path(), None, false).unwrap();
         let y = final_params(backend.as_ref(), &sets, b.path(), None, false).unwrap();
         assert_eq!(
@@ -159,19 +123,9 @@ fn same_seed_same_weights_other_seed_other_weights() {
 fn killed_process_resumes_from_its_last_checkpoint_to_the_same_weights() {
     // A real SIGKILL in the middle of training: checkpoints are atomic, so --resume continues
     // from the newest complete one and ends exactly where an uninterrupted run ends.
-    let sets = [
-        "--set",
-        "data.synthetic.per_class=4000",
-        "--set",
-        "train.epochs=8",
-        "--progress",
-        "quiet",
-    ];
+    let sets = ["--set", "data.synthetic.per_class=4000", "--set", "train.epochs=8", "--progress", "quiet"];
     let whole = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(npe()
-        .args(["train", "pipelines/quickstart.yaml", "--out"])
-        .arg(whole.path())
-        .args(sets));
+    let (code, _, err) = run(npe().args(["train", "pipelines/quickstart.yaml", "--out"]).arg(whole.path()).args(sets));
     assert_eq!(code, 0, "{err}");
     let out = tempfile::tempdir().unwrap();
     let mut child = npe()
@@ -189,51 +143,27 @@ fn killed_process_resumes_from_its_last_checkpoint_to_the_same_weights() {
     }
     child.kill().unwrap();
     let status = child.wait().unwrap();
-    assert!(
-        !status.success(),
-        "the run finished before it could be killed; make it longer"
-    );
+    assert!(!status.success(), "the run finished before it could be killed; make it longer");
     assert!(!out.path().join("model.safetensors").exists());
-    let (code, _, err) = run(npe()
-        .args(["train", "pipelines/quickstart.yaml", "--resume", "--out"])
-        .arg(out.path())
-        .args(sets));
+    let (code, _, err) =
+        run(npe().args(["train", "pipelines/quickstart.yaml", "--resume", "--out"]).arg(out.path()).args(sets));
     assert_eq!(code, 0, "{err}");
     let a = tensors(&whole.path().join("model.safetensors"));
     let b = tensors(&out.path().join("model.safetensors"));
-    assert_eq!(
-        max_rel_diff(&a, &b),
-        0.0,
-        "resumed weights differ from the uninterrupted run"
-    );
+    assert_eq!(max_rel_diff(&a, &b), 0.0, "resumed weights differ from the uninterrupted run");
 }
 
 #[test]
 fn npe_eval_reproduces_the_final_metrics_of_training() {
     let dir = tempfile::tempdir().unwrap();
-    let sets = [
-        "--set",
-        "data.synthetic.per_class=1000",
-        "--set",
-        "train.epochs=2",
-        "--progress",
-        "quiet",
-    ];
-    let (code, _, err) = run(npe()
-        .args(["train", "pipelines/quickstart.yaml", "--out"])
-        .arg(dir.path())
-        .args(sets));
+    let sets = ["--set", "data.synthetic.per_class=1000", "--set", "train.epochs=2", "--progress", "quiet"];
+    let (code, _, err) = run(npe().args(["train", "pipelines/quickstart.yaml", "--out"]).arg(dir.path()).args(sets));
     assert_eq!(code, 0, "{err}");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
     for ck in ["model.safetensors", "checkpoints/epoch-0002.safetensors"] {
         let (code, out, err) = run(npe()
-            .args([
-                "eval",
-                "pipelines/quickstart.yaml",
-                "--json",
-                "--checkpoint",
-            ])
+            .args(["eval", "pipelines/quickstart.yaml", "--json", "--checkpoint"])
             .arg(dir.path().join(ck))
             .args(&sets[..4]));
         assert_eq!(code, 0, "{err}");
@@ -242,10 +172,7 @@ fn npe_eval_reproduces_the_final_metrics_of_training() {
             eval["accuracy"], summary["eval"]["accuracy"],
             "{ck}: accuracy differs from training's final evaluation"
         );
-        assert_eq!(
-            eval["prior"], summary["eval"]["prior"],
-            "{ck}: prior estimate differs"
-        );
+        assert_eq!(eval["prior"], summary["eval"]["prior"], "{ck}: prior estimate differs");
     }
     // The human-readable report has the per-class table and group rows.
     let (code, out, _) = run(npe()
@@ -253,20 +180,11 @@ fn npe_eval_reproduces_the_final_metrics_of_training() {
         .arg(dir.path().join("model.safetensors"))
         .args(&sets[..4]));
     assert_eq!(code, 0);
-    assert!(
-        out.contains("head") && out.contains("class_9") && out.contains("mean per-class accuracy"),
-        "{out}"
-    );
+    assert!(out.contains("head") && out.contains("class_9") && out.contains("mean per-class accuracy"), "{out}");
     // A checkpoint of another model is refused with a reason.
     let other = tempfile::tempdir().unwrap();
     let (_, _, _) = run(npe()
-        .args([
-            "train",
-            "pipelines/quickstart.yaml",
-            "--set",
-            "nodes.features.hidden=[32]",
-            "--out",
-        ])
+        .args(["train", "pipelines/quickstart.yaml", "--set", "nodes.features.hidden=[32]", "--out"])
         .arg(other.path())
         .args(sets));
     let (code, _, err) = run(npe()
@@ -294,30 +212,16 @@ fn a_diverging_run_stops_with_a_hint() {
         ])
         .arg(dir.path()));
     assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("the training loss is not finite")
-            && err.contains("lower `train.optimizer.lr`"),
-        "{err}"
-    );
+    assert!(err.contains("the training loss is not finite") && err.contains("lower `train.optimizer.lr`"), "{err}");
 }
 
 #[test]
 fn missing_data_says_how_to_get_it() {
     let (code, _, err) = run(npe().args(["train", "pipelines/cifar10_lt.yaml"]));
     assert_eq!(code, 1);
-    assert!(
-        err.contains("`data.root` is not set") && err.contains("cs.toronto.edu"),
-        "{err}"
-    );
-    let (code, _, err) = run(npe().args([
-        "data",
-        "pipelines/fashion_mnist_lt.yaml",
-        "--set",
-        "data.root=/nonexistent/fmnist",
-    ]));
+    assert!(err.contains("`data.root` is not set") && err.contains("cs.toronto.edu"), "{err}");
+    let (code, _, err) =
+        run(npe().args(["data", "pipelines/fashion_mnist_lt.yaml", "--set", "data.root=/nonexistent/fmnist"]));
     assert_eq!(code, 1);
-    assert!(
-        err.contains("/nonexistent/fmnist") && err.contains("dataset-fashion-mnist"),
-        "{err}"
-    );
+    assert!(err.contains("/nonexistent/fmnist") && err.contains("dataset-fashion-mnist"), "{err}");
 }

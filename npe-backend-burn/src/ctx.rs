@@ -28,11 +28,7 @@ pub(crate) enum Targets {
     Classes(Tensor<2, Int>),
     /// Per pixel: `[N, 1, H, W]` indices (ignored pixels set to 0), a float mask of valid
     /// pixels, and the number of valid pixels.
-    Pixels {
-        index: Tensor<4, Int>,
-        valid: Tensor<4>,
-        count: usize,
-    },
+    Pixels { index: Tensor<4, Int>, valid: Tensor<4>, count: usize },
 }
 
 /// Everything a node's forward pass can use.
@@ -51,19 +47,13 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The parameter `name`, reshaped to its declared shape.
     pub fn param<const D: usize>(&self, name: &str) -> Result<Tensor<D>, BurnError> {
-        let i = self.store.get(name).ok_or_else(|| {
-            BurnError::Internal(format!("parameter `{name}` is not in the layout"))
+        let i = self
+            .store
+            .get(name)
+            .ok_or_else(|| BurnError::Internal(format!("parameter `{name}` is not in the layout")))?;
+        let shape: [usize; D] = self.store.specs[i].shape.clone().try_into().map_err(|s: Vec<usize>| {
+            BurnError::Internal(format!("parameter `{name}` has shape {s:?}, used as rank {D}"))
         })?;
-        let shape: [usize; D] =
-            self.store.specs[i]
-                .shape
-                .clone()
-                .try_into()
-                .map_err(|s: Vec<usize>| {
-                    BurnError::Internal(format!(
-                        "parameter `{name}` has shape {s:?}, used as rank {D}"
-                    ))
-                })?;
         Ok(self.tensors[i].clone().reshape(shape))
     }
 
@@ -104,25 +94,11 @@ impl NodeCtx<'_> {
     }
 
     /// 2-D convolution with `{prefix}weight` (and `{prefix}bias` if declared).
-    pub fn conv(
-        &self,
-        x: Tensor<4>,
-        prefix: &str,
-        stride: usize,
-        padding: usize,
-    ) -> Result<Tensor<4>, BurnError> {
+    pub fn conv(&self, x: Tensor<4>, prefix: &str, stride: usize, padding: usize) -> Result<Tensor<4>, BurnError> {
         let w = self.param::<4>(&format!("{prefix}weight"))?;
-        let b = if self.has(&format!("{prefix}bias")) {
-            Some(self.param::<1>(&format!("{prefix}bias"))?)
-        } else {
-            None
-        };
-        Ok(module::conv2d(
-            x,
-            w,
-            b,
-            ConvOptions::new([stride, stride], [padding, padding], [1, 1], 1),
-        ))
+        let b =
+            if self.has(&format!("{prefix}bias")) { Some(self.param::<1>(&format!("{prefix}bias"))?) } else { None };
+        Ok(module::conv2d(x, w, b, ConvOptions::new([stride, stride], [padding, padding], [1, 1], 1)))
     }
 
     /// Batch normalisation with `{prefix}weight/bias/running_mean/running_var`: batch statistics
@@ -136,12 +112,8 @@ impl NodeCtx<'_> {
             let dims = x.dims();
             let n = dims.iter().product::<usize>() / dims[1];
             let out = module::batch_norm_train(x, gamma, beta, BN_EPS);
-            let idx = |name: &str| {
-                self.ctx
-                    .store
-                    .get(name)
-                    .ok_or_else(|| BurnError::Internal(format!("`{name}` missing")))
-            };
+            let idx =
+                |name: &str| self.ctx.store.get(name).ok_or_else(|| BurnError::Internal(format!("`{name}` missing")));
             self.ctx.bn.borrow_mut().push(BnUpdate {
                 mean_idx: idx(&mean_name)?,
                 var_idx: idx(&var_name)?,

@@ -11,10 +11,7 @@ pub fn resolve(d: NpeDevice) -> Result<Device, BurnError> {
         #[cfg(feature = "cuda")]
         NpeDevice::Cuda(n) => Ok(Device::cuda(n)),
         #[cfg(not(feature = "cuda"))]
-        NpeDevice::Cuda(n) => Err(BurnError::NotCompiled {
-            feature: "cuda",
-            device: format!("cuda:{n}"),
-        }),
+        NpeDevice::Cuda(n) => Err(BurnError::NotCompiled { feature: "cuda", device: format!("cuda:{n}") }),
     }
 }
 
@@ -22,8 +19,6 @@ pub fn resolve(d: NpeDevice) -> Result<Device, BurnError> {
 /// effect; `threads == 0` keeps rayon's default (all cores, or `RAYON_NUM_THREADS`).
 pub fn set_threads(threads: usize) {
     if threads > 0 {
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global();
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
     }
 }

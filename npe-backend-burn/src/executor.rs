@@ -39,17 +39,11 @@ impl BurnExecutor {
         device::set_threads(ctx.threads);
         let device = device::resolve(ctx.device)?;
         let store = ParamStore::new(&ctx.params, &ctx.initial, &ctx.frozen, &device);
-        let loss_nodes: Vec<(NodeIndex, String)> = ir
-            .ops_of(Category::Loss)
-            .map(|(n, _)| (ir.index_of(&n.name).expect("node"), n.name.clone()))
-            .collect();
+        let loss_nodes: Vec<(NodeIndex, String)> =
+            ir.ops_of(Category::Loss).map(|(n, _)| (ir.index_of(&n.name).expect("node"), n.name.clone())).collect();
         let names: Vec<&str> = loss_nodes.iter().map(|(_, n)| n.as_str()).collect();
         let train_nodes = needed(ir, &names);
-        let threads = if ctx.threads > 0 {
-            ctx.threads
-        } else {
-            rayon::current_num_threads()
-        };
+        let threads = if ctx.threads > 0 { ctx.threads } else { rayon::current_num_threads() };
         let describe = match ctx.device {
             npe_core::backend::Device::Cpu => format!("burn 0.22 flex (cpu, {threads} threads)"),
             d => format!("burn 0.22 ({d})"),
@@ -61,11 +55,7 @@ impl BurnExecutor {
             momentum,
             device,
             opt: ctx.optimizer.clone(),
-            log_prior: ctx
-                .class_prior
-                .iter()
-                .map(|p| p.max(1e-12).ln() as f32)
-                .collect(),
+            log_prior: ctx.class_prior.iter().map(|p| p.max(1e-12).ln() as f32).collect(),
             ignore_index: ctx.ignore_index,
             custom,
             train_nodes,
@@ -97,18 +87,12 @@ impl BurnExecutor {
                 count,
             }
         } else {
-            Targets::Classes(Tensor::<2, Int>::from_data(
-                TensorData::new(batch.labels.clone(), [n, 1]),
-                device,
-            ))
+            Targets::Classes(Tensor::<2, Int>::from_data(TensorData::new(batch.labels.clone(), [n, 1]), device))
         }
     }
 
     fn log_prior(&self, device: &Device) -> Tensor<1> {
-        Tensor::<1>::from_data(
-            TensorData::new(self.log_prior.clone(), [self.log_prior.len()]),
-            device,
-        )
+        Tensor::<1>::from_data(TensorData::new(self.log_prior.clone(), [self.log_prior.len()]), device)
     }
 
     /// Training-mode forward; returns the loss tensors, the leaves and the pending BN updates.
@@ -127,21 +111,13 @@ impl BurnExecutor {
             targets: Some(self.targets(batch, device)),
             log_prior: self.log_prior(device),
         };
-        let acts = forward(
-            &ctx,
-            &self.ir,
-            &self.train_nodes,
-            self.images(batch, device),
-            &self.custom,
-        )?;
+        let acts = forward(&ctx, &self.ir, &self.train_nodes, self.images(batch, device), &self.custom)?;
         let mut parts = vec![];
         for (i, name) in &self.loss_nodes {
             match acts.get(i) {
                 Some(Act::Loss(t)) => parts.push(t.clone()),
                 _ => {
-                    return Err(BurnError::Internal(format!(
-                        "loss `{name}` produced no scalar"
-                    )));
+                    return Err(BurnError::Internal(format!("loss `{name}` produced no scalar")));
                 }
             }
         }
@@ -149,16 +125,9 @@ impl BurnExecutor {
     }
 
     fn step_losses(&self, parts: &[Tensor<1>]) -> StepLosses {
-        let host = to_vec(&Tensor::cat(
-            parts.iter().map(|t| t.clone().inner()).collect(),
-            0,
-        ));
-        let parts: Vec<(String, f64)> = self
-            .loss_nodes
-            .iter()
-            .zip(&host)
-            .map(|((_, n), v)| (n.clone(), *v as f64))
-            .collect();
+        let host = to_vec(&Tensor::cat(parts.iter().map(|t| t.clone().inner()).collect(), 0));
+        let parts: Vec<(String, f64)> =
+            self.loss_nodes.iter().zip(&host).map(|((_, n), v)| (n.clone(), *v as f64)).collect();
         let total = parts.iter().map(|(_, v)| v).sum();
         StepLosses { parts, total }
     }
@@ -166,11 +135,7 @@ impl BurnExecutor {
     fn apply_bn(&mut self, updates: Vec<crate::ctx::BnUpdate>) {
         for u in updates {
             let m = BN_MOMENTUM;
-            let unbias = if u.n > 1 {
-                u.n as f64 / (u.n - 1) as f64
-            } else {
-                1.0
-            };
+            let unbias = if u.n > 1 { u.n as f64 / (u.n - 1) as f64 } else { 1.0 };
             let rm = self.store.values[u.mean_idx].clone() * (1.0 - m) + u.mean * m;
             let rv = self.store.values[u.var_idx].clone() * (1.0 - m) + u.var * (m * unbias);
             self.store.values[u.mean_idx] = rm;
@@ -180,10 +145,7 @@ impl BurnExecutor {
 }
 
 fn host<const D: usize>(t: Tensor<D>) -> HostTensor {
-    HostTensor {
-        shape: t.dims().to_vec(),
-        data: to_vec(&t),
-    }
+    HostTensor { shape: t.dims().to_vec(), data: to_vec(&t) }
 }
 
 impl Executor for BurnExecutor {
@@ -198,20 +160,11 @@ impl Executor for BurnExecutor {
             .values
             .iter()
             .zip(&self.store.trainable)
-            .map(|(v, &t)| {
-                if t {
-                    v.clone().autodiff().require_grad()
-                } else {
-                    v.clone().autodiff()
-                }
-            })
+            .map(|(v, &t)| if t { v.clone().autodiff().require_grad() } else { v.clone().autodiff() })
             .collect();
         let (parts, bn) = self.train_forward(batch, &leaves, &ad)?;
         let losses = self.step_losses(&parts);
-        let total = parts
-            .into_iter()
-            .reduce(|a, b| a + b)
-            .ok_or_else(|| BurnError::Internal("no loss".into()))?;
+        let total = parts.into_iter().reduce(|a, b| a + b).ok_or_else(|| BurnError::Internal("no loss".into()))?;
         let grads = total.backward();
         for i in 0..leaves.len() {
             if !self.store.trainable[i] {
@@ -236,11 +189,7 @@ impl Executor for BurnExecutor {
         Ok(self.step_losses(&parts))
     }
 
-    fn infer(
-        &mut self,
-        batch: &HostBatch,
-        requests: &[Request],
-    ) -> Result<Vec<HostTensor>, ExecError> {
+    fn infer(&mut self, batch: &HostBatch, requests: &[Request]) -> Result<Vec<HostTensor>, ExecError> {
         let device = self.device.clone();
         let names: Vec<&str> = requests
             .iter()
@@ -258,21 +207,10 @@ impl Executor for BurnExecutor {
             targets: None,
             log_prior: self.log_prior(&device),
         };
-        let acts = forward(
-            &ctx,
-            &self.ir,
-            &nodes,
-            self.images(batch, &device),
-            &self.custom,
-        )?;
+        let acts = forward(&ctx, &self.ir, &nodes, self.images(batch, &device), &self.custom)?;
         let get = |n: &str| -> Result<Act, BurnError> {
-            let i = self
-                .ir
-                .index_of(n)
-                .ok_or_else(|| BurnError::Internal(format!("unknown node `{n}`")))?;
-            acts.get(&i)
-                .cloned()
-                .ok_or_else(|| BurnError::Internal(format!("node `{n}` was not computed")))
+            let i = self.ir.index_of(n).ok_or_else(|| BurnError::Internal(format!("unknown node `{n}`")))?;
+            acts.get(&i).cloned().ok_or_else(|| BurnError::Internal(format!("node `{n}` was not computed")))
         };
         let mut out = vec![];
         for r in requests {
@@ -281,31 +219,19 @@ impl Executor for BurnExecutor {
                     Act::Vec(t) => host(t),
                     Act::Map(t) => host(t),
                     Act::Pems(v) => match &v[0] {
-                        Act::Map(_) => host(Tensor::stack::<5>(
-                            v.into_iter().map(Act::into_map).collect(),
-                            0,
-                        )),
-                        _ => host(Tensor::stack::<3>(
-                            v.into_iter().map(Act::into_flat).collect(),
-                            0,
-                        )),
+                        Act::Map(_) => host(Tensor::stack::<5>(v.into_iter().map(Act::into_map).collect(), 0)),
+                        _ => host(Tensor::stack::<3>(v.into_iter().map(Act::into_flat).collect(), 0)),
                     },
                     Act::Loss(t) => host(t),
                 },
                 Request::Argmax(n) => match get(n)? {
                     Act::Vec(t) => {
                         let [b, _] = t.dims();
-                        HostTensor {
-                            shape: vec![b],
-                            data: to_vec(&t.argmax(1).float()),
-                        }
+                        HostTensor { shape: vec![b], data: to_vec(&t.argmax(1).float()) }
                     }
                     Act::Map(t) => {
                         let [b, _, h, w] = t.dims();
-                        HostTensor {
-                            shape: vec![b, h, w],
-                            data: to_vec(&t.argmax(1).float()),
-                        }
+                        HostTensor { shape: vec![b, h, w], data: to_vec(&t.argmax(1).float()) }
                     }
                     other => return Err(BurnError::Internal(format!("argmax of {other:?}")).into()),
                 },
@@ -334,27 +260,19 @@ impl Executor for BurnExecutor {
 
     fn import(&mut self, tensors: &[NamedTensor]) -> Result<(), ExecError> {
         for t in tensors {
-            let i = self
-                .store
-                .get(&t.name)
-                .ok_or_else(|| ExecError::Parameter {
-                    name: t.name.clone(),
-                    message: "not a parameter of this model".into(),
-                })?;
+            let i = self.store.get(&t.name).ok_or_else(|| ExecError::Parameter {
+                name: t.name.clone(),
+                message: "not a parameter of this model".into(),
+            })?;
             let spec = &self.store.specs[i];
             if spec.shape != t.shape || t.data.len() != spec.numel() {
                 return Err(ExecError::Parameter {
                     name: t.name.clone(),
-                    message: format!(
-                        "shape {:?} does not match the model's {:?}",
-                        t.shape, spec.shape
-                    ),
+                    message: format!("shape {:?} does not match the model's {:?}", t.shape, spec.shape),
                 });
             }
-            self.store.values[i] = Tensor::<1>::from_data(
-                TensorData::new(t.data.clone(), [t.data.len()]),
-                &self.device,
-            );
+            self.store.values[i] =
+                Tensor::<1>::from_data(TensorData::new(t.data.clone(), [t.data.len()]), &self.device);
         }
         Ok(())
     }
@@ -377,23 +295,18 @@ impl Executor for BurnExecutor {
     fn import_optimizer(&mut self, tensors: &[NamedTensor]) -> Result<(), ExecError> {
         self.momentum = vec![None; self.store.values.len()];
         for t in tensors {
-            let i = self
-                .store
-                .get(&t.name)
-                .ok_or_else(|| ExecError::Parameter {
-                    name: t.name.clone(),
-                    message: "optimiser state for an unknown parameter".into(),
-                })?;
+            let i = self.store.get(&t.name).ok_or_else(|| ExecError::Parameter {
+                name: t.name.clone(),
+                message: "optimiser state for an unknown parameter".into(),
+            })?;
             if t.data.len() != self.store.specs[i].numel() {
                 return Err(ExecError::Parameter {
                     name: t.name.clone(),
                     message: "optimiser state has the wrong size".into(),
                 });
             }
-            self.momentum[i] = Some(Tensor::<1>::from_data(
-                TensorData::new(t.data.clone(), [t.data.len()]),
-                &self.device,
-            ));
+            self.momentum[i] =
+                Some(Tensor::<1>::from_data(TensorData::new(t.data.clone(), [t.data.len()]), &self.device));
         }
         Ok(())
     }

@@ -23,11 +23,7 @@ pub fn needed(ir: &Ir, targets: &[&str]) -> Vec<NodeIndex> {
             }
         }
     }
-    ir.order
-        .iter()
-        .copied()
-        .filter(|i| want.contains(i))
-        .collect()
+    ir.order.iter().copied().filter(|i| want.contains(i)).collect()
 }
 
 fn run_op(
@@ -38,11 +34,7 @@ fn run_op(
     mut inputs: Vec<Act>,
     custom: &CustomKinds,
 ) -> Result<Act, BurnError> {
-    let nc = NodeCtx {
-        ctx,
-        node: name,
-        params: None,
-    };
+    let nc = NodeCtx { ctx, node: name, params: None };
     let x = || inputs[0].clone();
     match op {
         Op::Mlp(p) => backbone::mlp(&nc, p, x()),
@@ -53,18 +45,8 @@ fn run_op(
         Op::Custom(p) => {
             let imp = custom
                 .get(&p.kind)
-                .ok_or_else(|| BurnError::MissingCustom {
-                    node: name.into(),
-                    kind: p.kind.clone(),
-                })?;
-            imp.forward(
-                &NodeCtx {
-                    ctx,
-                    node: name,
-                    params: Some(&p.params),
-                },
-                x(),
-            )
+                .ok_or_else(|| BurnError::MissingCustom { node: name.into(), kind: p.kind.clone() })?;
+            imp.forward(&NodeCtx { ctx, node: name, params: Some(&p.params) }, x())
         }
         Op::Linear(p) => head::linear(&nc, p, x()),
         Op::Pem(p) => head::pem(&nc, p, x()),
@@ -79,9 +61,7 @@ fn run_op(
         Op::Resize(p) => adjust::resize(ctx, p, x()),
         Op::Accuracy(_) | Op::PriorEstimate(_) | Op::Iou(_) => {
             let _ = ir;
-            Err(BurnError::Internal(format!(
-                "evaluator `{name}` is computed by the core, not the backend"
-            )))
+            Err(BurnError::Internal(format!("evaluator `{name}` is computed by the core, not the backend")))
         }
     }
 }
@@ -105,14 +85,11 @@ pub fn forward(
             .inputs()
             .iter()
             .map(|inp| {
-                let src = ir.index_of(&inp.source.node).ok_or_else(|| {
-                    BurnError::Internal(format!("unknown input `{}`", inp.source))
-                })?;
+                let src = ir
+                    .index_of(&inp.source.node)
+                    .ok_or_else(|| BurnError::Internal(format!("unknown input `{}`", inp.source)))?;
                 acts.get(&src).cloned().ok_or_else(|| {
-                    BurnError::Internal(format!(
-                        "input `{}` of `{}` not computed",
-                        inp.source, node.name
-                    ))
+                    BurnError::Internal(format!("input `{}` of `{}` not computed", inp.source, node.name))
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;

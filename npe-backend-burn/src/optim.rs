@@ -23,11 +23,7 @@ pub fn sgd_update(
             None => d.clone(),
             Some(b) => b * opt.momentum + d.clone() * (1.0 - opt.dampening),
         };
-        d = if opt.nesterov {
-            d + b.clone() * opt.momentum
-        } else {
-            b.clone()
-        };
+        d = if opt.nesterov { d + b.clone() * opt.momentum } else { b.clone() };
         *buf = Some(b);
     }
     p - d * lr

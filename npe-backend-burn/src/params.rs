@@ -17,33 +17,14 @@ pub struct ParamStore {
 
 impl ParamStore {
     /// Allocate from specs and initial values on `device`.
-    pub fn new(
-        specs: &[ParamSpec],
-        initial: &[NamedTensor],
-        frozen: &BTreeSet<String>,
-        device: &Device,
-    ) -> Self {
+    pub fn new(specs: &[ParamSpec], initial: &[NamedTensor], frozen: &BTreeSet<String>, device: &Device) -> Self {
         let values = initial
             .iter()
-            .map(|t| {
-                Tensor::<1>::from_data(TensorData::new(t.data.clone(), [t.data.len()]), device)
-            })
+            .map(|t| Tensor::<1>::from_data(TensorData::new(t.data.clone(), [t.data.len()]), device))
             .collect();
-        let trainable = specs
-            .iter()
-            .map(|s| s.kind == ParamKind::Weight && !frozen.contains(&s.node))
-            .collect();
-        let index = specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.clone(), i))
-            .collect();
-        Self {
-            specs: specs.to_vec(),
-            values,
-            trainable,
-            index,
-        }
+        let trainable = specs.iter().map(|s| s.kind == ParamKind::Weight && !frozen.contains(&s.node)).collect();
+        let index = specs.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+        Self { specs: specs.to_vec(), values, trainable, index }
     }
 
     /// Index of a parameter.
@@ -56,11 +37,7 @@ impl ParamStore {
         self.specs
             .iter()
             .zip(&self.values)
-            .map(|(s, v)| NamedTensor {
-                name: s.name.clone(),
-                shape: s.shape.clone(),
-                data: to_vec(v),
-            })
+            .map(|(s, v)| NamedTensor { name: s.name.clone(), shape: s.shape.clone(), data: to_vec(v) })
             .collect()
     }
 }

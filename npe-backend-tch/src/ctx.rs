@@ -15,11 +15,7 @@ pub(crate) enum Targets {
     /// `[N, 1]` class indices.
     Classes(Tensor),
     /// Per pixel: `[N, 1, H, W]` indices (ignored set to 0), float valid mask, valid count.
-    Pixels {
-        index: Tensor,
-        valid: Tensor,
-        count: usize,
-    },
+    Pixels { index: Tensor, valid: Tensor, count: usize },
 }
 
 /// Everything a node's forward pass can use.
@@ -36,9 +32,10 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The parameter `name`.
     pub fn param(&self, name: &str) -> Result<&Tensor> {
-        let i = self.store.get(name).ok_or_else(|| {
-            TchBackendError::Internal(format!("parameter `{name}` is not in the layout"))
-        })?;
+        let i = self
+            .store
+            .get(name)
+            .ok_or_else(|| TchBackendError::Internal(format!("parameter `{name}` is not in the layout")))?;
         Ok(&self.store.values[i])
     }
 
@@ -80,24 +77,13 @@ impl NodeCtx<'_> {
 
     fn bias(&self, prefix: &str) -> Result<Option<&Tensor>> {
         let name = format!("{prefix}bias");
-        if self.has(&name) {
-            Ok(Some(self.param(&name)?))
-        } else {
-            Ok(None)
-        }
+        if self.has(&name) { Ok(Some(self.param(&name)?)) } else { Ok(None) }
     }
 
     /// 2-D convolution with `{prefix}weight` (and `{prefix}bias` if declared).
     pub fn conv(&self, x: &Tensor, prefix: &str, stride: i64, padding: i64) -> Result<Tensor> {
         let w = self.param(&format!("{prefix}weight"))?;
-        Ok(x.f_conv2d(
-            w,
-            self.bias(prefix)?,
-            [stride, stride],
-            [padding, padding],
-            [1, 1],
-            1,
-        )?)
+        Ok(x.f_conv2d(w, self.bias(prefix)?, [stride, stride], [padding, padding], [1, 1], 1)?)
     }
 
     /// Batch normalisation (PyTorch's kernel: batch statistics and an in-place running-stat
@@ -107,16 +93,7 @@ impl NodeCtx<'_> {
         let b = self.param(&format!("{prefix}bias"))?;
         let rm = self.param(&format!("{prefix}running_mean"))?;
         let rv = self.param(&format!("{prefix}running_var"))?;
-        Ok(x.f_batch_norm(
-            Some(w),
-            Some(b),
-            Some(rm),
-            Some(rv),
-            self.ctx.train,
-            BN_MOMENTUM,
-            BN_EPS,
-            true,
-        )?)
+        Ok(x.f_batch_norm(Some(w), Some(b), Some(rm), Some(rv), self.ctx.train, BN_MOMENTUM, BN_EPS, true)?)
     }
 
     /// `x · Wᵀ + b` with `{prefix}weight` of shape `[out, in]`.

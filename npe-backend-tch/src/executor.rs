@@ -34,26 +34,19 @@ pub struct TchExecutor {
 
 impl TchExecutor {
     /// Allocate the model of `ir` as `ctx` says.
-    pub fn new(
-        ir: &Ir,
-        ctx: &BuildContext,
-        custom: CustomKinds,
-    ) -> std::result::Result<Self, ExecError> {
+    pub fn new(ir: &Ir, ctx: &BuildContext, custom: CustomKinds) -> std::result::Result<Self, ExecError> {
         device::tune_allocator();
         device::set_threads(ctx.threads);
         let device = device::resolve(ctx.device)?;
         let store = ParamStore::new(&ctx.params, &ctx.initial, &ctx.frozen, device)?;
-        let loss_nodes: Vec<(NodeIndex, String)> = ir
-            .ops_of(Category::Loss)
-            .map(|(n, _)| (ir.index_of(&n.name).expect("node"), n.name.clone()))
-            .collect();
+        let loss_nodes: Vec<(NodeIndex, String)> =
+            ir.ops_of(Category::Loss).map(|(n, _)| (ir.index_of(&n.name).expect("node"), n.name.clone())).collect();
         let names: Vec<&str> = loss_nodes.iter().map(|(_, n)| n.as_str()).collect();
         let train_nodes = needed(ir, &names);
         let describe = match ctx.device {
-            npe_core::backend::Device::Cpu => format!(
-                "tch 0.26 / libtorch 2.13 (cpu, {} threads)",
-                tch::get_num_threads()
-            ),
+            npe_core::backend::Device::Cpu => {
+                format!("tch 0.26 / libtorch 2.13 (cpu, {} threads)", tch::get_num_threads())
+            }
             d => format!("tch 0.26 / libtorch 2.13 ({d})"),
         };
         let momentum = (0..store.values.len()).map(|_| None).collect();
@@ -63,11 +56,7 @@ impl TchExecutor {
             momentum,
             device,
             opt: ctx.optimizer.clone(),
-            log_prior: ctx
-                .class_prior
-                .iter()
-                .map(|p| p.max(1e-12).ln() as f32)
-                .collect(),
+            log_prior: ctx.class_prior.iter().map(|p| p.max(1e-12).ln() as f32).collect(),
             ignore_index: ctx.ignore_index,
             custom,
             train_nodes,
@@ -84,38 +73,18 @@ impl TchExecutor {
         let n = batch.len() as i64;
         if batch.dense {
             let [_, _, h, w] = batch.shape.map(|d| d as i64);
-            let idx: Vec<i64> = batch
-                .labels
-                .iter()
-                .map(|&l| {
-                    if l != self.ignore_index && l >= 0 {
-                        l
-                    } else {
-                        0
-                    }
-                })
-                .collect();
-            let valid: Vec<f32> = batch
-                .labels
-                .iter()
-                .map(|&l| (l != self.ignore_index && l >= 0) as u8 as f32)
-                .collect();
+            let idx: Vec<i64> =
+                batch.labels.iter().map(|&l| if l != self.ignore_index && l >= 0 { l } else { 0 }).collect();
+            let valid: Vec<f32> =
+                batch.labels.iter().map(|&l| (l != self.ignore_index && l >= 0) as u8 as f32).collect();
             let count = valid.iter().filter(|&&v| v > 0.0).count();
             Ok(Targets::Pixels {
-                index: Tensor::f_from_slice(&idx)?
-                    .f_reshape([n, 1, h, w])?
-                    .f_to_device(self.device)?,
-                valid: Tensor::f_from_slice(&valid)?
-                    .f_reshape([n, 1, h, w])?
-                    .f_to_device(self.device)?,
+                index: Tensor::f_from_slice(&idx)?.f_reshape([n, 1, h, w])?.f_to_device(self.device)?,
+                valid: Tensor::f_from_slice(&valid)?.f_reshape([n, 1, h, w])?.f_to_device(self.device)?,
                 count,
             })
         } else {
-            Ok(Targets::Classes(
-                Tensor::f_from_slice(&batch.labels)?
-                    .f_reshape([n, 1])?
-                    .f_to_device(self.device)?,
-            ))
+            Ok(Targets::Classes(Tensor::f_from_slice(&batch.labels)?.f_reshape([n, 1])?.f_to_device(self.device)?))
         }
     }
 
@@ -131,40 +100,23 @@ impl TchExecutor {
 
     fn loss_tensors(&self, batch: &HostBatch, train: bool) -> Result<Vec<Tensor>> {
         let ctx = self.ctx(train, Some(self.targets(batch)?))?;
-        let acts = forward(
-            &ctx,
-            &self.ir,
-            &self.train_nodes,
-            self.images(batch)?,
-            &self.custom,
-        )?;
+        let acts = forward(&ctx, &self.ir, &self.train_nodes, self.images(batch)?, &self.custom)?;
         self.loss_nodes
             .iter()
             .map(|(i, name)| match acts.get(i) {
                 Some(Act::Loss(t)) => Ok(t.shallow_clone()),
-                _ => Err(TchBackendError::Internal(format!(
-                    "loss `{name}` produced no scalar"
-                ))),
+                _ => Err(TchBackendError::Internal(format!("loss `{name}` produced no scalar"))),
             })
             .collect()
     }
 
     fn step_losses(&self, parts: &[Tensor]) -> Result<StepLosses> {
-        let stacked = Tensor::f_stack(
-            &parts
-                .iter()
-                .map(|t| t.f_reshape([1]))
-                .collect::<std::result::Result<Vec<_>, _>>()?,
-            0,
-        )?
-        .f_detach()?;
+        let stacked =
+            Tensor::f_stack(&parts.iter().map(|t| t.f_reshape([1])).collect::<std::result::Result<Vec<_>, _>>()?, 0)?
+                .f_detach()?;
         let host = download(&stacked)?;
-        let parts: Vec<(String, f64)> = self
-            .loss_nodes
-            .iter()
-            .zip(&host)
-            .map(|((_, n), v)| (n.clone(), *v as f64))
-            .collect();
+        let parts: Vec<(String, f64)> =
+            self.loss_nodes.iter().zip(&host).map(|((_, n), v)| (n.clone(), *v as f64)).collect();
         let total = parts.iter().map(|(_, v)| v).sum();
         Ok(StepLosses { parts, total })
     }
@@ -172,10 +124,8 @@ impl TchExecutor {
     fn train_step_inner(&mut self, batch: &HostBatch, lr: f64) -> Result<StepLosses> {
         let parts = self.loss_tensors(batch, true)?;
         let losses = self.step_losses(&parts)?;
-        let total = parts
-            .into_iter()
-            .reduce(|a, b| a + b)
-            .ok_or_else(|| TchBackendError::Internal("no loss".into()))?;
+        let total =
+            parts.into_iter().reduce(|a, b| a + b).ok_or_else(|| TchBackendError::Internal("no loss".into()))?;
         total.f_backward()?;
         let opt = self.opt.clone();
         tch::no_grad(|| -> Result<()> {
@@ -189,14 +139,7 @@ impl TchExecutor {
                     continue;
                 }
                 let decay = self.store.specs[i].decay;
-                sgd_update(
-                    &mut self.store.values[i],
-                    &g,
-                    &mut self.momentum[i],
-                    lr,
-                    &opt,
-                    decay,
-                )?;
+                sgd_update(&mut self.store.values[i], &g, &mut self.momentum[i], lr, &opt, decay)?;
                 let _ = g.f_zero_()?;
             }
             Ok(())
@@ -216,36 +159,24 @@ impl TchExecutor {
             let ctx = self.ctx(false, None)?;
             let acts = forward(&ctx, &self.ir, &nodes, self.images(batch)?, &self.custom)?;
             let get = |n: &str| -> Result<Act> {
-                let i = self
-                    .ir
-                    .index_of(n)
-                    .ok_or_else(|| TchBackendError::Internal(format!("unknown node `{n}`")))?;
-                acts.get(&i).cloned().ok_or_else(|| {
-                    TchBackendError::Internal(format!("node `{n}` was not computed"))
-                })
+                let i = self.ir.index_of(n).ok_or_else(|| TchBackendError::Internal(format!("unknown node `{n}`")))?;
+                acts.get(&i).cloned().ok_or_else(|| TchBackendError::Internal(format!("node `{n}` was not computed")))
             };
             let host = |t: &Tensor| -> Result<HostTensor> {
-                Ok(HostTensor {
-                    shape: t.size().iter().map(|&d| d as usize).collect(),
-                    data: download(t)?,
-                })
+                Ok(HostTensor { shape: t.size().iter().map(|&d| d as usize).collect(), data: download(t)? })
             };
             let mut out = vec![];
             for r in requests {
                 out.push(match r {
                     Request::Output(n) => match get(n)? {
                         Act::Pems(v) => host(&Tensor::f_stack(
-                            &v.iter()
-                                .map(|a| a.tensor().shallow_clone())
-                                .collect::<Vec<_>>(),
+                            &v.iter().map(|a| a.tensor().shallow_clone()).collect::<Vec<_>>(),
                             0,
                         )?)?,
                         a => host(a.tensor())?,
                     },
                     Request::Argmax(n) => match get(n)? {
-                        Act::Vec(t) | Act::Map(t) => {
-                            host(&t.f_argmax(1, false)?.f_to_kind(Kind::Float)?)?
-                        }
+                        Act::Vec(t) | Act::Map(t) => host(&t.f_argmax(1, false)?.f_to_kind(Kind::Float)?)?,
                         other => {
                             return Err(TchBackendError::Internal(format!("argmax of {other:?}")));
                         }
@@ -255,9 +186,7 @@ impl TchExecutor {
                             .into_pems()
                             .into_iter()
                             .map(|a| match a {
-                                Act::Map(t) => {
-                                    t.f_mean_dim([2i64, 3].as_slice(), false, Kind::Float)
-                                }
+                                Act::Map(t) => t.f_mean_dim([2i64, 3].as_slice(), false, Kind::Float),
                                 other => Ok(other.into_flat()),
                             })
                             .collect::<std::result::Result<_, _>>()?;
@@ -275,11 +204,7 @@ impl Executor for TchExecutor {
         self.describe.clone()
     }
 
-    fn train_step(
-        &mut self,
-        batch: &HostBatch,
-        lr: f64,
-    ) -> std::result::Result<StepLosses, ExecError> {
+    fn train_step(&mut self, batch: &HostBatch, lr: f64) -> std::result::Result<StepLosses, ExecError> {
         Ok(self.train_step_inner(batch, lr)?)
     }
 
@@ -305,11 +230,7 @@ impl Executor for TchExecutor {
         Ok(r?)
     }
 
-    fn infer(
-        &mut self,
-        batch: &HostBatch,
-        requests: &[Request],
-    ) -> std::result::Result<Vec<HostTensor>, ExecError> {
+    fn infer(&mut self, batch: &HostBatch, requests: &[Request]) -> std::result::Result<Vec<HostTensor>, ExecError> {
         Ok(self.infer_inner(batch, requests)?)
     }
 
@@ -319,21 +240,15 @@ impl Executor for TchExecutor {
 
     fn import(&mut self, tensors: &[NamedTensor]) -> std::result::Result<(), ExecError> {
         for t in tensors {
-            let i = self
-                .store
-                .get(&t.name)
-                .ok_or_else(|| ExecError::Parameter {
-                    name: t.name.clone(),
-                    message: "not a parameter of this model".into(),
-                })?;
+            let i = self.store.get(&t.name).ok_or_else(|| ExecError::Parameter {
+                name: t.name.clone(),
+                message: "not a parameter of this model".into(),
+            })?;
             let spec = &self.store.specs[i];
             if spec.shape != t.shape || t.data.len() != spec.numel() {
                 return Err(ExecError::Parameter {
                     name: t.name.clone(),
-                    message: format!(
-                        "shape {:?} does not match the model's {:?}",
-                        t.shape, spec.shape
-                    ),
+                    message: format!("shape {:?} does not match the model's {:?}", t.shape, spec.shape),
                 });
             }
             let v = upload(&t.data, &t.shape, self.device)?;
@@ -359,13 +274,10 @@ impl Executor for TchExecutor {
     fn import_optimizer(&mut self, tensors: &[NamedTensor]) -> std::result::Result<(), ExecError> {
         self.momentum = (0..self.store.values.len()).map(|_| None).collect();
         for t in tensors {
-            let i = self
-                .store
-                .get(&t.name)
-                .ok_or_else(|| ExecError::Parameter {
-                    name: t.name.clone(),
-                    message: "optimiser state for an unknown parameter".into(),
-                })?;
+            let i = self.store.get(&t.name).ok_or_else(|| ExecError::Parameter {
+                name: t.name.clone(),
+                message: "optimiser state for an unknown parameter".into(),
+            })?;
             if t.data.len() != self.store.specs[i].numel() {
                 return Err(ExecError::Parameter {
                     name: t.name.clone(),

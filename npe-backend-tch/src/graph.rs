@@ -23,25 +23,11 @@ pub fn needed(ir: &Ir, targets: &[&str]) -> Vec<NodeIndex> {
             }
         }
     }
-    ir.order
-        .iter()
-        .copied()
-        .filter(|i| want.contains(i))
-        .collect()
+    ir.order.iter().copied().filter(|i| want.contains(i)).collect()
 }
 
-fn run_op(
-    ctx: &Ctx,
-    name: &str,
-    op: &Op,
-    mut inputs: Vec<Act>,
-    custom: &CustomKinds,
-) -> Result<Act> {
-    let nc = NodeCtx {
-        ctx,
-        node: name,
-        params: None,
-    };
+fn run_op(ctx: &Ctx, name: &str, op: &Op, mut inputs: Vec<Act>, custom: &CustomKinds) -> Result<Act> {
+    let nc = NodeCtx { ctx, node: name, params: None };
     let x = || inputs[0].clone();
     match op {
         Op::Mlp(p) => backbone::mlp(&nc, p, x()),
@@ -52,18 +38,8 @@ fn run_op(
         Op::Custom(p) => {
             let imp = custom
                 .get(&p.kind)
-                .ok_or_else(|| TchBackendError::MissingCustom {
-                    node: name.into(),
-                    kind: p.kind.clone(),
-                })?;
-            imp.forward(
-                &NodeCtx {
-                    ctx,
-                    node: name,
-                    params: Some(&p.params),
-                },
-                x(),
-            )
+                .ok_or_else(|| TchBackendError::MissingCustom { node: name.into(), kind: p.kind.clone() })?;
+            imp.forward(&NodeCtx { ctx, node: name, params: Some(&p.params) }, x())
         }
         Op::Linear(p) => head::linear(&nc, p, x()),
         Op::Pem(p) => head::pem(&nc, p, x()),
@@ -76,9 +52,9 @@ fn run_op(
         }
         Op::PosthocLa(p) => adjust::posthoc_la(ctx, p, x()),
         Op::Resize(p) => adjust::resize(ctx, p, x()),
-        Op::Accuracy(_) | Op::PriorEstimate(_) | Op::Iou(_) => Err(TchBackendError::Internal(
-            format!("evaluator `{name}` is computed by the core, not the backend"),
-        )),
+        Op::Accuracy(_) | Op::PriorEstimate(_) | Op::Iou(_) => {
+            Err(TchBackendError::Internal(format!("evaluator `{name}` is computed by the core, not the backend")))
+        }
     }
 }
 
@@ -101,14 +77,11 @@ pub fn forward(
             .inputs()
             .iter()
             .map(|inp| {
-                let src = ir.index_of(&inp.source.node).ok_or_else(|| {
-                    TchBackendError::Internal(format!("unknown input `{}`", inp.source))
-                })?;
+                let src = ir
+                    .index_of(&inp.source.node)
+                    .ok_or_else(|| TchBackendError::Internal(format!("unknown input `{}`", inp.source)))?;
                 acts.get(&src).cloned().ok_or_else(|| {
-                    TchBackendError::Internal(format!(
-                        "input `{}` of `{}` not computed",
-                        inp.source, node.name
-                    ))
+                    TchBackendError::Internal(format!("input `{}` of `{}` not computed", inp.source, node.name))
                 })
             })
             .collect::<Result<Vec<_>>>()?;

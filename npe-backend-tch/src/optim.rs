@@ -13,11 +13,8 @@ pub fn sgd_update(
     opt: &OptimizerSpec,
     decay: bool,
 ) -> Result<()> {
-    let mut d = if decay && opt.weight_decay != 0.0 {
-        grad.f_add(&(&*p * opt.weight_decay))?
-    } else {
-        grad.shallow_clone()
-    };
+    let mut d =
+        if decay && opt.weight_decay != 0.0 { grad.f_add(&(&*p * opt.weight_decay))? } else { grad.shallow_clone() };
     if opt.momentum != 0.0 {
         match buf {
             None => *buf = Some(d.f_detach_copy()?),
@@ -27,11 +24,7 @@ pub fn sgd_update(
             }
         }
         let b = buf.as_ref().expect("set above");
-        d = if opt.nesterov {
-            d.f_add(&(b * opt.momentum))?
-        } else {
-            b.shallow_clone()
-        };
+        d = if opt.nesterov { d.f_add(&(b * opt.momentum))? } else { b.shallow_clone() };
     }
     let _ = p.f_sub_(&(d * lr))?;
     Ok(())

@@ -22,18 +22,12 @@ fn dims(shape: &[usize]) -> Vec<i64> {
 
 /// A host tensor on `device` with `shape`.
 pub fn upload(data: &[f32], shape: &[usize], device: Device) -> Result<Tensor> {
-    Ok(Tensor::f_from_slice(data)?
-        .f_reshape(dims(shape))?
-        .f_to_device(device)?)
+    Ok(Tensor::f_from_slice(data)?.f_reshape(dims(shape))?.f_to_device(device)?)
 }
 
 /// A tensor's values on the host.
 pub fn download(t: &Tensor) -> Result<Vec<f32>> {
-    let flat = t
-        .f_to_kind(Kind::Float)?
-        .f_to_device(Device::Cpu)?
-        .f_contiguous()?
-        .f_reshape([-1])?;
+    let flat = t.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?.f_reshape([-1])?;
     Ok(Vec::<f32>::try_from(&flat)?)
 }
 
@@ -45,10 +39,8 @@ impl ParamStore {
         frozen: &BTreeSet<String>,
         device: Device,
     ) -> Result<Self> {
-        let trainable: Vec<bool> = specs
-            .iter()
-            .map(|s| s.kind == ParamKind::Weight && !frozen.contains(&s.node))
-            .collect();
+        let trainable: Vec<bool> =
+            specs.iter().map(|s| s.kind == ParamKind::Weight && !frozen.contains(&s.node)).collect();
         let mut values = Vec::with_capacity(specs.len());
         for ((s, t), &train) in specs.iter().zip(initial).zip(&trainable) {
             if s.name != t.name {
@@ -59,17 +51,8 @@ impl ParamStore {
             }
             values.push(upload(&t.data, &s.shape, device)?.f_set_requires_grad(train)?);
         }
-        let index = specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.clone(), i))
-            .collect();
-        Ok(Self {
-            specs: specs.to_vec(),
-            values,
-            trainable,
-            index,
-        })
+        let index = specs.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+        Ok(Self { specs: specs.to_vec(), values, trainable, index })
     }
 
     /// Index of a parameter.
@@ -82,13 +65,7 @@ impl ParamStore {
         self.specs
             .iter()
             .zip(&self.values)
-            .map(|(s, v)| {
-                Ok(NamedTensor {
-                    name: s.name.clone(),
-                    shape: s.shape.clone(),
-                    data: download(v)?,
-                })
-            })
+            .map(|(s, v)| Ok(NamedTensor { name: s.name.clone(), shape: s.shape.clone(), data: download(v)? }))
             .collect()
     }
 }

@@ -146,11 +146,7 @@ pub trait Executor {
     /// Losses of a batch without updating anything (training-mode forward, no step).
     fn losses(&mut self, batch: &HostBatch) -> Result<StepLosses, ExecError>;
     /// Forward in evaluation mode; one host tensor per request.
-    fn infer(
-        &mut self,
-        batch: &HostBatch,
-        requests: &[Request],
-    ) -> Result<Vec<HostTensor>, ExecError>;
+    fn infer(&mut self, batch: &HostBatch, requests: &[Request]) -> Result<Vec<HostTensor>, ExecError>;
     /// Every parameter and buffer, by name.
     fn export(&self) -> Result<Vec<NamedTensor>, ExecError>;
     /// Replace parameters/buffers by name. Unknown names or wrong shapes are errors.

@@ -28,10 +28,6 @@ impl HostBatch {
 
     /// Label shape: `[n]` or `[n, h, w]`.
     pub fn label_shape(&self) -> Vec<usize> {
-        if self.dense {
-            vec![self.shape[0], self.shape[2], self.shape[3]]
-        } else {
-            vec![self.shape[0]]
-        }
+        if self.dense { vec![self.shape[0], self.shape[2], self.shape[3]] } else { vec![self.shape[0]] }
     }
 }

@@ -76,18 +76,12 @@ pub fn fingerprint(specs: &[ParamSpec]) -> String {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| CheckpointError::Io { path: path.to_path_buf(), source }
 }
 
 /// Write `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
@@ -111,10 +105,7 @@ fn serialize(tensors: &[(String, &NamedTensor)], meta: HashMap<String, String>) 
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut header = serde_json::Map::new();
     let meta: std::collections::BTreeMap<String, String> = meta.into_iter().collect();
-    header.insert(
-        "__metadata__".into(),
-        serde_json::to_value(meta).expect("string map"),
-    );
+    header.insert("__metadata__".into(), serde_json::to_value(meta).expect("string map"));
     let mut offset = 0usize;
     for (name, t) in &sorted {
         let len = t.data.len() * 4;
@@ -125,8 +116,7 @@ fn serialize(tensors: &[(String, &NamedTensor)], meta: HashMap<String, String>) 
         offset += len;
     }
     // serde_json's Map keeps keys sorted (no preserve_order feature).
-    let mut json =
-        serde_json::to_vec(&serde_json::Value::Object(header)).expect("header serializes");
+    let mut json = serde_json::to_vec(&serde_json::Value::Object(header)).expect("header serializes");
     while json.len() % 8 != 0 {
         json.push(b' ');
     }
@@ -157,34 +147,23 @@ impl Checkpoint {
 
     /// Write the full training state.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let mut all: Vec<(String, &NamedTensor)> =
-            self.params.iter().map(|t| (t.name.clone(), t)).collect();
-        all.extend(
-            self.optimizer
-                .iter()
-                .map(|t| (format!("{OPTIM_PREFIX}{}", t.name), t)),
-        );
+        let mut all: Vec<(String, &NamedTensor)> = self.params.iter().map(|t| (t.name.clone(), t)).collect();
+        all.extend(self.optimizer.iter().map(|t| (format!("{OPTIM_PREFIX}{}", t.name), t)));
         write_atomic(path, &serialize(&all, self.meta("checkpoint")))
     }
 
     /// Write parameters and buffers only (a model to evaluate or share).
     pub fn save_model(&self, path: &Path) -> Result<(), CheckpointError> {
-        let all: Vec<(String, &NamedTensor)> =
-            self.params.iter().map(|t| (t.name.clone(), t)).collect();
+        let all: Vec<(String, &NamedTensor)> = self.params.iter().map(|t| (t.name.clone(), t)).collect();
         write_atomic(path, &serialize(&all, self.meta("model")))
     }
 
     /// Read a checkpoint or model file.
     pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
         let bytes = std::fs::read(path).map_err(io(path))?;
-        let invalid = |m: String| CheckpointError::Invalid {
-            path: path.to_path_buf(),
-            message: m,
-        };
-        let st =
-            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| invalid(e.to_string()))?;
-        let (_, header) =
-            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| invalid(e.to_string()))?;
+        let invalid = |m: String| CheckpointError::Invalid { path: path.to_path_buf(), message: m };
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| invalid(e.to_string()))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| invalid(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let get = |k: &str| meta.get(k).cloned().unwrap_or_default();
         let num = |k: &str| get(k).parse::<u64>().unwrap_or(0);
@@ -195,27 +174,13 @@ impl Checkpoint {
         for name in names {
             let view = st.tensor(&name).map_err(|e| invalid(e.to_string()))?;
             if view.dtype() != Dtype::F32 {
-                return Err(invalid(format!(
-                    "tensor `{name}` is {:?}, expected F32",
-                    view.dtype()
-                )));
+                return Err(invalid(format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
             }
-            let data: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
+            let data: Vec<f32> =
+                view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
             match name.strip_prefix(OPTIM_PREFIX) {
-                Some(p) => optimizer.push(NamedTensor {
-                    name: p.to_string(),
-                    shape: view.shape().to_vec(),
-                    data,
-                }),
-                None => params.push(NamedTensor {
-                    name,
-                    shape: view.shape().to_vec(),
-                    data,
-                }),
+                Some(p) => optimizer.push(NamedTensor { name: p.to_string(), shape: view.shape().to_vec(), data }),
+                None => params.push(NamedTensor { name, shape: view.shape().to_vec(), data }),
             }
         }
         Ok(Checkpoint {
@@ -271,21 +236,9 @@ mod tests {
             pipeline: "p".into(),
             fingerprint: "f".into(),
             backend: "burn".into(),
-            position: Position {
-                epoch: 2,
-                batch: 5,
-                global_step: 77,
-            },
-            params: vec![NamedTensor {
-                name: "a.weight".into(),
-                shape: vec![2, 2],
-                data: vec![1.0, -2.0, 3.5, 0.0],
-            }],
-            optimizer: vec![NamedTensor {
-                name: "a.weight".into(),
-                shape: vec![2, 2],
-                data: vec![0.1; 4],
-            }],
+            position: Position { epoch: 2, batch: 5, global_step: 77 },
+            params: vec![NamedTensor { name: "a.weight".into(), shape: vec![2, 2], data: vec![1.0, -2.0, 3.5, 0.0] }],
+            optimizer: vec![NamedTensor { name: "a.weight".into(), shape: vec![2, 2], data: vec![0.1; 4] }],
         };
         let path = dir.path().join(file_name(&ck.position));
         ck.save(&path).unwrap();
@@ -299,19 +252,11 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         let again = dir.path().join("again.safetensors");
         ck.save(&again).unwrap();
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            std::fs::read(&again).unwrap()
-        );
+        assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&again).unwrap());
         std::fs::remove_file(&again).unwrap();
         // A truncated file is reported, not misread.
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        assert!(
-            Checkpoint::load(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("not a valid npe checkpoint")
-        );
+        assert!(Checkpoint::load(&path).unwrap_err().to_string().contains("not a valid npe checkpoint"));
     }
 }

@@ -61,22 +61,12 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error at `origin`.
     pub fn error(origin: Origin, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Error,
-            origin,
-            message: message.into(),
-            hint: None,
-        }
+        Self { severity: Severity::Error, origin, message: message.into(), hint: None }
     }
 
     /// A warning at `origin`.
     pub fn warning(origin: Origin, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Warning,
-            origin,
-            message: message.into(),
-            hint: None,
-        }
+        Self { severity: Severity::Warning, origin, message: message.into(), hint: None }
     }
 
     /// Attach a hint.
@@ -187,9 +177,7 @@ where
     for c in candidates {
         let c = c.as_ref();
         let score = strsim::jaro_winkler(&word.to_lowercase(), &c.to_lowercase());
-        let close = score >= 0.8
-            || (word.len() > 2 && c.contains(word))
-            || strsim::levenshtein(word, c) <= 2;
+        let close = score >= 0.8 || (word.len() > 2 && c.contains(word)) || strsim::levenshtein(word, c) <= 2;
         if close && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, c));
         }
@@ -204,28 +192,14 @@ mod tests {
     #[test]
     fn suggests_close_names_only() {
         let kinds = ["pem", "linear", "resnet_cifar", "cross_entropy"];
-        assert_eq!(
-            did_you_mean("resnet_cfar", kinds.iter()),
-            Some("did you mean `resnet_cifar`?".into())
-        );
-        assert_eq!(
-            did_you_mean("crossentropy", kinds.iter()),
-            Some("did you mean `cross_entropy`?".into())
-        );
+        assert_eq!(did_you_mean("resnet_cfar", kinds.iter()), Some("did you mean `resnet_cifar`?".into()));
+        assert_eq!(did_you_mean("crossentropy", kinds.iter()), Some("did you mean `cross_entropy`?".into()));
         assert_eq!(did_you_mean("transformer", kinds.iter()), None);
     }
 
     #[test]
     fn renders_file_line_col_and_hint() {
-        let d = Diagnostic::error(
-            Origin::File {
-                path: "p.yaml".into(),
-                line: 3,
-                col: 7,
-            },
-            "bad",
-        )
-        .with_hint("fix it");
+        let d = Diagnostic::error(Origin::File { path: "p.yaml".into(), line: 3, col: 7 }, "bad").with_hint("fix it");
         assert_eq!(d.to_string(), "p.yaml:3:7: error: bad\n  hint: fix it");
     }
 }

@@ -82,13 +82,7 @@ impl Registry {
     /// The built-in kinds.
     pub fn builtin() -> Self {
         let mut m = BTreeMap::new();
-        builtin!(
-            m,
-            "mlp",
-            Backbone,
-            Mlp,
-            "fully connected layers with ReLU on the flattened input"
-        );
+        builtin!(m, "mlp", Backbone, Mlp, "fully connected layers with ReLU on the flattened input");
         builtin!(
             m,
             "resnet_cifar",
@@ -96,104 +90,20 @@ impl Registry {
             ResNetCifar,
             "CIFAR ResNet-20/32/44/56/110, option-A shortcuts, global pooling"
         );
-        builtin!(
-            m,
-            "small_cnn",
-            Backbone,
-            SmallCnn,
-            "conv3×3-BN-ReLU stages with max-pooling, global pooling"
-        );
-        builtin!(
-            m,
-            "unet",
-            Backbone,
-            UNet,
-            "small U-Net, dense features at input resolution"
-        );
-        builtin!(
-            m,
-            "fcn_resnet",
-            Backbone,
-            FcnResNet,
-            "ResNet encoder (stride 4) with an FCN head, dense features"
-        );
-        builtin!(
-            m,
-            "linear",
-            Head,
-            Linear,
-            "linear classifier g(z) (1×1 conv on maps)"
-        );
-        builtin!(
-            m,
-            "pem",
-            Pem,
-            Pem,
-            "M prior estimation modules h_m(z), init N(0, 0.001²)"
-        );
-        builtin!(
-            m,
-            "cross_entropy",
-            Loss,
-            CrossEntropy,
-            "softmax cross-entropy on raw logits"
-        );
-        builtin!(
-            m,
-            "logit_adjusted_ce",
-            Loss,
-            LogitAdjustedCe,
-            "CE on logits + tau·log(prior from counts)"
-        );
-        builtin!(
-            m,
-            "one_way_logistic",
-            Loss,
-            OneWayLogistic,
-            "softplus of the true-class PEM output"
-        );
-        builtin!(
-            m,
-            "npe_la",
-            Adjuster,
-            NpeLa,
-            "logits + centred mean PEM output / s (no counts needed)"
-        );
-        builtin!(
-            m,
-            "posthoc_la",
-            Adjuster,
-            PosthocLa,
-            "logits − tau·log(prior from counts)"
-        );
-        builtin!(
-            m,
-            "resize",
-            Adjuster,
-            Resize,
-            "bilinear resize of a dense map (to the label size)"
-        );
-        builtin!(
-            m,
-            "accuracy",
-            Evaluator,
-            Accuracy,
-            "mean per-class, per-class and head/medium/tail accuracy"
-        );
-        builtin!(
-            m,
-            "prior_estimate",
-            Evaluator,
-            PriorEstimate,
-            "learned vs true training prior (r, slope, KL)"
-        );
-        builtin!(
-            m,
-            "iou",
-            Evaluator,
-            Iou,
-            "per-class IoU, mIoU, tail mIoU, mean pixel accuracy"
-        );
+        builtin!(m, "small_cnn", Backbone, SmallCnn, "conv3×3-BN-ReLU stages with max-pooling, global pooling");
+        builtin!(m, "unet", Backbone, UNet, "small U-Net, dense features at input resolution");
+        builtin!(m, "fcn_resnet", Backbone, FcnResNet, "ResNet encoder (stride 4) with an FCN head, dense features");
+        builtin!(m, "linear", Head, Linear, "linear classifier g(z) (1×1 conv on maps)");
+        builtin!(m, "pem", Pem, Pem, "M prior estimation modules h_m(z), init N(0, 0.001²)");
+        builtin!(m, "cross_entropy", Loss, CrossEntropy, "softmax cross-entropy on raw logits");
+        builtin!(m, "logit_adjusted_ce", Loss, LogitAdjustedCe, "CE on logits + tau·log(prior from counts)");
+        builtin!(m, "one_way_logistic", Loss, OneWayLogistic, "softplus of the true-class PEM output");
+        builtin!(m, "npe_la", Adjuster, NpeLa, "logits + centred mean PEM output / s (no counts needed)");
+        builtin!(m, "posthoc_la", Adjuster, PosthocLa, "logits − tau·log(prior from counts)");
+        builtin!(m, "resize", Adjuster, Resize, "bilinear resize of a dense map (to the label size)");
+        builtin!(m, "accuracy", Evaluator, Accuracy, "mean per-class, per-class and head/medium/tail accuracy");
+        builtin!(m, "prior_estimate", Evaluator, PriorEstimate, "learned vs true training prior (r, slope, KL)");
+        builtin!(m, "iou", Evaluator, Iou, "per-class IoU, mIoU, tail mIoU, mean pixel accuracy");
         Self { kinds: m }
     }
 
@@ -204,9 +114,7 @@ impl Registry {
             return Err(format!("node kind `{name}` is already registered"));
         }
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "kind name `{name}` must be non-empty ASCII letters, digits and `_`"
-            ));
+            return Err(format!("kind name `{name}` must be non-empty ASCII letters, digits and `_`"));
         }
         self.kinds.insert(
             name.clone(),
@@ -251,25 +159,18 @@ impl Registry {
             Parser::Custom(c) => {
                 let mut dict: Dict = params.as_dict().cloned().unwrap_or_default();
                 let input = dict.remove("input").ok_or_else(|| {
-                    ParseError::Serde(figment::Error::from(figment::error::Kind::MissingField(
-                        "input".into(),
-                    )))
+                    ParseError::Serde(figment::Error::from(figment::error::Kind::MissingField("input".into())))
                 })?;
                 let input_str = input.as_str().map(str::to_string).ok_or_else(|| {
                     ParseError::Serde(
-                        figment::Error::from(format!("`input` must be a node name, got {input:?}"))
-                            .with_path("input"),
+                        figment::Error::from(format!("`input` must be a node name, got {input:?}")).with_path("input"),
                     )
                 })?;
                 let input = NodeRef::parse(&input_str)
                     .map_err(|m| ParseError::Serde(figment::Error::from(m).with_path("input")))?;
                 let rest = Value::from(dict);
                 c.validate(&rest).map_err(ParseError::Custom)?;
-                Ok(Op::Custom(CustomBackboneParams {
-                    kind: kind.into(),
-                    input,
-                    params: rest,
-                }))
+                Ok(Op::Custom(CustomBackboneParams { kind: kind.into(), input, params: rest }))
             }
         }
     }

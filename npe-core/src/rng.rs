@@ -19,23 +19,14 @@ fn splitmix(x: &mut u64) -> u64 {
 
 /// FNV-1a of bytes, for turning names into stream tags.
 pub fn hash_str(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3)
-    })
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3))
 }
 
 impl Rng {
     /// A generator from one 64-bit seed.
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
-        Self {
-            s: [
-                splitmix(&mut x),
-                splitmix(&mut x),
-                splitmix(&mut x),
-                splitmix(&mut x),
-            ],
-        }
+        Self { s: [splitmix(&mut x), splitmix(&mut x), splitmix(&mut x), splitmix(&mut x)] }
     }
 
     /// An independent stream for `seed` and a path of tags.
@@ -115,14 +106,8 @@ mod tests {
     fn streams_are_deterministic_and_independent() {
         let a: Vec<u64> = (0..4).map(|_| Rng::stream(7, &[1, 2]).next_u64()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_ne!(
-            Rng::stream(7, &[1, 2]).next_u64(),
-            Rng::stream(7, &[2, 1]).next_u64()
-        );
-        assert_ne!(
-            Rng::stream(7, &[1]).next_u64(),
-            Rng::stream(8, &[1]).next_u64()
-        );
+        assert_ne!(Rng::stream(7, &[1, 2]).next_u64(), Rng::stream(7, &[2, 1]).next_u64());
+        assert_ne!(Rng::stream(7, &[1]).next_u64(), Rng::stream(8, &[1]).next_u64());
     }
 
     #[test]
@@ -131,10 +116,7 @@ mod tests {
         let xs: Vec<f64> = (0..200_000).map(|_| r.normal()).collect();
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
-        assert!(
-            mean.abs() < 0.01 && (var - 1.0).abs() < 0.01,
-            "mean {mean} var {var}"
-        );
+        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.01, "mean {mean} var {var}");
     }
 
     #[test]

@@ -22,75 +22,46 @@ pub struct SourceText {
 impl SourceText {
     /// In-memory text (tests, programmatic pipelines).
     pub fn from_string(name: impl Into<String>, text: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            path: None,
-            text: text.into(),
-        }
+        Self { name: name.into(), path: None, text: text.into() }
     }
 
     /// Read a pipeline file, refusing oversized, binary or non-UTF-8 input with a located error.
     pub fn read(path: &Path) -> Result<Self, Diagnostic> {
         let name = path.display().to_string();
-        let at_start = || Origin::File {
-            path: name.clone(),
-            line: 1,
-            col: 1,
-        };
+        let at_start = || Origin::File { path: name.clone(), line: 1, col: 1 };
         let file = std::fs::File::open(path).map_err(|e| {
             Diagnostic::error(at_start(), format!("cannot open pipeline file: {e}"))
                 .with_hint("check the path; pipelines that ship with npe live in `pipelines/`")
         })?;
         if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-            return Err(
-                Diagnostic::error(at_start(), "this is a directory, not a pipeline file")
-                    .with_hint("pass a .yaml file, e.g. pipelines/quickstart.yaml"),
-            );
+            return Err(Diagnostic::error(at_start(), "this is a directory, not a pipeline file")
+                .with_hint("pass a .yaml file, e.g. pipelines/quickstart.yaml"));
         }
         let mut bytes = Vec::new();
         file.take(MAX_PIPELINE_BYTES + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| {
-                Diagnostic::error(at_start(), format!("cannot read pipeline file: {e}"))
-            })?;
+            .map_err(|e| Diagnostic::error(at_start(), format!("cannot read pipeline file: {e}")))?;
         if bytes.len() as u64 > MAX_PIPELINE_BYTES {
             return Err(Diagnostic::error(
                 at_start(),
-                format!(
-                    "pipeline file is larger than {} KiB",
-                    MAX_PIPELINE_BYTES / 1024
-                ),
+                format!("pipeline file is larger than {} KiB", MAX_PIPELINE_BYTES / 1024),
             )
             .with_hint("a pipeline is a short YAML file; is this a data file passed by mistake?"));
         }
         let text = Self::decode(&name, bytes)?;
-        Ok(Self {
-            name,
-            path: Some(path.to_path_buf()),
-            text,
-        })
+        Ok(Self { name, path: Some(path.to_path_buf()), text })
     }
 
     /// Check bytes are text: no NUL or other control bytes, valid UTF-8.
     pub fn decode(name: &str, bytes: Vec<u8>) -> Result<String, Diagnostic> {
         let origin_at = |offset: usize| {
             let (line, col) = line_col(&bytes[..offset]);
-            Origin::File {
-                path: name.to_string(),
-                line,
-                col,
-            }
+            Origin::File { path: name.to_string(), line, col }
         };
-        if let Some(pos) = bytes
-            .iter()
-            .position(|&b| b == 0 || (b < 0x20 && b != b'\n' && b != b'\r' && b != b'\t'))
-        {
+        if let Some(pos) = bytes.iter().position(|&b| b == 0 || (b < 0x20 && b != b'\n' && b != b'\r' && b != b'\t')) {
             return Err(Diagnostic::error(
                 origin_at(pos),
-                format!(
-                    "binary data (byte 0x{:02x} at offset {pos}): this is not a YAML text file",
-                    bytes[pos]
-                ),
+                format!("binary data (byte 0x{:02x} at offset {pos}): this is not a YAML text file", bytes[pos]),
             )
             .with_hint("pipelines are UTF-8 YAML text files"));
         }
@@ -103,21 +74,15 @@ impl SourceText {
             }
             Err(e) => {
                 let pos = e.utf8_error().valid_up_to();
-                Err(
-                    Diagnostic::error(origin_at(pos), format!("invalid UTF-8 at offset {pos}"))
-                        .with_hint("save the file as UTF-8"),
-                )
+                Err(Diagnostic::error(origin_at(pos), format!("invalid UTF-8 at offset {pos}"))
+                    .with_hint("save the file as UTF-8"))
             }
         }
     }
 
     /// Origin for a 1-based position in this file.
     pub fn at(&self, line: usize, col: usize) -> Origin {
-        Origin::File {
-            path: self.name.clone(),
-            line,
-            col,
-        }
+        Origin::File { path: self.name.clone(), line, col }
     }
 }
 
@@ -135,35 +100,18 @@ mod tests {
     #[test]
     fn binary_is_refused_with_position() {
         let err = SourceText::decode("x.yaml", b"a: 1\nb: \x00\x01".to_vec()).unwrap_err();
-        assert_eq!(
-            err.origin,
-            Origin::File {
-                path: "x.yaml".into(),
-                line: 2,
-                col: 4
-            }
-        );
+        assert_eq!(err.origin, Origin::File { path: "x.yaml".into(), line: 2, col: 4 });
         assert!(err.message.contains("binary"));
     }
 
     #[test]
     fn invalid_utf8_is_located() {
         let err = SourceText::decode("x.yaml", b"name: caf\xe9\n".to_vec()).unwrap_err();
-        assert_eq!(
-            err.origin,
-            Origin::File {
-                path: "x.yaml".into(),
-                line: 1,
-                col: 10
-            }
-        );
+        assert_eq!(err.origin, Origin::File { path: "x.yaml".into(), line: 1, col: 10 });
     }
 
     #[test]
     fn bom_is_stripped() {
-        assert_eq!(
-            SourceText::decode("x", "\u{feff}a: 1".as_bytes().to_vec()).unwrap(),
-            "a: 1"
-        );
+        assert_eq!(SourceText::decode("x", "\u{feff}a: 1".as_bytes().to_vec()).unwrap(), "a: 1");
     }
 }

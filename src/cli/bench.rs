@@ -103,9 +103,7 @@ fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -123,11 +121,9 @@ fn child(t: &TrainBench, ext: &Extensions) -> ExitCode {
     }
     let pems: usize = m.parse().unwrap_or(1);
     let text = pipeline(t.depth, pems, t.batch, t.threads);
-    let loaded = npe_core::spec::load_source(
-        npe_core::source::SourceText::from_string("bench.yaml", text),
-        &Default::default(),
-    )
-    .expect("valid bench pipeline");
+    let loaded =
+        npe_core::spec::load_source(npe_core::source::SourceText::from_string("bench.yaml", text), &Default::default())
+            .expect("valid bench pipeline");
     let (ir, _) = npe_core::ir::build(&loaded, &ext.registry).expect("valid bench pipeline");
     let params = npe_core::model::layout(&ir, &ext.registry);
     let ctx = BuildContext {
@@ -192,47 +188,22 @@ fn measure(c: &Config, t: &TrainBench) -> Result<serde_json::Value, String> {
         let py = t.pytorch.clone().expect("pytorch configured");
         let mut cmd = Command::new(py);
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_pytorch.py");
-        cmd.arg(script)
-            .args([t.threads, t.steps, t.warmup, t.batch, t.depth, c.pems].map(|v| v.to_string()));
+        cmd.arg(script).args([t.threads, t.steps, t.warmup, t.batch, t.depth, c.pems].map(|v| v.to_string()));
         cmd
     } else {
         let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
-        cmd.args([
-            "bench",
-            "train",
-            "--child",
-            &format!("{}:{}", c.backend, c.pems),
-        ]);
-        cmd.args([
-            "--depth",
-            &t.depth.to_string(),
-            "--batch",
-            &t.batch.to_string(),
-            "--steps",
-            &t.steps.to_string(),
-        ]);
-        cmd.args([
-            "--warmup",
-            &t.warmup.to_string(),
-            "--threads",
-            &t.threads.to_string(),
-        ]);
+        cmd.args(["bench", "train", "--child", &format!("{}:{}", c.backend, c.pems)]);
+        cmd.args(["--depth", &t.depth.to_string(), "--batch", &t.batch.to_string(), "--steps", &t.steps.to_string()]);
+        cmd.args(["--warmup", &t.warmup.to_string(), "--threads", &t.threads.to_string()]);
         cmd
     };
     let out = cmd.output().map_err(|e| format!("{}: {e}", c.label))?;
     if !out.status.success() {
-        return Err(format!(
-            "{}: {}",
-            c.label,
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("{}: {}", c.label, String::from_utf8_lossy(&out.stderr)));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .ok_or_else(|| format!("{}: no result in {text}", c.label))?;
+    let line =
+        text.lines().rev().find(|l| l.starts_with('{')).ok_or_else(|| format!("{}: no result in {text}", c.label))?;
     serde_json::from_str(line).map_err(|e| format!("{}: {e}", c.label))
 }
 
@@ -250,11 +221,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn parent(t: TrainBench) -> ExitCode {
     let mut backends: Vec<String> = if t.backends.is_empty() {
-        [BackendChoice::Burn, BackendChoice::Tch]
-            .into_iter()
-            .filter(|b| b.compiled())
-            .map(|b| b.to_string())
-            .collect()
+        [BackendChoice::Burn, BackendChoice::Tch].into_iter().filter(|b| b.compiled()).map(|b| b.to_string()).collect()
     } else {
         t.backends.iter().map(|b| b.to_string()).collect()
     };
@@ -269,13 +236,7 @@ fn parent(t: TrainBench) -> ExitCode {
     }
     let configs: Vec<Config> = backends
         .iter()
-        .flat_map(|b| {
-            t.pems.iter().map(move |&m| Config {
-                label: format!("{b} M={m}"),
-                backend: b.clone(),
-                pems: m,
-            })
-        })
+        .flat_map(|b| t.pems.iter().map(move |&m| Config { label: format!("{b} M={m}"), backend: b.clone(), pems: m }))
         .collect();
     let mut results: Vec<Vec<serde_json::Value>> = vec![vec![]; configs.len()];
     eprintln!(
@@ -308,9 +269,7 @@ fn parent(t: TrainBench) -> ExitCode {
             }
         }
     }
-    let stat = |i: usize, k: &str| -> Vec<f64> {
-        results[i].iter().filter_map(|v| v[k].as_f64()).collect()
-    };
+    let stat = |i: usize, k: &str| -> Vec<f64> { results[i].iter().filter_map(|v| v[k].as_f64()).collect() };
     let reference = configs.iter().position(|c| c.backend == "pytorch");
     let rows: Vec<serde_json::Value> = configs
         .iter()
@@ -329,10 +288,7 @@ fn parent(t: TrainBench) -> ExitCode {
         })
         .collect();
     if t.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
     println!(
@@ -349,11 +305,7 @@ fn parent(t: TrainBench) -> ExitCode {
             "{:<14} {:>10.1} {:>17} {:>10.0} {:>12} {:>12}  {}",
             r["config"].as_str().unwrap_or(""),
             r["img_s_median"].as_f64().unwrap_or(0.0),
-            format!(
-                "[{:.1} – {:.1}]",
-                r["img_s_min"].as_f64().unwrap_or(0.0),
-                r["img_s_max"].as_f64().unwrap_or(0.0)
-            ),
+            format!("[{:.1} – {:.1}]", r["img_s_min"].as_f64().unwrap_or(0.0), r["img_s_max"].as_f64().unwrap_or(0.0)),
             r["peak_rss_mb"].as_f64().unwrap_or(0.0),
             f("speed_vs_pytorch"),
             f("rss_vs_pytorch"),
@@ -366,10 +318,7 @@ fn parent(t: TrainBench) -> ExitCode {
                 .iter()
                 .find(|r| r["backend"] == b.as_str() && r["pems"] == 0)
                 .and_then(|r| r["img_s_median"].as_f64());
-            for r in rows
-                .iter()
-                .filter(|r| r["backend"] == b.as_str() && r["pems"].as_u64().unwrap_or(0) > 0)
-            {
+            for r in rows.iter().filter(|r| r["backend"] == b.as_str() && r["pems"].as_u64().unwrap_or(0) > 0) {
                 if let (Some(b0), Some(v)) = (base, r["img_s_median"].as_f64()) {
                     println!(
                         "PEM overhead {}: {:+.1}% time per step",
@@ -387,33 +336,10 @@ fn parent(t: TrainBench) -> ExitCode {
 fn data(d: DataBench) -> ExitCode {
     use npe_core::data::{DenseImages, Loader, LoaderOptions, Pixels, Split, augment::Transform};
     use npe_core::spec::{AugmentSpec, CropSpec};
-    let aug = AugmentSpec {
-        random_crop: Some(CropSpec {
-            size: 32,
-            padding: 4,
-        }),
-        hflip: true,
-        ..Default::default()
-    };
-    let transform = || {
-        Transform::new(
-            &aug,
-            true,
-            &[0.4914, 0.4822, 0.4465],
-            &[0.2023, 0.1994, 0.2010],
-            [32, 32],
-            255,
-        )
-    };
-    let opts = LoaderOptions {
-        batch_size: 128,
-        shuffle: true,
-        drop_last: false,
-        seed: 0,
-        workers: 0,
-        prefetch: 0,
-        stream: 1,
-    };
+    let aug = AugmentSpec { random_crop: Some(CropSpec { size: 32, padding: 4 }), hflip: true, ..Default::default() };
+    let transform = || Transform::new(&aug, true, &[0.4914, 0.4822, 0.4465], &[0.2023, 0.1994, 0.2010], [32, 32], 255);
+    let opts =
+        LoaderOptions { batch_size: 128, shuffle: true, drop_last: false, seed: 0, workers: 0, prefetch: 0, stream: 1 };
     let time_loader = |loader: &Loader| -> f64 {
         let t0 = Instant::now();
         let mut n = 0usize;
@@ -429,27 +355,16 @@ fn data(d: DataBench) -> ExitCode {
     let mut r = Rng::new(1);
     let raw: Vec<u8> = (0..d.images * 3072).map(|_| r.below(256) as u8).collect();
     let split = Split::new(
-        Pixels::Dense(DenseImages {
-            h: 32,
-            w: 32,
-            c: 3,
-            data: std::sync::Arc::new(raw),
-        }),
+        Pixels::Dense(DenseImages { h: 32, w: 32, c: 3, data: std::sync::Arc::new(raw) }),
         vec![0; d.images],
         None,
     );
-    let ips = (0..3)
-        .map(|_| time_loader(&Loader::new(split.clone(), transform(), 3, opts.clone())))
-        .fold(0.0, f64::max);
-    println!(
-        "  {:<40} {:>10.0} img/s",
-        "decoded pixels (CIFAR binary/python)", ips
-    );
+    let ips =
+        (0..3).map(|_| time_loader(&Loader::new(split.clone(), transform(), 3, opts.clone()))).fold(0.0, f64::max);
+    println!("  {:<40} {:>10.0} img/s", "decoded pixels (CIFAR binary/python)", ips);
     // JPEG files decoded per batch.
     let Some(root) = d.root else {
-        println!(
-            "  (pass --root DIR, an image folder of 32×32 JPEGs, to measure JPEG decoding too)"
-        );
+        println!("  (pass --root DIR, an image folder of 32×32 JPEGs, to measure JPEG decoding too)");
         return ExitCode::SUCCESS;
     };
     let classes = match npe_core::data::folder::class_dirs(&root.join("train")) {
@@ -470,23 +385,11 @@ fn data(d: DataBench) -> ExitCode {
     let mut pick = Rng::new(2).permutation(files.paths.len());
     pick.truncate(n);
     let paths: Vec<PathBuf> = pick.iter().map(|&i| files.paths[i].clone()).collect();
-    let split = Split::new(
-        Pixels::Files {
-            paths: std::sync::Arc::new(paths),
-            channels: 3,
-        },
-        vec![0; n],
-        None,
-    );
+    let split = Split::new(Pixels::Files { paths: std::sync::Arc::new(paths), channels: 3 }, vec![0; n], None);
     // Warm the page cache once, then measure.
     let _ = time_loader(&Loader::new(split.clone(), transform(), 3, opts.clone()));
-    let ips = (0..2)
-        .map(|_| time_loader(&Loader::new(split.clone(), transform(), 3, opts.clone())))
-        .fold(0.0, f64::max);
-    println!(
-        "  {:<40} {:>10.0} img/s",
-        format!("JPEG files ({n} from {})", root.display()),
-        ips
-    );
+    let ips =
+        (0..2).map(|_| time_loader(&Loader::new(split.clone(), transform(), 3, opts.clone()))).fold(0.0, f64::max);
+    println!("  {:<40} {:>10.0} img/s", format!("JPEG files ({n} from {})", root.display()), ips);
     ExitCode::SUCCESS
 }

@@ -11,35 +11,20 @@ pub(crate) fn run(files: &[PathBuf], set: &SetArgs, registry: &Registry) -> Exit
     let overrides = Overrides::with_sets(set.sets.clone());
     let mut failed = 0usize;
     for file in files {
-        let result =
-            load_file(file, &overrides).and_then(|loaded| npe_core::ir::build(&loaded, registry));
+        let result = load_file(file, &overrides).and_then(|loaded| npe_core::ir::build(&loaded, registry));
         match result {
             Ok((ir, warnings)) => {
                 report(&warnings);
                 let ops = ir.ops().count();
-                println!(
-                    "{}: ok ({} nodes, {} classes, {})",
-                    file.display(),
-                    ops,
-                    ir.num_classes(),
-                    ir.data.image
-                );
+                println!("{}: ok ({} nodes, {} classes, {})", file.display(), ops, ir.num_classes(), ir.data.image);
             }
             Err(diags) => {
                 report(&diags);
                 let n = diags.errors().count();
-                eprintln!(
-                    "{}: {n} error{}",
-                    file.display(),
-                    if n == 1 { "" } else { "s" }
-                );
+                eprintln!("{}: {n} error{}", file.display(), if n == 1 { "" } else { "s" });
                 failed += 1;
             }
         }
     }
-    if failed > 0 {
-        ExitCode::from(EXIT_INVALID)
-    } else {
-        ExitCode::SUCCESS
-    }
+    if failed > 0 { ExitCode::from(EXIT_INVALID) } else { ExitCode::SUCCESS }
 }

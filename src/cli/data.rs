@@ -34,11 +34,7 @@ pub(crate) fn run(file: &Path, set: &SetArgs, json: bool, registry: &Registry) -
     let groups = groups_of(&ir);
     let counts: Vec<usize> = ds.train_counts.iter().map(|&c| c as usize).collect();
     let membership = groups.assign(&counts);
-    let test_counts = if ds.test.is_dense() {
-        vec![]
-    } else {
-        ds.test.class_counts(ds.num_classes())
-    };
+    let test_counts = if ds.test.is_dense() { vec![] } else { ds.test.class_counts(ds.num_classes()) };
     if json {
         let v = serde_json::json!({
             "pipeline": ir.name, "dataset": ds.name, "origin": ds.origin, "provenance": ds.provenance,
@@ -59,13 +55,7 @@ fn imbalance(counts: &[u64]) -> f64 {
     max / min
 }
 
-fn print_table(
-    ir: &Ir,
-    ds: &Dataset,
-    test_counts: &[usize],
-    membership: &[usize],
-    groups: &GroupsSpec,
-) {
+fn print_table(ir: &Ir, ds: &Dataset, test_counts: &[usize], membership: &[usize], groups: &GroupsSpec) {
     let kind = match ds.provenance {
         data::Provenance::Real => "real data",
         data::Provenance::SemiSynthetic => "semi-synthetic data",
@@ -73,53 +63,24 @@ fn print_table(
     };
     println!("{}: {} ({kind}; {})", ir.name, ds.name, ds.origin);
     let total: u64 = ds.train_counts.iter().sum();
-    let pixels = if ds.train.is_dense() {
-        format!(", {total} labelled pixels")
-    } else {
-        String::new()
-    };
-    println!(
-        "train: {} images{pixels}, imbalance factor {:.1}",
-        ds.train.len(),
-        imbalance(&ds.train_counts)
-    );
+    let pixels = if ds.train.is_dense() { format!(", {total} labelled pixels") } else { String::new() };
+    println!("train: {} images{pixels}, imbalance factor {:.1}", ds.train.len(), imbalance(&ds.train_counts));
     if !test_counts.is_empty() {
         let t: Vec<u64> = test_counts.iter().map(|&c| c as u64).collect();
-        println!(
-            "test:  {} images, imbalance factor {:.1}",
-            ds.test.len(),
-            imbalance(&t)
-        );
+        println!("test:  {} images, imbalance factor {:.1}", ds.test.len(), imbalance(&t));
     } else {
         println!("test:  {} images", ds.test.len());
     }
-    let width = ds
-        .classes
-        .iter()
-        .map(|c| c.len())
-        .max()
-        .unwrap_or(4)
-        .clamp(4, 24);
-    println!(
-        "{:>5}  {:<width$}  {:>9}  {:>6}  group",
-        "class", "name", "train", "test"
-    );
+    let width = ds.classes.iter().map(|c| c.len()).max().unwrap_or(4).clamp(4, 24);
+    println!("{:>5}  {:<width$}  {:>9}  {:>6}  group", "class", "name", "train", "test");
     let names = ["head", "medium", "tail"];
     for (i, name) in ds.classes.iter().enumerate() {
-        let test = test_counts
-            .get(i)
-            .map_or("-".to_string(), |c| c.to_string());
+        let test = test_counts.get(i).map_or("-".to_string(), |c| c.to_string());
         let name: String = name.chars().take(width).collect();
-        println!(
-            "{i:>5}  {name:<width$}  {:>9}  {test:>6}  {}",
-            ds.train_counts[i], names[membership[i]]
-        );
+        println!("{i:>5}  {name:<width$}  {:>9}  {test:>6}  {}", ds.train_counts[i], names[membership[i]]);
     }
     let how = match groups.by {
-        npe_core::nodes::GroupBy::Count => format!(
-            "by training count: head > {}, tail < {}",
-            groups.many, groups.few
-        ),
+        npe_core::nodes::GroupBy::Count => format!("by training count: head > {}, tail < {}", groups.many, groups.few),
         npe_core::nodes::GroupBy::Index => {
             format!(
                 "by class index: head [0, {}), tail [{}, {})",
@@ -130,10 +91,5 @@ fn print_table(
         }
     };
     let n = |g| membership.iter().filter(|&&m| m == g).count();
-    println!(
-        "groups ({how}): {} head, {} medium, {} tail",
-        n(0),
-        n(1),
-        n(2)
-    );
+    println!("groups ({how}): {} head, {} medium, {} tail", n(0), n(1), n(2));
 }

@@ -43,10 +43,7 @@ pub(crate) fn run(args: EvalArgs, ext: &Extensions) -> ExitCode {
         }
     };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
         let d = s.data_report();
         println!(

@@ -15,12 +15,7 @@ pub(crate) enum GraphFormat {
     Mermaid,
 }
 
-pub(crate) fn run(
-    file: &Path,
-    format: GraphFormat,
-    set: &SetArgs,
-    registry: &Registry,
-) -> ExitCode {
+pub(crate) fn run(file: &Path, format: GraphFormat, set: &SetArgs, registry: &Registry) -> ExitCode {
     match load_ir(file, set, registry) {
         Ok((_, ir)) => {
             let f = match format {

@@ -107,9 +107,7 @@ fn init_tracing() {
     let filter = std::env::var("NPE_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| {
-            "warn,npe=info,npe_core=info,npe_backend_burn=info,npe_backend_tch=info".into()
-        });
+        .unwrap_or_else(|| "warn,npe=info,npe_core=info,npe_backend_burn=info,npe_backend_tch=info".into());
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))

@@ -53,10 +53,7 @@ pub(crate) fn backend(choice: BackendChoice, ext: &Extensions) -> Box<dyn Backen
         #[cfg(feature = "tch")]
         BackendChoice::Tch => Box::new(npe_backend_tch::TchBackend::new(ext.tch.clone())),
         #[allow(unreachable_patterns)]
-        other => unreachable!(
-            "{other} is checked to be compiled in; extensions: {}",
-            ext.registry.names().len()
-        ),
+        other => unreachable!("{other} is checked to be compiled in; extensions: {}", ext.registry.names().len()),
     }
 }
 
@@ -76,21 +73,10 @@ fn pct(x: Option<f64>) -> String {
 }
 
 /// Human-readable results: accuracy tables (with per-class rows if asked), prior fit, IoU.
-pub(crate) fn print_report(
-    report: &EvalReport,
-    classes: &[String],
-    groups: &[String],
-    per_class: bool,
-) {
+pub(crate) fn print_report(report: &EvalReport, classes: &[String], groups: &[String], per_class: bool) {
     for (ev, outputs) in &report.accuracy {
-        println!(
-            "\n{ev}: mean per-class accuracy (%) on {} test images",
-            report.test_images
-        );
-        println!(
-            "  {:<14} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            "output", "mean", "head", "medium", "tail", "overall"
-        );
+        println!("\n{ev}: mean per-class accuracy (%) on {} test images", report.test_images);
+        println!("  {:<14} {:>8} {:>8} {:>8} {:>8} {:>8}", "output", "mean", "head", "medium", "tail", "overall");
         for (name, a) in outputs {
             println!(
                 "  {:<14} {:>8} {:>8} {:>8} {:>8} {:>8}",
@@ -111,10 +97,7 @@ pub(crate) fn print_report(
             println!();
             for (k, cname) in classes.iter().enumerate() {
                 let short: String = cname.chars().take(16).collect();
-                print!(
-                    "  {k:<5} {short:<16} {:<7}",
-                    groups.get(k).map_or("", String::as_str)
-                );
+                print!("  {k:<5} {short:<16} {:<7}", groups.get(k).map_or("", String::as_str));
                 for n in &names {
                     print!(" {:>10}", pct(outputs[*n].per_class.get(k).copied()));
                 }
@@ -123,14 +106,8 @@ pub(crate) fn print_report(
         }
     }
     for (ev, outputs) in &report.segmentation {
-        println!(
-            "\n{ev}: segmentation (%) on {} test images",
-            report.test_images
-        );
-        println!(
-            "  {:<14} {:>8} {:>10} {:>10} {:>10}",
-            "output", "mIoU", "tail mIoU", "mean acc", "pixel acc"
-        );
+        println!("\n{ev}: segmentation (%) on {} test images", report.test_images);
+        println!("  {:<14} {:>8} {:>10} {:>10} {:>10}", "output", "mIoU", "tail mIoU", "mean acc", "pixel acc");
         for (name, s) in outputs {
             println!(
                 "  {:<14} {:>8} {:>10} {:>10} {:>10}",
@@ -143,21 +120,14 @@ pub(crate) fn print_report(
         }
         if per_class {
             for (name, s) in outputs {
-                let v: Vec<String> = s
-                    .per_class_iou
-                    .iter()
-                    .map(|x| format!("{:.1}", 100.0 * x))
-                    .collect();
+                let v: Vec<String> = s.per_class_iou.iter().map(|x| format!("{:.1}", 100.0 * x)).collect();
                 println!("  {name} per-class IoU: {}", v.join(" "));
             }
         }
     }
     for (ev, p) in &report.prior {
         println!("\n{ev}: learned prior vs true training prior");
-        let rows = [
-            ("train split", p.train.as_ref()),
-            ("test split", Some(&p.test)),
-        ];
+        let rows = [("train split", p.train.as_ref()), ("test split", Some(&p.test))];
         for (split, f) in rows {
             if let Some(f) = f {
                 println!(
@@ -170,11 +140,7 @@ pub(crate) fn print_report(
             let est: Vec<String> = f.estimate.iter().map(|x| format!("{x:.4}")).collect();
             let tru: Vec<String> = f.truth.iter().map(|x| format!("{x:.4}")).collect();
             if f.truth.len() <= 20 {
-                println!(
-                    "  estimate: {}\n  truth:    {}",
-                    est.join(" "),
-                    tru.join(" ")
-                );
+                println!("  estimate: {}\n  truth:    {}", est.join(" "), tru.join(" "));
             }
         }
     }

@@ -49,10 +49,7 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(&ir.name));
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&ir.name));
     let mut s = match session(ir, &args.backend, ext) {
         Ok(s) => s,
         Err(code) => return code,
@@ -71,10 +68,7 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
         "command": std::env::args().collect::<Vec<_>>(),
         "npe_version": env!("CARGO_PKG_VERSION"),
     });
-    let _ = std::fs::write(
-        out.join("run.json"),
-        serde_json::to_vec_pretty(&run).unwrap_or_default(),
-    );
+    let _ = std::fs::write(out.join("run.json"), serde_json::to_vec_pretty(&run).unwrap_or_default());
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -82,9 +76,7 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
             if stop.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
-            eprintln!(
-                "\nstopping after this step (a checkpoint will be written; Ctrl-C again to quit now)"
-            );
+            eprintln!("\nstopping after this step (a checkpoint will be written; Ctrl-C again to quit now)");
         });
     }
     let opts = TrainOptions {
@@ -117,12 +109,7 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
                 "trained {} epochs, {} steps, {:.1} s, {:.0} img/s",
                 summary.epochs, summary.steps, summary.train_seconds, summary.images_per_second
             );
-            print_report(
-                &summary.eval,
-                &summary.data.classes,
-                &summary.data.groups,
-                false,
-            );
+            print_report(&summary.eval, &summary.data.classes, &summary.data.groups, false);
             println!(
                 "\nresults: {}/summary.json, {}/metrics.jsonl; model: {}",
                 out.display(),

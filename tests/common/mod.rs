@@ -24,11 +24,7 @@ pub fn npe() -> Command {
 
 /// Run and return (exit code, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("npe binary runs");
+    let Output { status, stdout, stderr } = cmd.output().expect("npe binary runs");
     (
         status.code().unwrap_or(-1),
         String::from_utf8_lossy(&stdout).into_owned(),
@@ -60,45 +56,28 @@ pub fn backends() -> Vec<Box<dyn Backend>> {
 
 /// IR of a pipeline file with `--set` overrides (no environment).
 pub fn ir_of_file(path: &str, sets: &[&str]) -> Ir {
-    let o = Overrides {
-        sets: sets.iter().map(|s| s.to_string()).collect(),
-        env: false,
-    };
+    let o = Overrides { sets: sets.iter().map(|s| s.to_string()).collect(), env: false };
     let loaded = load_file(&root().join(path), &o).unwrap_or_else(|d| panic!("{d}"));
-    npe_core::ir::build(&loaded, &Registry::builtin())
-        .unwrap_or_else(|d| panic!("{d}"))
-        .0
+    npe_core::ir::build(&loaded, &Registry::builtin()).unwrap_or_else(|d| panic!("{d}")).0
 }
 
 /// IR of pipeline text with `--set` overrides.
 pub fn ir_of(yaml: &str, sets: &[&str]) -> Ir {
-    let o = Overrides {
-        sets: sets.iter().map(|s| s.to_string()).collect(),
-        env: false,
-    };
-    let loaded = load_source(SourceText::from_string("test.yaml", yaml), &o)
-        .unwrap_or_else(|d| panic!("{d}"));
-    npe_core::ir::build(&loaded, &Registry::builtin())
-        .unwrap_or_else(|d| panic!("{d}"))
-        .0
+    let o = Overrides { sets: sets.iter().map(|s| s.to_string()).collect(), env: false };
+    let loaded = load_source(SourceText::from_string("test.yaml", yaml), &o).unwrap_or_else(|d| panic!("{d}"));
+    npe_core::ir::build(&loaded, &Registry::builtin()).unwrap_or_else(|d| panic!("{d}")).0
 }
 
 /// quickstart.yaml with its `features:` node replaced by `features` (a YAML flow mapping).
 pub fn quickstart_with_features(features: &str) -> String {
     let text = std::fs::read_to_string(root().join("pipelines/quickstart.yaml")).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("features:"))
-        .expect("a features node")
-        .to_string();
+    let line = text.lines().find(|l| l.trim_start().starts_with("features:")).expect("a features node").to_string();
     text.replace(&line, &format!("  features: {features}"))
 }
 
 /// Read the tensors of a safetensors file written by npe.
 pub fn tensors(path: &Path) -> Vec<NamedTensor> {
-    npe_core::checkpoint::Checkpoint::load(path)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .params
+    npe_core::checkpoint::Checkpoint::load(path).unwrap_or_else(|e| panic!("{e}")).params
 }
 
 /// Largest relative difference between two sets of named tensors (same names required).

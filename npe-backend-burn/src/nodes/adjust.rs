@@ -15,12 +15,7 @@ pub fn resize_map(t: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     if [h, w] == size {
         return t;
     }
-    interpolate(
-        t,
-        InterpolateOptions::new(InterpolateMode::Bilinear)
-            .with_align_corners(false)
-            .with_output_size(size),
-    )
+    interpolate(t, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size(size))
 }
 
 /// `npe_la`: `logits + (1/M) Σ_m (h_m − mean(h_m)) / s`; the mean is over classes (vectors) or
@@ -47,11 +42,7 @@ pub fn npe_la(_ctx: &Ctx, p: &NpeLaParams, logits: Act, pems: Act) -> Result<Act
             let mut adj: Option<Tensor<4>> = None;
             for h in pems {
                 let h = resize_map(h.into_map(), [hh, ww]);
-                let mean = h
-                    .clone()
-                    .reshape([n, c * hh * ww])
-                    .mean_dim(1)
-                    .reshape([n, 1, 1, 1]);
+                let mean = h.clone().reshape([n, c * hh * ww]).mean_dim(1).reshape([n, 1, 1, 1]);
                 let centred = h - mean;
                 adj = Some(match adj {
                     Some(a) => a + centred,
@@ -71,16 +62,10 @@ pub fn posthoc_la(ctx: &Ctx, p: &PosthocLaParams, logits: Act) -> Result<Act, Bu
 
 /// `resize`: logits or each PEM map to the target size.
 pub fn resize(_ctx: &Ctx, p: &ResizeParams, x: Act) -> Result<Act, BurnError> {
-    let size = p
-        .target()
-        .ok_or_else(|| BurnError::Internal("resize without a target size".into()))?;
+    let size = p.target().ok_or_else(|| BurnError::Internal("resize without a target size".into()))?;
     Ok(match x {
         Act::Map(t) => Act::Map(resize_map(t, size)),
-        Act::Pems(v) => Act::Pems(
-            v.into_iter()
-                .map(|h| Act::Map(resize_map(h.into_map(), size)))
-                .collect(),
-        ),
+        Act::Pems(v) => Act::Pems(v.into_iter().map(|h| Act::Map(resize_map(h.into_map(), size))).collect()),
         other => return Err(BurnError::Internal(format!("resize of {other:?}"))),
     })
 }

@@ -23,31 +23,16 @@ pub fn mlp(nc: &NodeCtx, p: &MlpParams, x: Act) -> Result<Act, BurnError> {
 }
 
 /// The CIFAR ResNet trunk (conv-BN-ReLU, three stages of basic blocks), no pooling.
-pub fn resnet_trunk(
-    nc: &NodeCtx,
-    x: Tensor<4>,
-    width: usize,
-    blocks: usize,
-) -> Result<Tensor<4>, BurnError> {
+pub fn resnet_trunk(nc: &NodeCtx, x: Tensor<4>, width: usize, blocks: usize) -> Result<Tensor<4>, BurnError> {
     let mut h = relu(nc.bn(nc.conv(x, "conv1.", 1, 1)?, "bn1.")?);
     let mut cin = width;
     for (s, planes) in [width, 2 * width, 4 * width].into_iter().enumerate() {
         for b in 0..blocks {
             let stride = if s > 0 && b == 0 { 2 } else { 1 };
             let p = format!("layer{}.{b}.", s + 1);
-            let o = relu(nc.bn(
-                nc.conv(h.clone(), &format!("{p}conv1."), stride, 1)?,
-                &format!("{p}bn1."),
-            )?);
-            let o = nc.bn(
-                nc.conv(o, &format!("{p}conv2."), 1, 1)?,
-                &format!("{p}bn2."),
-            )?;
-            let shortcut = if stride != 1 || cin != planes {
-                option_a_shortcut(h, cin, planes)
-            } else {
-                h
-            };
+            let o = relu(nc.bn(nc.conv(h.clone(), &format!("{p}conv1."), stride, 1)?, &format!("{p}bn1."))?);
+            let o = nc.bn(nc.conv(o, &format!("{p}conv2."), 1, 1)?, &format!("{p}bn2."))?;
+            let shortcut = if stride != 1 || cin != planes { option_a_shortcut(h, cin, planes) } else { h };
             h = relu(o + shortcut);
             cin = planes;
         }
@@ -70,10 +55,7 @@ pub fn resnet_cifar(nc: &NodeCtx, p: &ResNetCifarParams, x: Act) -> Result<Act, 
 pub fn small_cnn(nc: &NodeCtx, p: &SmallCnnParams, x: Act) -> Result<Act, BurnError> {
     let mut h = x.into_map();
     for i in 0..p.channels.len() {
-        h = relu(nc.bn(
-            nc.conv(h, &format!("convs.{i}."), 1, 1)?,
-            &format!("norms.{i}."),
-        )?);
+        h = relu(nc.bn(nc.conv(h, &format!("convs.{i}."), 1, 1)?, &format!("norms.{i}."))?);
         if i + 1 < p.channels.len() {
             h = max_pool2d(h, MaxPoolOptions::new([2, 2]));
         }

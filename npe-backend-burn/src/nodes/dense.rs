@@ -12,14 +12,8 @@ use burn::tensor::ops::MaxPoolOptions;
 use npe_core::nodes::{FcnResNetParams, UNetParams};
 
 fn double_conv(nc: &NodeCtx, x: Tensor<4>, prefix: &str) -> Result<Tensor<4>, BurnError> {
-    let h = relu(nc.bn(
-        nc.conv(x, &format!("{prefix}conv1."), 1, 1)?,
-        &format!("{prefix}bn1."),
-    )?);
-    Ok(relu(nc.bn(
-        nc.conv(h, &format!("{prefix}conv2."), 1, 1)?,
-        &format!("{prefix}bn2."),
-    )?))
+    let h = relu(nc.bn(nc.conv(x, &format!("{prefix}conv1."), 1, 1)?, &format!("{prefix}bn1."))?);
+    Ok(relu(nc.bn(nc.conv(h, &format!("{prefix}conv2."), 1, 1)?, &format!("{prefix}bn2."))?))
 }
 
 /// `unet`: (max-pool, conv-BN-ReLU ×2) per level down; bilinear ×2 upsampling, concatenation
@@ -46,7 +40,5 @@ pub fn unet(nc: &NodeCtx, p: &UNetParams, x: Act) -> Result<Act, BurnError> {
 /// `fcn_resnet`: the CIFAR ResNet trunk (output stride 4) and an FCN head conv3×3-BN-ReLU.
 pub fn fcn_resnet(nc: &NodeCtx, p: &FcnResNetParams, x: Act) -> Result<Act, BurnError> {
     let h = resnet_trunk(nc, x.into_map(), p.width, (p.depth - 2) / 6)?;
-    Ok(Act::Map(relu(
-        nc.bn(nc.conv(h, "head.conv.", 1, 1)?, "head.bn.")?,
-    )))
+    Ok(Act::Map(relu(nc.bn(nc.conv(h, "head.conv.", 1, 1)?, "head.bn.")?)))
 }

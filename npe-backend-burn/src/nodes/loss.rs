@@ -8,9 +8,7 @@ use burn::tensor::activation::{log_softmax, relu};
 use npe_core::nodes::{CrossEntropyParams, LogitAdjustedCeParams, OneWayLogisticParams, Reduction};
 
 fn targets<'a>(ctx: &'a Ctx) -> Result<&'a Targets, BurnError> {
-    ctx.targets
-        .as_ref()
-        .ok_or_else(|| BurnError::Internal("a loss ran without labels".into()))
+    ctx.targets.as_ref().ok_or_else(|| BurnError::Internal("a loss ran without labels".into()))
 }
 
 /// Mean over samples (or valid pixels) of `values` picked at the true class, `[1]`.
@@ -22,20 +20,11 @@ fn pick_true_mean(
 ) -> Result<Tensor<1>, BurnError> {
     match (per_class, targets(ctx)?) {
         (Act::Vec(t), Targets::Classes(y)) => Ok(g(t.gather(1, y.clone())).mean()),
-        (
-            Act::Map(t),
-            Targets::Pixels {
-                index,
-                valid,
-                count,
-            },
-        ) => {
+        (Act::Map(t), Targets::Pixels { index, valid, count }) => {
             let picked = f(t.gather(1, index.clone())) * valid.clone();
             Ok(picked.sum() / (*count).max(1) as f64)
         }
-        _ => Err(BurnError::Internal(
-            "loss input does not match the labels (vector vs map)".into(),
-        )),
+        _ => Err(BurnError::Internal("loss input does not match the labels (vector vs map)".into())),
     }
 }
 
@@ -62,19 +51,13 @@ pub(crate) fn add_log_prior(ctx: &Ctx, logits: Act, tau: f64) -> Result<Act, Bur
         Act::Vec(t) => Act::Vec(t + lp.reshape([1, c])),
         Act::Map(t) => Act::Map(t + lp.reshape([1, c, 1, 1])),
         other => {
-            return Err(BurnError::Internal(format!(
-                "logit adjustment of {other:?}"
-            )));
+            return Err(BurnError::Internal(format!("logit adjustment of {other:?}")));
         }
     })
 }
 
 /// `logit_adjusted_ce`: CE on `logits + tau·log(prior)`.
-pub fn logit_adjusted_ce(
-    ctx: &Ctx,
-    p: &LogitAdjustedCeParams,
-    logits: Act,
-) -> Result<Act, BurnError> {
+pub fn logit_adjusted_ce(ctx: &Ctx, p: &LogitAdjustedCeParams, logits: Act) -> Result<Act, BurnError> {
     let adjusted = add_log_prior(ctx, logits, p.tau)?;
     Ok(Act::Loss(ce(ctx, adjusted)? * p.weight))
 }

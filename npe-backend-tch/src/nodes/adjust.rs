@@ -58,17 +58,13 @@ pub fn posthoc_la(ctx: &Ctx, p: &PosthocLaParams, logits: Act) -> Result<Act> {
 
 /// `resize`: logits or each PEM map to the target size.
 pub fn resize(_ctx: &Ctx, p: &ResizeParams, x: Act) -> Result<Act> {
-    let [h, w] = p
-        .target()
-        .ok_or_else(|| TchBackendError::Internal("resize without a target size".into()))?;
+    let [h, w] = p.target().ok_or_else(|| TchBackendError::Internal("resize without a target size".into()))?;
     let size = [h as i64, w as i64];
     Ok(match x {
         Act::Map(t) => Act::Map(resize_map(&t, size)?),
-        Act::Pems(v) => Act::Pems(
-            v.into_iter()
-                .map(|h| Ok(Act::Map(resize_map(&h.into_map(), size)?)))
-                .collect::<Result<_>>()?,
-        ),
+        Act::Pems(v) => {
+            Act::Pems(v.into_iter().map(|h| Ok(Act::Map(resize_map(&h.into_map(), size)?))).collect::<Result<_>>()?)
+        }
         other => return Err(TchBackendError::Internal(format!("resize of {other:?}"))),
     })
 }

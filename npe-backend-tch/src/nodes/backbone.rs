@@ -32,21 +32,10 @@ pub fn resnet_trunk(nc: &NodeCtx, x: &Tensor, width: usize, blocks: usize) -> Re
         for b in 0..blocks {
             let stride = if s > 0 && b == 0 { 2 } else { 1 };
             let p = format!("layer{}.{b}.", s + 1);
-            let o = nc
-                .bn(
-                    &nc.conv(&h, &format!("{p}conv1."), stride, 1)?,
-                    &format!("{p}bn1."),
-                )?
-                .f_relu_()?;
-            let mut o = nc.bn(
-                &nc.conv(&o, &format!("{p}conv2."), 1, 1)?,
-                &format!("{p}bn2."),
-            )?;
-            let shortcut = if stride != 1 || cin != planes {
-                option_a_shortcut(&h, cin, planes)?
-            } else {
-                h.shallow_clone()
-            };
+            let o = nc.bn(&nc.conv(&h, &format!("{p}conv1."), stride, 1)?, &format!("{p}bn1."))?.f_relu_()?;
+            let mut o = nc.bn(&nc.conv(&o, &format!("{p}conv2."), 1, 1)?, &format!("{p}bn2."))?;
+            let shortcut =
+                if stride != 1 || cin != planes { option_a_shortcut(&h, cin, planes)? } else { h.shallow_clone() };
             let _ = o.f_add_(&shortcut)?;
             h = o.f_relu_()?;
             cin = planes;
@@ -69,12 +58,7 @@ pub fn resnet_cifar(nc: &NodeCtx, p: &ResNetCifarParams, x: Act) -> Result<Act> 
 pub fn small_cnn(nc: &NodeCtx, p: &SmallCnnParams, x: Act) -> Result<Act> {
     let mut h = x.into_map();
     for i in 0..p.channels.len() {
-        h = nc
-            .bn(
-                &nc.conv(&h, &format!("convs.{i}."), 1, 1)?,
-                &format!("norms.{i}."),
-            )?
-            .f_relu_()?;
+        h = nc.bn(&nc.conv(&h, &format!("convs.{i}."), 1, 1)?, &format!("norms.{i}."))?.f_relu_()?;
         if i + 1 < p.channels.len() {
             h = h.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?;
         }

@@ -9,18 +9,8 @@ use npe_core::nodes::{FcnResNetParams, UNetParams};
 use tch::Tensor;
 
 fn double_conv(nc: &NodeCtx, x: &Tensor, prefix: &str) -> Result<Tensor> {
-    let h = nc
-        .bn(
-            &nc.conv(x, &format!("{prefix}conv1."), 1, 1)?,
-            &format!("{prefix}bn1."),
-        )?
-        .f_relu_()?;
-    Ok(nc
-        .bn(
-            &nc.conv(&h, &format!("{prefix}conv2."), 1, 1)?,
-            &format!("{prefix}bn2."),
-        )?
-        .f_relu_()?)
+    let h = nc.bn(&nc.conv(x, &format!("{prefix}conv1."), 1, 1)?, &format!("{prefix}bn1."))?.f_relu_()?;
+    Ok(nc.bn(&nc.conv(&h, &format!("{prefix}conv2."), 1, 1)?, &format!("{prefix}bn2."))?.f_relu_()?)
 }
 
 /// `unet`: (max-pool, conv-BN-ReLU ×2) per level down; bilinear ×2 upsampling, concatenation
@@ -47,8 +37,5 @@ pub fn unet(nc: &NodeCtx, p: &UNetParams, x: Act) -> Result<Act> {
 /// `fcn_resnet`: the CIFAR ResNet trunk (output stride 4) and an FCN head conv3×3-BN-ReLU.
 pub fn fcn_resnet(nc: &NodeCtx, p: &FcnResNetParams, x: Act) -> Result<Act> {
     let h = resnet_trunk(nc, &x.into_map(), p.width, (p.depth - 2) / 6)?;
-    Ok(Act::Map(
-        nc.bn(&nc.conv(&h, "head.conv.", 1, 1)?, "head.bn.")?
-            .f_relu_()?,
-    ))
+    Ok(Act::Map(nc.bn(&nc.conv(&h, "head.conv.", 1, 1)?, "head.bn.")?.f_relu_()?))
 }

@@ -22,11 +22,7 @@ pub fn pem(nc: &NodeCtx, p: &PemParams, x: Act) -> Result<Act> {
     };
     let mut outs = Vec::with_capacity(p.count);
     for m in 0..p.count {
-        let out_prefix = if p.hidden.is_empty() {
-            format!("{m}.")
-        } else {
-            format!("{m}.out.")
-        };
+        let out_prefix = if p.hidden.is_empty() { format!("{m}.") } else { format!("{m}.out.") };
         let o = match x.clone() {
             Act::Map(mut h) => {
                 let pad = (p.kernel_size / 2) as i64;

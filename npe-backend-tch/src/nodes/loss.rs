@@ -8,33 +8,18 @@ use npe_core::nodes::{CrossEntropyParams, LogitAdjustedCeParams, OneWayLogisticP
 use tch::{Kind, Tensor};
 
 fn targets<'a>(ctx: &'a Ctx) -> Result<&'a Targets> {
-    ctx.targets
-        .as_ref()
-        .ok_or_else(|| TchBackendError::Internal("a loss ran without labels".into()))
+    ctx.targets.as_ref().ok_or_else(|| TchBackendError::Internal("a loss ran without labels".into()))
 }
 
 /// Mean over samples (or valid pixels) of `f(values)` picked at the true class.
-fn pick_true_mean(
-    ctx: &Ctx,
-    per_class: &Act,
-    f: impl Fn(Tensor) -> Result<Tensor>,
-) -> Result<Tensor> {
+fn pick_true_mean(ctx: &Ctx, per_class: &Act, f: impl Fn(Tensor) -> Result<Tensor>) -> Result<Tensor> {
     match (per_class, targets(ctx)?) {
         (Act::Vec(t), Targets::Classes(y)) => Ok(f(t.f_gather(1, y, false)?)?.f_mean(Kind::Float)?),
-        (
-            Act::Map(t),
-            Targets::Pixels {
-                index,
-                valid,
-                count,
-            },
-        ) => {
+        (Act::Map(t), Targets::Pixels { index, valid, count }) => {
             let picked = f(t.f_gather(1, index, false)?)? * valid;
             Ok(picked.f_sum(Kind::Float)? / (*count).max(1) as f64)
         }
-        _ => Err(TchBackendError::Internal(
-            "loss input does not match the labels (vector vs map)".into(),
-        )),
+        _ => Err(TchBackendError::Internal("loss input does not match the labels (vector vs map)".into())),
     }
 }
 
@@ -43,9 +28,7 @@ fn ce(ctx: &Ctx, logits: &Act) -> Result<Tensor> {
         Act::Vec(t) => Act::Vec(t.f_log_softmax(1, Kind::Float)?),
         Act::Map(t) => Act::Map(t.f_log_softmax(1, Kind::Float)?),
         other => {
-            return Err(TchBackendError::Internal(format!(
-                "cross-entropy on {other:?}"
-            )));
+            return Err(TchBackendError::Internal(format!("cross-entropy on {other:?}")));
         }
     };
     Ok(pick_true_mean(ctx, &lsm, Ok)?.f_neg()?)
@@ -64,9 +47,7 @@ pub(crate) fn add_log_prior(ctx: &Ctx, logits: Act, tau: f64) -> Result<Act> {
         Act::Vec(t) => Act::Vec(t + lp.f_reshape([1, c])?),
         Act::Map(t) => Act::Map(t + lp.f_reshape([1, c, 1, 1])?),
         other => {
-            return Err(TchBackendError::Internal(format!(
-                "logit adjustment of {other:?}"
-            )));
+            return Err(TchBackendError::Internal(format!("logit adjustment of {other:?}")));
         }
     })
 }
@@ -95,8 +76,7 @@ pub fn one_way_logistic(ctx: &Ctx, p: &OneWayLogisticParams, pems: Act) -> Resul
             None => l,
         });
     }
-    let total =
-        total.ok_or_else(|| TchBackendError::Internal("a pem node with no modules".into()))?;
+    let total = total.ok_or_else(|| TchBackendError::Internal("a pem node with no modules".into()))?;
     let scale = match p.reduction {
         Reduction::Mean => p.weight / m as f64,
         Reduction::Sum => p.weight,

@@ -38,14 +38,7 @@ pub struct Transform {
 
 impl Transform {
     /// Training (`train = true`: random crop and flip) or test transform.
-    pub fn new(
-        aug: &AugmentSpec,
-        train: bool,
-        mean: &[f32],
-        std: &[f32],
-        out: [usize; 2],
-        ignore: u8,
-    ) -> Self {
+    pub fn new(aug: &AugmentSpec, train: bool, mean: &[f32], std: &[f32], out: [usize; 2], ignore: u8) -> Self {
         let channels = mean.len();
         let mut lut = vec![0f32; channels * 256];
         for c in 0..channels {
@@ -86,13 +79,7 @@ impl Transform {
     }
 
     /// Transform one sample into `out` (`c·h·w` floats, planar) and `out_mask` (`h·w`).
-    pub fn apply(
-        &self,
-        img: RawImage,
-        rng: &mut Rng,
-        out: &mut [f32],
-        out_mask: Option<&mut [i64]>,
-    ) {
+    pub fn apply(&self, img: RawImage, rng: &mut Rng, out: &mut [f32], out_mask: Option<&mut [i64]>) {
         let img = self.prepare(img);
         let [oh, ow] = self.out;
         // Crop window origin in the (unpadded) image; may be negative or overhang (= padding).
@@ -104,10 +91,7 @@ impl Transform {
                 let dx = rng.below(span_x as u64 + 1) as isize;
                 (dy - cs.padding as isize, dx - cs.padding as isize)
             }
-            None => (
-                ((img.h as isize - oh as isize) / 2),
-                ((img.w as isize - ow as isize) / 2),
-            ),
+            None => (((img.h as isize - oh as isize) / 2), ((img.w as isize - ow as isize) / 2)),
         };
         let flip = self.hflip && rng.coin();
         let c = img.c.min(self.channels);
@@ -116,23 +100,11 @@ impl Transform {
             let sy = y0 + y as isize;
             let row_ok = sy >= 0 && (sy as usize) < img.h;
             for x in 0..ow {
-                let sx = if flip {
-                    x0 + (ow - 1 - x) as isize
-                } else {
-                    x0 + x as isize
-                };
+                let sx = if flip { x0 + (ow - 1 - x) as isize } else { x0 + x as isize };
                 let inside = row_ok && sx >= 0 && (sx as usize) < img.w;
-                let src = if inside {
-                    (sy as usize * img.w + sx as usize) * img.c
-                } else {
-                    0
-                };
+                let src = if inside { (sy as usize * img.w + sx as usize) * img.c } else { 0 };
                 for ch in 0..self.channels {
-                    let v = if inside {
-                        img.pixels[src + ch.min(c - 1)]
-                    } else {
-                        0
-                    };
+                    let v = if inside { img.pixels[src + ch.min(c - 1)] } else { 0 };
                     // Zero padding is black before normalisation, as torchvision pads the PIL image.
                     out[ch * oh * ow + y * ow + x] = self.lut[ch * 256 + v as usize];
                 }
@@ -142,18 +114,10 @@ impl Transform {
             for y in 0..oh {
                 let sy = y0 + y as isize;
                 for x in 0..ow {
-                    let sx = if flip {
-                        x0 + (ow - 1 - x) as isize
-                    } else {
-                        x0 + x as isize
-                    };
-                    let inside =
-                        sy >= 0 && (sy as usize) < img.h && sx >= 0 && (sx as usize) < img.w;
-                    om[y * ow + x] = if inside {
-                        m[sy as usize * img.w + sx as usize] as i64
-                    } else {
-                        self.ignore as i64
-                    };
+                    let sx = if flip { x0 + (ow - 1 - x) as isize } else { x0 + x as isize };
+                    let inside = sy >= 0 && (sy as usize) < img.h && sx >= 0 && (sx as usize) < img.w;
+                    om[y * ow + x] =
+                        if inside { m[sy as usize * img.w + sx as usize] as i64 } else { self.ignore as i64 };
                 }
             }
         }
@@ -195,13 +159,7 @@ pub fn resize(img: &RawImage, nh: usize, nw: usize) -> RawImage {
         }
         o
     });
-    RawImage {
-        h: nh,
-        w: nw,
-        c,
-        pixels: out,
-        mask,
-    }
+    RawImage { h: nh, w: nw, c, pixels: out, mask }
 }
 
 /// Crop `ch × cw` at (y0, x0); outside the image pixels are 0 and labels `ignore`.
@@ -220,20 +178,13 @@ fn crop(img: &RawImage, y0: isize, x0: isize, ch: usize, cw: usize, ignore: u8) 
                 continue;
             }
             let s = sy as usize * img.w + sx as usize;
-            out[(y * cw + x) * c..(y * cw + x + 1) * c]
-                .copy_from_slice(&img.pixels[s * c..(s + 1) * c]);
+            out[(y * cw + x) * c..(y * cw + x + 1) * c].copy_from_slice(&img.pixels[s * c..(s + 1) * c]);
             if let (Some(m), Some(src)) = (mask.as_mut(), img.mask.as_ref()) {
                 m[y * cw + x] = src[s];
             }
         }
     }
-    RawImage {
-        h: ch,
-        w: cw,
-        c,
-        pixels: out,
-        mask,
-    }
+    RawImage { h: ch, w: cw, c, pixels: out, mask }
 }
 
 #[cfg(test)]
@@ -253,13 +204,7 @@ mod tests {
     #[test]
     fn normalises_with_mean_and_std() {
         let t = Transform::new(&AugmentSpec::default(), false, &[0.5], &[0.25], [2, 2], 255);
-        let img = RawImage {
-            h: 2,
-            w: 2,
-            c: 1,
-            pixels: vec![0, 255, 51, 102],
-            mask: None,
-        };
+        let img = RawImage { h: 2, w: 2, c: 1, pixels: vec![0, 255, 51, 102], mask: None };
         let mut out = vec![0f32; 4];
         t.apply(img, &mut Rng::new(0), &mut out, None);
         for (o, e) in out.iter().zip([-2.0f32, 2.0, -1.2, -0.4]) {
@@ -269,14 +214,8 @@ mod tests {
 
     #[test]
     fn padded_crop_and_flip_move_pixels_and_masks_together() {
-        let aug = AugmentSpec {
-            random_crop: Some(CropSpec {
-                size: 4,
-                padding: 2,
-            }),
-            hflip: true,
-            ..Default::default()
-        };
+        let aug =
+            AugmentSpec { random_crop: Some(CropSpec { size: 4, padding: 2 }), hflip: true, ..Default::default() };
         let t = Transform::new(&aug, true, &[0.0], &[1.0 / 255.0], [4, 4], 255);
         let mut seen_shift = false;
         for seed in 0..50 {
@@ -300,14 +239,8 @@ mod tests {
 
     #[test]
     fn same_rng_same_result() {
-        let aug = AugmentSpec {
-            random_crop: Some(CropSpec {
-                size: 3,
-                padding: 1,
-            }),
-            hflip: true,
-            ..Default::default()
-        };
+        let aug =
+            AugmentSpec { random_crop: Some(CropSpec { size: 3, padding: 1 }), hflip: true, ..Default::default() };
         let t = Transform::new(&aug, true, &[0.0], &[1.0], [3, 3], 255);
         let run = |s| {
             let mut o = vec![0f32; 9];
@@ -319,19 +252,9 @@ mod tests {
 
     #[test]
     fn resize_then_center_crop() {
-        let aug = AugmentSpec {
-            resize: Some(4),
-            center_crop: Some(4),
-            ..Default::default()
-        };
+        let aug = AugmentSpec { resize: Some(4), center_crop: Some(4), ..Default::default() };
         let t = Transform::new(&aug, false, &[0.0], &[1.0 / 255.0], [4, 4], 255);
-        let img = RawImage {
-            h: 8,
-            w: 16,
-            c: 1,
-            pixels: vec![200; 128],
-            mask: None,
-        };
+        let img = RawImage { h: 8, w: 16, c: 1, pixels: vec![200; 128], mask: None };
         let mut out = vec![0f32; 16];
         t.apply(img, &mut Rng::new(0), &mut out, None);
         assert!(out.iter().all(|&v| (v - 200.0).abs() < 1e-3));

@@ -39,20 +39,10 @@ impl Cifar {
     }
     fn train_files(self, fmt: DataFormat) -> Vec<&'static str> {
         match (self, fmt) {
-            (Cifar::Ten, DataFormat::Binary) => vec![
-                "data_batch_1.bin",
-                "data_batch_2.bin",
-                "data_batch_3.bin",
-                "data_batch_4.bin",
-                "data_batch_5.bin",
-            ],
-            (Cifar::Ten, _) => vec![
-                "data_batch_1",
-                "data_batch_2",
-                "data_batch_3",
-                "data_batch_4",
-                "data_batch_5",
-            ],
+            (Cifar::Ten, DataFormat::Binary) => {
+                vec!["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"]
+            }
+            (Cifar::Ten, _) => vec!["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"],
             (Cifar::Hundred, DataFormat::Binary) => vec!["train.bin"],
             (Cifar::Hundred, _) => vec!["train"],
         }
@@ -67,20 +57,9 @@ impl Cifar {
     }
     /// Official class names (CIFAR-10; CIFAR-100 reads them from the release).
     pub fn ten_names() -> Vec<String> {
-        [
-            "airplane",
-            "automobile",
-            "bird",
-            "cat",
-            "deer",
-            "dog",
-            "frog",
-            "horse",
-            "ship",
-            "truck",
-        ]
-        .map(String::from)
-        .to_vec()
+        ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+            .map(String::from)
+            .to_vec()
     }
 }
 
@@ -138,11 +117,9 @@ pub fn locate(root: &Path, which: Cifar, fmt: DataFormat) -> Result<(PathBuf, Da
     let want = match fmt {
         DataFormat::Python => format!("`{}` (python release)", which.test_file(DataFormat::Python)),
         DataFormat::Binary => format!("`{}` (binary release)", which.test_file(DataFormat::Binary)),
-        DataFormat::Auto => format!(
-            "`{}` or `{}`",
-            which.test_file(DataFormat::Binary),
-            which.test_file(DataFormat::Python)
-        ),
+        DataFormat::Auto => {
+            format!("`{}` or `{}`", which.test_file(DataFormat::Binary), which.test_file(DataFormat::Python))
+        }
     };
     Err(DataError::Missing {
         what: format!("CIFAR-{} files ({want})", which.classes()),
@@ -163,10 +140,7 @@ pub fn load(root: &Path, which: Cifar, fmt: DataFormat) -> Result<CifarData> {
                 return Err(DataError::Missing {
                     what: format!("`{f}`"),
                     path: dir.clone(),
-                    hint: format!(
-                        "the release in this folder is incomplete; {}",
-                        how_to_get(which)
-                    ),
+                    hint: format!("the release in this folder is incomplete; {}", how_to_get(which)),
                 });
             }
             match fmt {
@@ -174,32 +148,16 @@ pub fn load(root: &Path, which: Cifar, fmt: DataFormat) -> Result<CifarData> {
                 _ => read_python(&path, which, &mut pixels, &mut labels)?,
             }
         }
-        Ok(CifarSplit {
-            images: DenseImages {
-                h: 32,
-                w: 32,
-                c: 3,
-                data: Arc::new(pixels),
-            },
-            labels,
-        })
+        Ok(CifarSplit { images: DenseImages { h: 32, w: 32, c: 3, data: Arc::new(pixels) }, labels })
     };
     let train = read_split(&which.train_files(fmt))?;
     let test = read_split(&[which.test_file(fmt)])?;
     let names = match (which, fmt) {
         (Cifar::Ten, _) => Cifar::ten_names(),
-        (Cifar::Hundred, DataFormat::Binary) => {
-            read_names_txt(&dir.join("fine_label_names.txt"), 100)
-        }
+        (Cifar::Hundred, DataFormat::Binary) => read_names_txt(&dir.join("fine_label_names.txt"), 100),
         (Cifar::Hundred, _) => read_names_meta(&dir.join("meta"), 100),
     };
-    Ok(CifarData {
-        train,
-        test,
-        names,
-        dir,
-        format: fmt,
-    })
+    Ok(CifarData { train, test, names, dir, format: fmt })
 }
 
 /// Append planar CHW pixels as interleaved HWC.
@@ -212,12 +170,7 @@ fn push_hwc(planar: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-fn read_binary(
-    path: &Path,
-    which: Cifar,
-    pixels: &mut Vec<u8>,
-    labels: &mut Vec<u16>,
-) -> Result<()> {
+fn read_binary(path: &Path, which: Cifar, pixels: &mut Vec<u8>, labels: &mut Vec<u16>) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     let head = if which == Cifar::Ten { 1 } else { 2 };
     let rec = head + PIXELS;
@@ -248,59 +201,28 @@ fn read_binary(
     Ok(())
 }
 
-fn read_python(
-    path: &Path,
-    which: Cifar,
-    pixels: &mut Vec<u8>,
-    labels: &mut Vec<u16>,
-) -> Result<()> {
+fn read_python(path: &Path, which: Cifar, pixels: &mut Vec<u8>, labels: &mut Vec<u16>) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let v = pickle::load(&bytes).map_err(|e| {
-        DataError::corrupt(
-            path,
-            e.offset,
-            format!("not a readable pickle: {}", e.message),
-        )
-    })?;
-    let key = if which == Cifar::Ten {
-        "labels"
-    } else {
-        "fine_labels"
-    };
-    let data = v.get("data").ok_or_else(|| {
-        DataError::corrupt(path, 0, "pickle has no `data` entry (not a CIFAR batch)")
-    })?;
-    let (shape, data) = pickle::ndarray_u8(&data)
-        .map_err(|m| DataError::corrupt(path, 0, format!("`data`: {m}")))?;
+    let v = pickle::load(&bytes)
+        .map_err(|e| DataError::corrupt(path, e.offset, format!("not a readable pickle: {}", e.message)))?;
+    let key = if which == Cifar::Ten { "labels" } else { "fine_labels" };
+    let data =
+        v.get("data").ok_or_else(|| DataError::corrupt(path, 0, "pickle has no `data` entry (not a CIFAR batch)"))?;
+    let (shape, data) = pickle::ndarray_u8(&data).map_err(|m| DataError::corrupt(path, 0, format!("`data`: {m}")))?;
     if shape.len() != 2 || shape[1] != PIXELS {
-        return Err(DataError::corrupt(
-            path,
-            0,
-            format!("`data` has shape {shape:?}, expected [N, 3072]"),
-        ));
+        return Err(DataError::corrupt(path, 0, format!("`data` has shape {shape:?}, expected [N, 3072]")));
     }
     let labs = v
         .get(key)
         .and_then(|l| l.items())
         .ok_or_else(|| DataError::corrupt(path, 0, format!("pickle has no `{key}` list")))?;
     if labs.len() != shape[0] {
-        return Err(DataError::corrupt(
-            path,
-            0,
-            format!("{} labels for {} images", labs.len(), shape[0]),
-        ));
+        return Err(DataError::corrupt(path, 0, format!("{} labels for {} images", labs.len(), shape[0])));
     }
     for (i, l) in labs.iter().enumerate() {
-        let l = l
-            .as_int()
-            .ok_or_else(|| DataError::corrupt(path, 0, format!("label {i} is not an integer")))?;
+        let l = l.as_int().ok_or_else(|| DataError::corrupt(path, 0, format!("label {i} is not an integer")))?;
         if !(0..which.classes() as i64).contains(&l) {
-            return Err(DataError::LabelRange {
-                file: path.into(),
-                index: i,
-                label: l,
-                classes: which.classes(),
-            });
+            return Err(DataError::LabelRange { file: path.into(), index: i, label: l, classes: which.classes() });
         }
         labels.push(l as u16);
     }
@@ -316,19 +238,9 @@ fn fallback_names(n: usize) -> Vec<String> {
 
 fn read_names_txt(path: &Path, n: usize) -> Vec<String> {
     let names: Vec<String> = std::fs::read_to_string(path)
-        .map(|s| {
-            s.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect()
-        })
+        .map(|s| s.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
         .unwrap_or_default();
-    if names.len() == n {
-        names
-    } else {
-        fallback_names(n)
-    }
+    if names.len() == n { names } else { fallback_names(n) }
 }
 
 fn read_names_meta(path: &Path, n: usize) -> Vec<String> {
@@ -339,11 +251,7 @@ fn read_names_meta(path: &Path, n: usize) -> Vec<String> {
         .and_then(|l| l.items())
         .map(|items| items.iter().filter_map(pickle::Py::as_key).collect())
         .unwrap_or_default();
-    if names.len() == n {
-        names
-    } else {
-        fallback_names(n)
-    }
+    if names.len() == n { names } else { fallback_names(n) }
 }
 
 /// Writers of the exact release formats, for tests and tools.
@@ -376,9 +284,7 @@ mod tests {
     use super::*;
 
     fn planar(n: usize, seed: u8) -> Vec<u8> {
-        (0..n * PIXELS)
-            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-            .collect()
+        (0..n * PIXELS).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
     }
 
     fn check_hwc(split: &CifarSplit, planar: &[u8], i: usize) {
@@ -392,21 +298,14 @@ mod tests {
     #[test]
     fn cifar10_binary_and_python_agree() {
         let dir = tempfile::tempdir().unwrap();
-        let (bin, py) = (
-            dir.path().join("cifar-10-batches-bin"),
-            dir.path().join("cifar-10-batches-py"),
-        );
+        let (bin, py) = (dir.path().join("cifar-10-batches-bin"), dir.path().join("cifar-10-batches-py"));
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::create_dir_all(&py).unwrap();
         let mut all = vec![];
         for b in 1..=5u8 {
             let px = planar(3, b);
             let labels = [b, (b + 3) % 10, 9];
-            std::fs::write(
-                bin.join(format!("data_batch_{b}.bin")),
-                write::binary10(&labels, &px),
-            )
-            .unwrap();
+            std::fs::write(bin.join(format!("data_batch_{b}.bin")), write::binary10(&labels, &px)).unwrap();
             std::fs::write(
                 py.join(format!("data_batch_{b}")),
                 pickle::write::cifar_batch_py2("labels", &labels, None, &px, 3),
@@ -416,11 +315,7 @@ mod tests {
         }
         let tp = planar(2, 77);
         std::fs::write(bin.join("test_batch.bin"), write::binary10(&[0, 1], &tp)).unwrap();
-        std::fs::write(
-            py.join("test_batch"),
-            pickle::write::cifar_batch_py2("labels", &[0, 1], None, &tp, 2),
-        )
-        .unwrap();
+        std::fs::write(py.join("test_batch"), pickle::write::cifar_batch_py2("labels", &[0, 1], None, &tp, 2)).unwrap();
         let a = load(dir.path(), Cifar::Ten, DataFormat::Auto).unwrap();
         assert_eq!(a.format, DataFormat::Binary);
         let b = load(dir.path(), Cifar::Ten, DataFormat::Python).unwrap();
@@ -436,47 +331,23 @@ mod tests {
     fn cifar100_uses_fine_labels() {
         let dir = tempfile::tempdir().unwrap();
         let px = planar(2, 5);
-        std::fs::write(
-            dir.path().join("train.bin"),
-            write::binary100(&[1, 2], &[42, 99], &px),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("test.bin"),
-            write::binary100(&[0], &[7], &px[..PIXELS]),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("train.bin"), write::binary100(&[1, 2], &[42, 99], &px)).unwrap();
+        std::fs::write(dir.path().join("test.bin"), write::binary100(&[0], &[7], &px[..PIXELS])).unwrap();
         let d = load(dir.path(), Cifar::Hundred, DataFormat::Auto).unwrap();
         assert_eq!(d.train.labels, vec![42, 99]);
         assert_eq!(d.test.labels, vec![7]);
         let py = tempfile::tempdir().unwrap();
         std::fs::write(
             py.path().join("train"),
-            pickle::write::cifar_batch_py2(
-                "fine_labels",
-                &[42, 99],
-                Some(("coarse_labels", &[1, 2])),
-                &px,
-                2,
-            ),
+            pickle::write::cifar_batch_py2("fine_labels", &[42, 99], Some(("coarse_labels", &[1, 2])), &px, 2),
         )
         .unwrap();
         std::fs::write(
             py.path().join("test"),
-            pickle::write::cifar_batch_py2(
-                "fine_labels",
-                &[7],
-                Some(("coarse_labels", &[0])),
-                &px[..PIXELS],
-                1,
-            ),
+            pickle::write::cifar_batch_py2("fine_labels", &[7], Some(("coarse_labels", &[0])), &px[..PIXELS], 1),
         )
         .unwrap();
-        std::fs::write(
-            py.path().join("meta"),
-            pickle::write::names_py2("fine_label_names", &["apple"; 100]),
-        )
-        .unwrap();
+        std::fs::write(py.path().join("meta"), pickle::write::names_py2("fine_label_names", &["apple"; 100])).unwrap();
         let p = load(py.path(), Cifar::Hundred, DataFormat::Python).unwrap();
         assert_eq!(p.train.labels, vec![42, 99]);
         assert_eq!(p.names[0], "apple");
@@ -492,55 +363,26 @@ mod tests {
             std::fs::write(dir.path().join(format!("data_batch_{b}.bin")), &good).unwrap();
         }
         std::fs::write(dir.path().join("test_batch.bin"), &good[..good.len() - 10]).unwrap();
-        let e = load(dir.path(), Cifar::Ten, DataFormat::Auto)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.contains("test_batch.bin")
-                && e.contains("not a whole number")
-                && e.contains("offset 3073"),
-            "{e}"
-        );
+        let e = load(dir.path(), Cifar::Ten, DataFormat::Auto).err().unwrap().to_string();
+        assert!(e.contains("test_batch.bin") && e.contains("not a whole number") && e.contains("offset 3073"), "{e}");
         let mut bad = good.clone();
         bad[3073] = 10; // second record's label
         std::fs::write(dir.path().join("test_batch.bin"), &bad).unwrap();
-        let e = load(dir.path(), Cifar::Ten, DataFormat::Auto)
-            .err()
-            .unwrap()
-            .to_string();
+        let e = load(dir.path(), Cifar::Ten, DataFormat::Auto).err().unwrap().to_string();
         assert!(e.contains("label 10 of sample 1 is out of range"), "{e}");
         std::fs::remove_file(dir.path().join("data_batch_3.bin")).unwrap();
         std::fs::write(dir.path().join("test_batch.bin"), &good).unwrap();
-        let e = load(dir.path(), Cifar::Ten, DataFormat::Auto)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.contains("data_batch_3.bin") && e.contains("not found"),
-            "{e}"
-        );
-        let e = load(&dir.path().join("nope"), Cifar::Ten, DataFormat::Auto)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.contains("cs.toronto.edu") && e.contains("data.root"),
-            "{e}"
-        );
+        let e = load(dir.path(), Cifar::Ten, DataFormat::Auto).err().unwrap().to_string();
+        assert!(e.contains("data_batch_3.bin") && e.contains("not found"), "{e}");
+        let e = load(&dir.path().join("nope"), Cifar::Ten, DataFormat::Auto).err().unwrap().to_string();
+        assert!(e.contains("cs.toronto.edu") && e.contains("data.root"), "{e}");
         // A python batch that is not a pickle.
         let py = tempfile::tempdir().unwrap();
         std::fs::write(py.path().join("test_batch"), b"hello").unwrap();
         for b in 1..=5 {
             std::fs::write(py.path().join(format!("data_batch_{b}")), b"hello").unwrap();
         }
-        let e = load(py.path(), Cifar::Ten, DataFormat::Python)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.contains("data_batch_1") && e.contains("not a readable pickle"),
-            "{e}"
-        );
+        let e = load(py.path(), Cifar::Ten, DataFormat::Python).err().unwrap().to_string();
+        assert!(e.contains("data_batch_1") && e.contains("not a readable pickle"), "{e}");
     }
 }

@@ -83,12 +83,7 @@ impl Split {
             Pixels::Dense(d) => d.len(),
             Pixels::Files { paths, .. } => paths.len(),
         };
-        Self {
-            pixels,
-            labels: Arc::new(labels),
-            masks,
-            index: (0..n as u32).collect(),
-        }
+        Self { pixels, labels: Arc::new(labels), masks, index: (0..n as u32).collect() }
     }
 
     /// Samples in the split.
@@ -108,10 +103,7 @@ impl Split {
 
     /// The same storage restricted to `positions` (indices into this split).
     pub fn subset(&self, positions: &[usize]) -> Split {
-        Split {
-            index: positions.iter().map(|&p| self.index[p]).collect(),
-            ..self.clone()
-        }
+        Split { index: positions.iter().map(|&p| self.index[p]).collect(), ..self.clone() }
     }
 
     /// Per-class sample counts.
@@ -174,10 +166,7 @@ impl Dataset {
     /// True class prior of the training split.
     pub fn train_prior(&self) -> Vec<f64> {
         let total: u64 = self.train_counts.iter().sum();
-        self.train_counts
-            .iter()
-            .map(|&c| c as f64 / total.max(1) as f64)
-            .collect()
+        self.train_counts.iter().map(|&c| c as f64 / total.max(1) as f64).collect()
     }
 
     /// Check the class count against the pipeline's.

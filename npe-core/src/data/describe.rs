@@ -78,18 +78,12 @@ pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
         if n != classes {
             return Err((
                 "data.num_classes".into(),
-                format!(
-                    "`num_classes: {n}` but `{}` has {classes} classes",
-                    source_name(spec.source)
-                ),
+                format!("`num_classes: {n}` but `{}` has {classes} classes", source_name(spec.source)),
             ));
         }
     }
     if classes < 2 {
-        return Err((
-            "data".into(),
-            format!("need at least 2 classes, the data has {classes}"),
-        ));
+        return Err(("data".into(), format!("need at least 2 classes, the data has {classes}")));
     }
     let a = &spec.augment;
     // Size after resize → centre crop → random crop.
@@ -157,28 +151,15 @@ pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
     }
     let lt = &spec.long_tail;
     if !(lt.imbalance_factor >= 1.0 && lt.imbalance_factor.is_finite()) {
-        return Err((
-            "data.long_tail.imbalance_factor".into(),
-            format!("must be ≥ 1, got {}", lt.imbalance_factor),
-        ));
+        return Err(("data.long_tail.imbalance_factor".into(), format!("must be ≥ 1, got {}", lt.imbalance_factor)));
     }
     if !(0.0..=1.0).contains(&lt.step_fraction) {
-        return Err((
-            "data.long_tail.step_fraction".into(),
-            format!("must be in [0, 1], got {}", lt.step_fraction),
-        ));
+        return Err(("data.long_tail.step_fraction".into(), format!("must be in [0, 1], got {}", lt.step_fraction)));
     }
     let image = Sig::map(Role::Image, channels, h, w);
-    let label = if spec.source.is_segmentation() {
-        Sig::map(Role::Label, 1, h, w)
-    } else {
-        Sig::vector(Role::Label, 1)
-    };
-    Ok(DataSig {
-        num_classes: classes,
-        image,
-        label,
-    })
+    let label =
+        if spec.source.is_segmentation() { Sig::map(Role::Label, 1, h, w) } else { Sig::vector(Role::Label, 1) };
+    Ok(DataSig { num_classes: classes, image, label })
 }
 
 #[cfg(test)]
@@ -191,32 +172,18 @@ mod tests {
 
     #[test]
     fn cifar_with_crop_is_3x32x32() {
-        let d = describe(&spec(
-            "{source: cifar10, augment: {random_crop: {size: 32, padding: 4}, hflip: true}}",
-        ))
-        .unwrap();
+        let d =
+            describe(&spec("{source: cifar10, augment: {random_crop: {size: 32, padding: 4}, hflip: true}}")).unwrap();
         assert_eq!((d.num_classes, d.image.dims()), (10, vec![3, 32, 32]));
         assert!(!d.is_dense());
     }
 
     #[test]
     fn folder_needs_class_count_and_fixed_size() {
-        assert!(
-            describe(&spec("{source: image_folder}"))
-                .unwrap_err()
-                .1
-                .contains("num_classes")
-        );
-        assert!(
-            describe(&spec("{source: image_folder, num_classes: 3}"))
-                .unwrap_err()
-                .1
-                .contains("center_crop")
-        );
-        let d = describe(&spec(
-            "{source: image_folder, num_classes: 3, augment: {resize: 40, center_crop: 32}}",
-        ))
-        .unwrap();
+        assert!(describe(&spec("{source: image_folder}")).unwrap_err().1.contains("num_classes"));
+        assert!(describe(&spec("{source: image_folder, num_classes: 3}")).unwrap_err().1.contains("center_crop"));
+        let d =
+            describe(&spec("{source: image_folder, num_classes: 3, augment: {resize: 40, center_crop: 32}}")).unwrap();
         assert_eq!(d.image.dims(), vec![3, 32, 32]);
     }
 

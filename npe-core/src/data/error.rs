@@ -16,9 +16,7 @@ pub enum DataError {
         hint: String,
     },
     /// `data.root` is needed but not set.
-    #[error(
-        "`data.root` is not set and `{source_name}` has no standard install location\n  hint: {hint}"
-    )]
+    #[error("`data.root` is not set and `{source_name}` has no standard install location\n  hint: {hint}")]
     NoRoot {
         /// Data source.
         source_name: String,
@@ -36,9 +34,7 @@ pub enum DataError {
         message: String,
     },
     /// A label is outside `0..classes`.
-    #[error(
-        "{file}: label {label} of sample {index} is out of range (the data has {classes} classes)"
-    )]
+    #[error("{file}: label {label} of sample {index} is out of range (the data has {classes} classes)")]
     LabelRange {
         /// The file.
         file: PathBuf,
@@ -50,9 +46,7 @@ pub enum DataError {
         classes: usize,
     },
     /// The data's class count disagrees with the pipeline.
-    #[error(
-        "{source_name} has {found} classes but the pipeline expects {expected}\n  hint: {hint}"
-    )]
+    #[error("{source_name} has {found} classes but the pipeline expects {expected}\n  hint: {hint}")]
     ClassCount {
         /// Data source.
         source_name: String,
@@ -99,11 +93,7 @@ impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
         if source.kind() == std::io::ErrorKind::NotFound {
-            DataError::Missing {
-                what: "file".into(),
-                path,
-                hint: "check `data.root`".into(),
-            }
+            DataError::Missing { what: "file".into(), path, hint: "check `data.root`".into() }
         } else {
             DataError::Io { path, source }
         }
@@ -111,11 +101,7 @@ impl DataError {
 
     /// Corrupt-file error.
     pub fn corrupt(file: impl Into<PathBuf>, offset: u64, message: impl Into<String>) -> Self {
-        DataError::Corrupt {
-            file: file.into(),
-            offset,
-            message: message.into(),
-        }
+        DataError::Corrupt { file: file.into(), offset, message: message.into() }
     }
 }
 

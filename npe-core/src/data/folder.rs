@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 const EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "ppm", "pgm", "bmp", "webp"];
 
 fn is_image(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// Paths and labels of one split.
@@ -58,11 +56,7 @@ pub fn read_folder_split(root: &Path, split: &str, classes: &[String]) -> Result
     for (label, class) in classes.iter().enumerate() {
         let cdir = dir.join(class);
         let mut files: Vec<PathBuf> = match std::fs::read_dir(&cdir) {
-            Ok(rd) => rd
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.is_file() && is_image(p))
-                .collect(),
+            Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file() && is_image(p)).collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
             Err(e) => return Err(DataError::io(&cdir, e)),
         };
@@ -82,11 +76,7 @@ pub fn read_folder_split(root: &Path, split: &str, classes: &[String]) -> Result
 /// Read a list file: `relative/path label` per line (blank lines skipped), paths under `root`.
 /// Every referenced file must exist: a missing one is an error naming the line.
 pub fn read_list(root: &Path, list: &Path, classes: usize) -> Result<FileSplit> {
-    let path = if list.is_absolute() {
-        list.to_path_buf()
-    } else {
-        root.join(list)
-    };
+    let path = if list.is_absolute() { list.to_path_buf() } else { root.join(list) };
     let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => DataError::Missing {
             what: "list file".into(),
@@ -102,25 +92,12 @@ pub fn read_list(root: &Path, list: &Path, classes: usize) -> Result<FileSplit> 
         if line.is_empty() {
             continue;
         }
-        let bad = |m: String| DataError::BadLine {
-            file: path.clone(),
-            line: i + 1,
-            message: m,
-        };
-        let (rel, label) = line
-            .rsplit_once(char::is_whitespace)
-            .ok_or_else(|| bad(format!("expected `path label`, got `{line}`")))?;
-        let label: i64 = label
-            .trim()
-            .parse()
-            .map_err(|_| bad(format!("label `{label}` is not an integer")))?;
+        let bad = |m: String| DataError::BadLine { file: path.clone(), line: i + 1, message: m };
+        let (rel, label) =
+            line.rsplit_once(char::is_whitespace).ok_or_else(|| bad(format!("expected `path label`, got `{line}`")))?;
+        let label: i64 = label.trim().parse().map_err(|_| bad(format!("label `{label}` is not an integer")))?;
         if !(0..classes as i64).contains(&label) {
-            return Err(DataError::LabelRange {
-                file: path.clone(),
-                index: i,
-                label,
-                classes,
-            });
+            return Err(DataError::LabelRange { file: path.clone(), index: i, label, classes });
         }
         let file = root.join(rel.trim());
         if !file.is_file() {
@@ -130,10 +107,7 @@ pub fn read_list(root: &Path, list: &Path, classes: usize) -> Result<FileSplit> 
         labels.push(label as u16);
     }
     if paths.is_empty() {
-        return Err(DataError::Invalid(format!(
-            "{}: the list file has no entries",
-            path.display()
-        )));
+        return Err(DataError::Invalid(format!("{}: the list file has no entries", path.display())));
     }
     Ok(FileSplit { paths, labels })
 }
@@ -141,16 +115,10 @@ pub fn read_list(root: &Path, list: &Path, classes: usize) -> Result<FileSplit> 
 /// Decode an image file to interleaved 8-bit pixels with `channels` (1 = grey, 3 = RGB).
 pub fn decode(path: &Path, channels: usize) -> Result<(usize, usize, Vec<u8>)> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let img = image::load_from_memory(&bytes).map_err(|e| DataError::Decode {
-        file: path.into(),
-        message: e.to_string(),
-    })?;
+    let img =
+        image::load_from_memory(&bytes).map_err(|e| DataError::Decode { file: path.into(), message: e.to_string() })?;
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let data = if channels == 1 {
-        img.into_luma8().into_raw()
-    } else {
-        img.into_rgb8().into_raw()
-    };
+    let data = if channels == 1 { img.into_luma8().into_raw() } else { img.into_rgb8().into_raw() };
     Ok((h, w, data))
 }
 
@@ -160,9 +128,7 @@ mod tests {
 
     fn write_png(path: &Path, w: u32, h: u32, v: u8) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        image::RgbImage::from_pixel(w, h, image::Rgb([v, v / 2, 255 - v]))
-            .save(path)
-            .unwrap();
+        image::RgbImage::from_pixel(w, h, image::Rgb([v, v / 2, 255 - v])).save(path).unwrap();
     }
 
     #[test]
@@ -180,9 +146,7 @@ mod tests {
         // A class folder with no images is an error, not silently fewer classes.
         std::fs::create_dir_all(d.path().join("test/ant")).unwrap();
         write_png(&d.path().join("test/cat/1.png"), 4, 3, 1);
-        let e = read_folder_split(d.path(), "test", &classes)
-            .unwrap_err()
-            .to_string();
+        let e = read_folder_split(d.path(), "test", &classes).unwrap_err().to_string();
         assert!(e.contains("class `ant` has no images"), "{e}");
     }
 
@@ -195,31 +159,18 @@ mod tests {
         let s = read_list(d.path(), Path::new("ok.txt"), 3).unwrap();
         assert_eq!(s.labels, vec![0, 2]);
         std::fs::write(d.path().join("bad.txt"), "img/a.png 0\nimg/b.png x\n").unwrap();
-        let e = read_list(d.path(), Path::new("bad.txt"), 3)
-            .unwrap_err()
-            .to_string();
+        let e = read_list(d.path(), Path::new("bad.txt"), 3).unwrap_err().to_string();
         assert!(e.contains("bad.txt:2: label `x` is not an integer"), "{e}");
         std::fs::write(d.path().join("range.txt"), "img/a.png 3\n").unwrap();
         assert!(
-            read_list(d.path(), Path::new("range.txt"), 3)
-                .unwrap_err()
-                .to_string()
-                .contains("label 3 of sample 0")
+            read_list(d.path(), Path::new("range.txt"), 3).unwrap_err().to_string().contains("label 3 of sample 0")
         );
         std::fs::write(d.path().join("gone.txt"), "img/a.png 0\nimg/c.png 1\n").unwrap();
-        let e = read_list(d.path(), Path::new("gone.txt"), 3)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("gone.txt:2") && e.contains("c.png` does not exist"),
-            "{e}"
-        );
+        let e = read_list(d.path(), Path::new("gone.txt"), 3).unwrap_err().to_string();
+        assert!(e.contains("gone.txt:2") && e.contains("c.png` does not exist"), "{e}");
         std::fs::write(d.path().join("img/broken.png"), b"\x89PNG\r\n\x1a\nnope").unwrap();
         assert!(
-            decode(&d.path().join("img/broken.png"), 3)
-                .unwrap_err()
-                .to_string()
-                .contains("broken.png: cannot decode")
+            decode(&d.path().join("img/broken.png"), 3).unwrap_err().to_string().contains("broken.png: cannot decode")
         );
     }
 }

@@ -20,9 +20,7 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(raw.len() * 4);
         flate2::read::MultiGzDecoder::new(&raw[..])
             .read_to_end(&mut out)
-            .map_err(|e| {
-                DataError::corrupt(path, 0, format!("gzip stream is damaged or truncated: {e}"))
-            })?;
+            .map_err(|e| DataError::corrupt(path, 0, format!("gzip stream is damaged or truncated: {e}")))?;
         Ok(out)
     } else {
         Ok(raw)
@@ -32,11 +30,7 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
 /// Parse IDX bytes; `file` is used in errors.
 pub fn parse_idx(bytes: &[u8], file: &Path) -> Result<IdxArray> {
     if bytes.len() < 4 {
-        return Err(DataError::corrupt(
-            file,
-            bytes.len() as u64,
-            "file too short for an IDX header",
-        ));
+        return Err(DataError::corrupt(file, bytes.len() as u64, "file too short for an IDX header"));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err(DataError::corrupt(
@@ -52,38 +46,22 @@ pub fn parse_idx(bytes: &[u8], file: &Path) -> Result<IdxArray> {
         return Err(DataError::corrupt(
             file,
             2,
-            format!(
-                "IDX element type 0x{:02x} is not unsigned bytes (0x08)",
-                bytes[2]
-            ),
+            format!("IDX element type 0x{:02x} is not unsigned bytes (0x08)", bytes[2]),
         ));
     }
     let ndim = bytes[3] as usize;
     if ndim == 0 || ndim > 4 {
-        return Err(DataError::corrupt(
-            file,
-            3,
-            format!("IDX with {ndim} dimensions"),
-        ));
+        return Err(DataError::corrupt(file, 3, format!("IDX with {ndim} dimensions")));
     }
     let header = 4 + 4 * ndim;
     if bytes.len() < header {
-        return Err(DataError::corrupt(
-            file,
-            bytes.len() as u64,
-            "truncated IDX header",
-        ));
+        return Err(DataError::corrupt(file, bytes.len() as u64, "truncated IDX header"));
     }
-    let dims: Vec<usize> = (0..ndim)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
-        .collect();
+    let dims: Vec<usize> =
+        (0..ndim).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
     let want = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let Some(want) = want else {
-        return Err(DataError::corrupt(
-            file,
-            4,
-            format!("impossible IDX dimensions {dims:?}"),
-        ));
+        return Err(DataError::corrupt(file, 4, format!("impossible IDX dimensions {dims:?}")));
     };
     let have = bytes.len() - header;
     if have < want {
@@ -100,10 +78,7 @@ pub fn parse_idx(bytes: &[u8], file: &Path) -> Result<IdxArray> {
             format!("{} unexpected bytes after the data", have - want),
         ));
     }
-    Ok(IdxArray {
-        dims,
-        data: bytes[header..].to_vec(),
-    })
+    Ok(IdxArray { dims, data: bytes[header..].to_vec() })
 }
 
 /// Read an IDX file (raw or gzipped).
@@ -113,10 +88,7 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
 
 /// The first of `name.gz` / `name` that exists in `dir`.
 pub fn find_idx(dir: &Path, name: &str) -> Option<PathBuf> {
-    [format!("{name}.gz"), name.to_string()]
-        .into_iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+    [format!("{name}.gz"), name.to_string()].into_iter().map(|n| dir.join(n)).find(|p| p.is_file())
 }
 
 /// Images and labels of one split of an MNIST-style set.
@@ -145,50 +117,31 @@ pub fn read_idx_split(dir: &Path, prefix: &str, classes: usize, hint: &str) -> R
         return Err(DataError::corrupt(
             &img_path,
             3,
-            format!(
-                "image file has {} dimensions, expected 3",
-                images.dims.len()
-            ),
+            format!("image file has {} dimensions, expected 3", images.dims.len()),
         ));
     }
     if labels.dims.len() != 1 {
         return Err(DataError::corrupt(
             &lab_path,
             3,
-            format!(
-                "label file has {} dimensions, expected 1",
-                labels.dims.len()
-            ),
+            format!("label file has {} dimensions, expected 1", labels.dims.len()),
         ));
     }
     if labels.dims[0] != images.dims[0] {
         return Err(DataError::corrupt(
             &lab_path,
             4,
-            format!(
-                "{} labels for {} images in {}",
-                labels.dims[0],
-                images.dims[0],
-                img_path.display()
-            ),
+            format!("{} labels for {} images in {}", labels.dims[0], images.dims[0], img_path.display()),
         ));
     }
     let mut out = Vec::with_capacity(labels.data.len());
     for (i, &l) in labels.data.iter().enumerate() {
         if l as usize >= classes {
-            return Err(DataError::LabelRange {
-                file: lab_path.clone(),
-                index: i,
-                label: l as i64,
-                classes,
-            });
+            return Err(DataError::LabelRange { file: lab_path.clone(), index: i, label: l as i64, classes });
         }
         out.push(l as u16);
     }
-    Ok(IdxSplit {
-        images,
-        labels: out,
-    })
+    Ok(IdxSplit { images, labels: out })
 }
 
 /// Encode an IDX array (tests, tools).
@@ -216,16 +169,8 @@ mod tests {
     fn raw_and_gz_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let pixels: Vec<u8> = (0..2 * 3 * 4).map(|i| i as u8).collect();
-        std::fs::write(
-            dir.path().join("a-images-idx3-ubyte"),
-            encode_idx(&[2, 3, 4], &pixels),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("a-labels-idx1-ubyte.gz"),
-            gz(&encode_idx(&[2], &[1, 0])),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("a-images-idx3-ubyte"), encode_idx(&[2, 3, 4], &pixels)).unwrap();
+        std::fs::write(dir.path().join("a-labels-idx1-ubyte.gz"), gz(&encode_idx(&[2], &[1, 0]))).unwrap();
         let s = read_idx_split(dir.path(), "a", 2, "").unwrap();
         assert_eq!(s.images.dims, vec![2, 3, 4]);
         assert_eq!(s.images.data, pixels);
@@ -236,56 +181,29 @@ mod tests {
     fn corrupt_variants_are_named() {
         let p = Path::new("x-ubyte");
         let good = encode_idx(&[2, 2], &[1, 2, 3, 4]);
-        let e = parse_idx(&good[..good.len() - 1], p)
-            .unwrap_err()
-            .to_string();
+        let e = parse_idx(&good[..good.len() - 1], p).unwrap_err().to_string();
         assert!(
-            e.contains("x-ubyte")
-                && e.contains("truncated")
-                && e.contains("need 4 data bytes, the file has 3"),
+            e.contains("x-ubyte") && e.contains("truncated") && e.contains("need 4 data bytes, the file has 3"),
             "{e}"
         );
         let mut bad = good.clone();
         bad[0] = 0x50;
-        assert!(
-            parse_idx(&bad, p)
-                .unwrap_err()
-                .to_string()
-                .contains("wrong magic number")
-        );
-        let e = parse_idx(&[good.clone(), vec![9]].concat(), p)
-            .unwrap_err()
-            .to_string();
+        assert!(parse_idx(&bad, p).unwrap_err().to_string().contains("wrong magic number"));
+        let e = parse_idx(&[good.clone(), vec![9]].concat(), p).unwrap_err().to_string();
         assert!(e.contains("unexpected bytes"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("t.gz");
         let z = gz(&good);
         std::fs::write(&f, &z[..z.len() / 2]).unwrap();
-        assert!(
-            read_idx(&f)
-                .unwrap_err()
-                .to_string()
-                .contains("gzip stream is damaged")
-        );
+        assert!(read_idx(&f).unwrap_err().to_string().contains("gzip stream is damaged"));
     }
 
     #[test]
     fn label_out_of_range_names_index() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("a-images-idx3-ubyte"),
-            encode_idx(&[2, 1, 1], &[0, 0]),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("a-labels-idx1-ubyte"),
-            encode_idx(&[2], &[3, 12]),
-        )
-        .unwrap();
-        let e = read_idx_split(dir.path(), "a", 10, "")
-            .err()
-            .unwrap()
-            .to_string();
+        std::fs::write(dir.path().join("a-images-idx3-ubyte"), encode_idx(&[2, 1, 1], &[0, 0])).unwrap();
+        std::fs::write(dir.path().join("a-labels-idx1-ubyte"), encode_idx(&[2], &[3, 12])).unwrap();
+        let e = read_idx_split(dir.path(), "a", 10, "").err().unwrap().to_string();
         assert!(e.contains("label 12 of sample 1 is out of range"), "{e}");
     }
 }

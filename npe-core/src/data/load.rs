@@ -20,9 +20,7 @@ pub const FASHION_MNIST_DEB: &str = "/usr/share/datasets/fashion-mnist";
 
 /// `NPE_DATA_HOME`, else `./data`: where helper scripts put downloaded data.
 pub fn data_home() -> PathBuf {
-    std::env::var_os("NPE_DATA_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("data"))
+    std::env::var_os("NPE_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data"))
 }
 
 /// The folder to read for `spec`: `data.root`, else the source's standard location.
@@ -77,20 +75,11 @@ pub fn default_normalization(source: DataSource, channels: usize) -> (Vec<f32>, 
         DataSource::Synthetic => (&[0.5], &[0.25]),
         _ => (&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225]),
     };
-    if m.len() == channels {
-        (m.to_vec(), s.to_vec())
-    } else {
-        (vec![m[0]; channels], vec![s[0]; channels])
-    }
+    if m.len() == channels { (m.to_vec(), s.to_vec()) } else { (vec![m[0]; channels], vec![s[0]; channels]) }
 }
 
 fn dense(h: usize, w: usize, c: usize, data: Vec<u8>) -> Pixels {
-    Pixels::Dense(DenseImages {
-        h,
-        w,
-        c,
-        data: Arc::new(data),
-    })
+    Pixels::Dense(DenseImages { h, w, c, data: Arc::new(data) })
 }
 
 /// Read the data of `spec` (both splits, long tail applied to train).
@@ -99,9 +88,7 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Dataset> {
     let (name, origin, provenance, classes, train, test, channels) = match spec.source {
         DataSource::Synthetic => {
             let (tr, te) = synthetic::generate(&spec.synthetic, seed);
-            let classes = (0..spec.synthetic.classes)
-                .map(|i| format!("class_{i}"))
-                .collect();
+            let classes = (0..spec.synthetic.classes).map(|i| format!("class_{i}")).collect();
             (
                 "synthetic".to_string(),
                 "generated in code".to_string(),
@@ -113,17 +100,9 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Dataset> {
             )
         }
         DataSource::Cifar10 | DataSource::Cifar100 => {
-            let which = if spec.source == DataSource::Cifar10 {
-                Cifar::Ten
-            } else {
-                Cifar::Hundred
-            };
+            let which = if spec.source == DataSource::Cifar10 { Cifar::Ten } else { Cifar::Hundred };
             let d = cifar::load(&root, which, spec.format)?;
-            let fmt = if d.format == crate::spec::DataFormat::Binary {
-                "binary"
-            } else {
-                "python"
-            };
+            let fmt = if d.format == crate::spec::DataFormat::Binary { "binary" } else { "python" };
             let tr = Split::new(Pixels::Dense(d.train.images), d.train.labels, None);
             let te = Split::new(Pixels::Dense(d.test.images), d.test.labels, None);
             (
@@ -169,15 +148,7 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Dataset> {
             } else {
                 ("MNIST", (0..10).map(|d| d.to_string()).collect())
             };
-            (
-                name.to_string(),
-                root.display().to_string(),
-                Provenance::Real,
-                classes,
-                pick(tr),
-                pick(te),
-                1,
-            )
+            (name.to_string(), root.display().to_string(), Provenance::Real, classes, pick(tr), pick(te), 1)
         }
         DataSource::ImageFolder => {
             let classes = match &spec.classes {
@@ -187,24 +158,9 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Dataset> {
             let tr = folder::read_folder_split(&root, "train", &classes)?;
             let te = folder::read_folder_split(&root, "test", &classes)?;
             let files = |s: folder::FileSplit| {
-                Split::new(
-                    Pixels::Files {
-                        paths: Arc::new(s.paths),
-                        channels: 3,
-                    },
-                    s.labels,
-                    None,
-                )
+                Split::new(Pixels::Files { paths: Arc::new(s.paths), channels: 3 }, s.labels, None)
             };
-            (
-                "image folder".to_string(),
-                root.display().to_string(),
-                Provenance::Real,
-                classes,
-                files(tr),
-                files(te),
-                3,
-            )
+            ("image folder".to_string(), root.display().to_string(), Provenance::Real, classes, files(tr), files(te), 3)
         }
         DataSource::ListFile => {
             let n = spec
@@ -222,29 +178,11 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Dataset> {
             };
             let tr = folder::read_list(&root, &need(&spec.train_list, "train")?, n)?;
             let te = folder::read_list(&root, &need(&spec.test_list, "test")?, n)?;
-            let classes = spec
-                .classes
-                .clone()
-                .unwrap_or_else(|| (0..n).map(|i| format!("class_{i}")).collect());
+            let classes = spec.classes.clone().unwrap_or_else(|| (0..n).map(|i| format!("class_{i}")).collect());
             let files = |s: folder::FileSplit| {
-                Split::new(
-                    Pixels::Files {
-                        paths: Arc::new(s.paths),
-                        channels: 3,
-                    },
-                    s.labels,
-                    None,
-                )
+                Split::new(Pixels::Files { paths: Arc::new(s.paths), channels: 3 }, s.labels, None)
             };
-            (
-                "list files".to_string(),
-                root.display().to_string(),
-                Provenance::Real,
-                classes,
-                files(tr),
-                files(te),
-                3,
-            )
+            ("list files".to_string(), root.display().to_string(), Provenance::Real, classes, files(tr), files(te), 3)
         }
         DataSource::SegDigits | DataSource::Stare | DataSource::Ade20k => {
             return super::seg_sources::load(spec, &root, seed);
@@ -257,19 +195,14 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Dataset> {
                 source_name: name,
                 expected,
                 found: c,
-                hint: format!(
-                    "set `data.num_classes: {c}` or point `data.root` at the intended data"
-                ),
+                hint: format!("set `data.num_classes: {c}` or point `data.root` at the intended data"),
             });
         }
     }
     let (train, counts) = longtail::apply(&train, c, &spec.long_tail, seed)?;
     let name = match spec.long_tail.profile {
         Profile::None => name,
-        Profile::Exponential => format!(
-            "{name}-LT (exponential, IF {})",
-            spec.long_tail.imbalance_factor
-        ),
+        Profile::Exponential => format!("{name}-LT (exponential, IF {})", spec.long_tail.imbalance_factor),
         Profile::Step => format!("{name}-LT (step, IF {})", spec.long_tail.imbalance_factor),
     };
     Ok(Dataset {

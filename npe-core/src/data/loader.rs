@@ -49,14 +49,7 @@ impl Loader {
     /// A loader over `split` (images of `channels`), transformed by `transform`.
     pub fn new(split: Split, transform: Transform, channels: usize, opts: LoaderOptions) -> Self {
         assert!(opts.batch_size > 0, "batch size must be positive");
-        Self {
-            inner: Arc::new(Inner {
-                split,
-                transform,
-                opts,
-                channels,
-            }),
-        }
+        Self { inner: Arc::new(Inner { split, transform, opts, channels }) }
     }
 
     /// Samples in the split.
@@ -67,11 +60,7 @@ impl Loader {
     /// Batches per epoch.
     pub fn len(&self) -> usize {
         let (n, b) = (self.inner.split.len(), self.inner.opts.batch_size);
-        if self.inner.opts.drop_last {
-            n / b
-        } else {
-            n.div_ceil(b)
-        }
+        if self.inner.opts.drop_last { n / b } else { n.div_ceil(b) }
     }
 
     /// True if an epoch has no batch.
@@ -83,11 +72,7 @@ impl Loader {
     pub fn order(&self, epoch: u64) -> Vec<usize> {
         let n = self.inner.split.len();
         if self.inner.opts.shuffle {
-            Rng::stream(
-                self.inner.opts.seed,
-                &[0x5f1e, self.inner.opts.stream, epoch],
-            )
-            .permutation(n)
+            Rng::stream(self.inner.opts.seed, &[0x5f1e, self.inner.opts.stream, epoch]).permutation(n)
         } else {
             (0..n).collect()
         }
@@ -119,8 +104,7 @@ impl Loader {
         let mut chans = Vec::new();
         let mut handles = Vec::new();
         for w in 0..workers {
-            let (tx, rx): (SyncSender<Result<HostBatch>>, Receiver<Result<HostBatch>>) =
-                sync_channel(per_worker);
+            let (tx, rx): (SyncSender<Result<HostBatch>>, Receiver<Result<HostBatch>>) = sync_channel(per_worker);
             let inner = self.inner.clone();
             let order = order.clone();
             handles.push(std::thread::spawn(move || {
@@ -137,15 +121,7 @@ impl Loader {
             }));
             chans.push(rx);
         }
-        BatchIter {
-            loader: None,
-            next: start,
-            start,
-            end,
-            epoch,
-            chans,
-            handles,
-        }
+        BatchIter { loader: None, next: start, start, end, epoch, chans, handles }
     }
 }
 
@@ -172,13 +148,7 @@ impl Inner {
                 Some(m)
             }
         };
-        Ok(RawImage {
-            h,
-            w,
-            c,
-            pixels,
-            mask,
-        })
+        Ok(RawImage { h, w, c, pixels, mask })
     }
 
     fn assemble(&self, epoch: u64, b: usize, order: &[usize]) -> Result<HostBatch> {
@@ -194,10 +164,7 @@ impl Inner {
             let storage = self.split.index[p] as usize;
             indices.push(storage as u32);
             let raw = self.raw(storage)?;
-            let mut rng = Rng::stream(
-                self.opts.seed,
-                &[0xa06, self.opts.stream, epoch, storage as u64],
-            );
+            let mut rng = Rng::stream(self.opts.seed, &[0xa06, self.opts.stream, epoch, storage as u64]);
             let out = &mut images[k * c * oh * ow..(k + 1) * c * oh * ow];
             if dense {
                 let m = &mut labels[k * oh * ow..(k + 1) * oh * ow];
@@ -207,13 +174,7 @@ impl Inner {
                 labels[k] = self.split.labels[storage] as i64;
             }
         }
-        Ok(HostBatch {
-            images,
-            shape: [n, c, oh, ow],
-            labels,
-            dense,
-            indices,
-        })
+        Ok(HostBatch { images, shape: [n, c, oh, ow], labels, dense, indices })
     }
 }
 
@@ -257,9 +218,7 @@ impl Iterator for BatchIter {
                 }
                 Some(r)
             }
-            Err(_) => Some(Err(DataError::Invalid(
-                "a data loader worker stopped unexpectedly".into(),
-            ))),
+            Err(_) => Some(Err(DataError::Invalid("a data loader worker stopped unexpectedly".into()))),
         }
     }
 }
@@ -283,37 +242,18 @@ mod tests {
         let n = 23;
         let data: Vec<u8> = (0..n * 16).map(|i| (i * 7 % 256) as u8).collect();
         let split = Split::new(
-            Pixels::Dense(DenseImages {
-                h: 4,
-                w: 4,
-                c: 1,
-                data: Arc::new(data),
-            }),
+            Pixels::Dense(DenseImages { h: 4, w: 4, c: 1, data: Arc::new(data) }),
             (0..n).map(|i| (i % 3) as u16).collect(),
             None,
         );
-        let aug = AugmentSpec {
-            random_crop: Some(CropSpec {
-                size: 4,
-                padding: 1,
-            }),
-            hflip: true,
-            ..Default::default()
-        };
+        let aug =
+            AugmentSpec { random_crop: Some(CropSpec { size: 4, padding: 1 }), hflip: true, ..Default::default() };
         let t = Transform::new(&aug, true, &[0.5], &[0.5], [4, 4], 255);
         Loader::new(
             split,
             t,
             1,
-            LoaderOptions {
-                batch_size: 5,
-                shuffle: true,
-                drop_last,
-                seed: 11,
-                workers,
-                prefetch: 4,
-                stream: 0,
-            },
+            LoaderOptions { batch_size: 5, shuffle: true, drop_last, seed: 11, workers, prefetch: 4, stream: 0 },
         )
     }
 

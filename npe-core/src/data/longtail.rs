@@ -21,24 +21,14 @@ pub fn profile_counts(
         Profile::None => vec![n_max; classes],
         Profile::Exponential => (0..classes)
             .map(|i| {
-                let t = if classes > 1 {
-                    i as f64 / (classes - 1) as f64
-                } else {
-                    0.0
-                };
+                let t = if classes > 1 { i as f64 / (classes - 1) as f64 } else { 0.0 };
                 floor(n_max as f64 * (1.0 / imbalance).powf(t))
             })
             .collect(),
         Profile::Step => {
             let minority = (classes as f64 * step_fraction).round() as usize;
             (0..classes)
-                .map(|i| {
-                    if i >= classes - minority {
-                        floor(n_max as f64 / imbalance)
-                    } else {
-                        n_max
-                    }
-                })
+                .map(|i| if i >= classes - minority { floor(n_max as f64 / imbalance) } else { n_max })
                 .collect()
         }
     }
@@ -46,25 +36,14 @@ pub fn profile_counts(
 
 /// Select a long-tailed subset of `split` (classification). Returns the subset and its counts.
 /// Which samples of a class are kept is decided by a seeded shuffle of that class.
-pub fn apply(
-    split: &Split,
-    classes: usize,
-    spec: &LongTailSpec,
-    seed: u64,
-) -> Result<(Split, Vec<usize>)> {
+pub fn apply(split: &Split, classes: usize, spec: &LongTailSpec, seed: u64) -> Result<(Split, Vec<usize>)> {
     let available = split.class_counts(classes);
     if spec.profile == Profile::None {
         return Ok((split.clone(), available));
     }
     let min_avail = *available.iter().min().unwrap_or(&0);
     let n_max = spec.max_per_class.unwrap_or(min_avail);
-    let targets = profile_counts(
-        spec.profile,
-        n_max,
-        classes,
-        spec.imbalance_factor,
-        spec.step_fraction,
-    );
+    let targets = profile_counts(spec.profile, n_max, classes, spec.imbalance_factor, spec.step_fraction);
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
     for i in 0..split.len() {
         by_class[split.label(i) as usize].push(i);
@@ -139,15 +118,7 @@ mod tests {
         assert_eq!(a.index, b.index);
         let (c, _) = apply(&split, 3, &spec, 2).unwrap();
         assert_ne!(a.index, c.index);
-        let too_many = LongTailSpec {
-            max_per_class: Some(101),
-            ..spec
-        };
-        assert!(
-            apply(&split, 3, &too_many, 1)
-                .unwrap_err()
-                .to_string()
-                .contains("class 0 needs 101")
-        );
+        let too_many = LongTailSpec { max_per_class: Some(101), ..spec };
+        assert!(apply(&split, 3, &too_many, 1).unwrap_err().to_string().contains("class 0 needs 101"));
     }
 }

@@ -58,11 +58,7 @@ impl Py {
     /// Look up `key` in a dict.
     pub fn get(&self, key: &str) -> Option<Py> {
         match self {
-            Py::Dict(d) => d
-                .borrow()
-                .iter()
-                .find(|(k, _)| k.as_key().as_deref() == Some(key))
-                .map(|(_, v)| v.clone()),
+            Py::Dict(d) => d.borrow().iter().find(|(k, _)| k.as_key().as_deref() == Some(key)).map(|(_, v)| v.clone()),
             _ => None,
         }
     }
@@ -114,33 +110,18 @@ const MAX_STACK: usize = 1 << 20;
 
 /// Decode one pickle.
 pub fn load(bytes: &[u8]) -> Result<Py, PickleError> {
-    let mut vm = Vm {
-        b: bytes,
-        pos: 0,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: Default::default(),
-    };
+    let mut vm = Vm { b: bytes, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: Default::default() };
     vm.run()
 }
 
 impl<'a> Vm<'a> {
     fn err<T>(&self, at: usize, m: impl Into<String>) -> Result<T, PickleError> {
-        Err(PickleError {
-            offset: at as u64,
-            message: m.into(),
-        })
+        Err(PickleError { offset: at as u64, message: m.into() })
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
         if self.b.len() - self.pos < n {
-            return self.err(
-                self.pos,
-                format!(
-                    "truncated: needs {n} more bytes, {} left",
-                    self.b.len() - self.pos
-                ),
-            );
+            return self.err(self.pos, format!("truncated: needs {n} more bytes, {} left", self.b.len() - self.pos));
         }
         let s = &self.b[self.pos..self.pos + n];
         self.pos += n;
@@ -164,13 +145,9 @@ impl<'a> Vm<'a> {
         let end = self.b[start..]
             .iter()
             .position(|&c| c == b'\n')
-            .ok_or(PickleError {
-                offset: start as u64,
-                message: "unterminated text line".into(),
-            })?;
+            .ok_or(PickleError { offset: start as u64, message: "unterminated text line".into() })?;
         self.pos = start + end + 1;
-        std::str::from_utf8(&self.b[start..start + end])
-            .or_else(|_| self.err(start, "text line is not UTF-8"))
+        std::str::from_utf8(&self.b[start..start + end]).or_else(|_| self.err(start, "text line is not UTF-8"))
     }
 
     fn push(&mut self, v: Py) -> Result<(), PickleError> {
@@ -184,22 +161,13 @@ impl<'a> Vm<'a> {
         if self.marks.last().is_some_and(|&m| m >= self.stack.len()) {
             return self.err(at, "pop across a mark");
         }
-        self.stack.pop().ok_or(PickleError {
-            offset: at as u64,
-            message: "stack underflow".into(),
-        })
+        self.stack.pop().ok_or(PickleError { offset: at as u64, message: "stack underflow".into() })
     }
     fn top(&mut self, at: usize) -> Result<&mut Py, PickleError> {
-        self.stack.last_mut().ok_or(PickleError {
-            offset: at as u64,
-            message: "stack underflow".into(),
-        })
+        self.stack.last_mut().ok_or(PickleError { offset: at as u64, message: "stack underflow".into() })
     }
     fn pop_mark(&mut self, at: usize) -> Result<Vec<Py>, PickleError> {
-        let m = self.marks.pop().ok_or(PickleError {
-            offset: at as u64,
-            message: "no mark on the stack".into(),
-        })?;
+        let m = self.marks.pop().ok_or(PickleError { offset: at as u64, message: "no mark on the stack".into() })?;
         if m > self.stack.len() {
             return self.err(at, "mark beyond stack");
         }
@@ -218,13 +186,8 @@ impl<'a> Vm<'a> {
     fn len_at(&mut self, n: u64, at: usize) -> Result<usize, PickleError> {
         let n = usize::try_from(n).or_else(|_| self.err(at, "length too large"))?;
         if n > self.b.len() - self.pos {
-            return self.err(
-                at,
-                format!(
-                    "truncated: a {n}-byte value but only {} bytes left",
-                    self.b.len() - self.pos
-                ),
-            );
+            return self
+                .err(at, format!("truncated: a {n}-byte value but only {} bytes left", self.b.len() - self.pos));
         }
         Ok(n)
     }
@@ -263,11 +226,7 @@ impl<'a> Vm<'a> {
                     let v = match l {
                         "00" => Py::Bool(false),
                         "01" => Py::Bool(true),
-                        _ => Py::Int(
-                            l.trim()
-                                .parse()
-                                .or_else(|_| self.err(at, format!("bad INT `{l}`")))?,
-                        ),
+                        _ => Py::Int(l.trim().parse().or_else(|_| self.err(at, format!("bad INT `{l}`")))?),
                     };
                     self.push(v)?;
                 }
@@ -285,17 +244,11 @@ impl<'a> Vm<'a> {
                 }
                 b'L' => {
                     let l = self.line()?.trim_end_matches('L');
-                    let v = l
-                        .parse()
-                        .or_else(|_| self.err(at, format!("LONG `{l}` does not fit 64 bits")))?;
+                    let v = l.parse().or_else(|_| self.err(at, format!("LONG `{l}` does not fit 64 bits")))?;
                     self.push(Py::Int(v))?;
                 }
                 0x8a | 0x8b => {
-                    let n = if op == 0x8a {
-                        self.u8()? as u64
-                    } else {
-                        self.u32()? as u64
-                    };
+                    let n = if op == 0x8a { self.u8()? as u64 } else { self.u32()? as u64 };
                     let n = self.len_at(n, at)?;
                     if n > 8 {
                         return self.err(at, "integer larger than 64 bits");
@@ -399,10 +352,8 @@ impl<'a> Vm<'a> {
                 b'}' => self.push(Py::Dict(Rc::new(RefCell::new(vec![]))))?,
                 b'd' => {
                     let items = self.pop_mark(at)?;
-                    let pairs = pairs(items).ok_or(PickleError {
-                        offset: at as u64,
-                        message: "odd number of dict items".into(),
-                    })?;
+                    let pairs = pairs(items)
+                        .ok_or(PickleError { offset: at as u64, message: "odd number of dict items".into() })?;
                     self.push(Py::Dict(Rc::new(RefCell::new(pairs))))?
                 }
                 b's' => {
@@ -415,10 +366,8 @@ impl<'a> Vm<'a> {
                 }
                 b'u' => {
                     let items = self.pop_mark(at)?;
-                    let p = pairs(items).ok_or(PickleError {
-                        offset: at as u64,
-                        message: "odd number of dict items".into(),
-                    })?;
+                    let p = pairs(items)
+                        .ok_or(PickleError { offset: at as u64, message: "odd number of dict items".into() })?;
                     match self.top(at)? {
                         Py::Dict(d) => d.borrow_mut().extend(p),
                         _ => return self.err(at, "SETITEMS on a non-dict"),
@@ -452,22 +401,14 @@ impl<'a> Vm<'a> {
                 b'R' | 0x81 => {
                     let args = self.pop(at)?;
                     let callable = self.pop(at)?;
-                    let v = Py::Object(Rc::new(RefCell::new(Obj {
-                        callable,
-                        args,
-                        state: None,
-                    })));
+                    let v = Py::Object(Rc::new(RefCell::new(Obj { callable, args, state: None })));
                     self.push(v)?
                 }
                 0x92 => {
                     let _kwargs = self.pop(at)?;
                     let args = self.pop(at)?;
                     let callable = self.pop(at)?;
-                    let v = Py::Object(Rc::new(RefCell::new(Obj {
-                        callable,
-                        args,
-                        state: None,
-                    })));
+                    let v = Py::Object(Rc::new(RefCell::new(Obj { callable, args, state: None })));
                     self.push(v)?
                 }
                 b'b' => {
@@ -483,11 +424,7 @@ impl<'a> Vm<'a> {
                     }
                 }
                 b'p' => {
-                    let k = self
-                        .line()?
-                        .trim()
-                        .parse()
-                        .or_else(|_| self.err(at, "bad PUT"))?;
+                    let k = self.line()?.trim().parse().or_else(|_| self.err(at, "bad PUT"))?;
                     let v = self.top(at)?.clone();
                     self.memo.insert(k, v);
                 }
@@ -508,18 +445,15 @@ impl<'a> Vm<'a> {
                 }
                 b'g' | b'h' | b'j' => {
                     let k = match op {
-                        b'g' => self
-                            .line()?
-                            .trim()
-                            .parse()
-                            .or_else(|_| self.err(at, "bad GET"))?,
+                        b'g' => self.line()?.trim().parse().or_else(|_| self.err(at, "bad GET"))?,
                         b'h' => self.u8()? as u64,
                         _ => self.u32()? as u64,
                     };
-                    let v = self.memo.get(&k).cloned().ok_or(PickleError {
-                        offset: at as u64,
-                        message: format!("memo key {k} undefined"),
-                    })?;
+                    let v = self
+                        .memo
+                        .get(&k)
+                        .cloned()
+                        .ok_or(PickleError { offset: at as u64, message: format!("memo key {k} undefined") })?;
                     self.push(v)?
                 }
                 other => return self.err(at, format!("unsupported pickle opcode 0x{other:02x}")),
@@ -545,11 +479,7 @@ fn pairs(items: Vec<Py>) -> Option<Vec<(Py, Py)>> {
 fn raw_bytes(v: &Py) -> Option<Rc<Vec<u8>>> {
     match v {
         Py::Bytes(b) => Some(b.clone()),
-        Py::Str(s) => s
-            .chars()
-            .map(|c| u8::try_from(c as u32).ok())
-            .collect::<Option<Vec<u8>>>()
-            .map(Rc::new),
+        Py::Str(s) => s.chars().map(|c| u8::try_from(c as u32).ok()).collect::<Option<Vec<u8>>>().map(Rc::new),
         Py::Object(o) => {
             let o = o.borrow();
             if o.callable.global_name().as_deref() == Some("_codecs.encode") {
@@ -566,25 +496,15 @@ fn dtype_is_u8(d: &Py) -> bool {
     match d {
         Py::Object(o) => {
             let o = o.borrow();
-            let name = o
-                .args
-                .items()
-                .and_then(|a| a.first().and_then(Py::as_key))
-                .unwrap_or_default();
-            o.callable
-                .global_name()
-                .is_some_and(|g| g.ends_with(".dtype"))
-                && (name == "u1" || name == "uint8")
+            let name = o.args.items().and_then(|a| a.first().and_then(Py::as_key)).unwrap_or_default();
+            o.callable.global_name().is_some_and(|g| g.ends_with(".dtype")) && (name == "u1" || name == "uint8")
         }
         _ => false,
     }
 }
 
 fn shape_of(v: &Py) -> Option<Vec<usize>> {
-    v.items()?
-        .iter()
-        .map(|x| x.as_int().and_then(|i| usize::try_from(i).ok()))
-        .collect()
+    v.items()?.iter().map(|x| x.as_int().and_then(|i| usize::try_from(i).ok())).collect()
 }
 
 /// A C-ordered uint8 numpy array: (shape, bytes). `Err` says why the value is not one.
@@ -596,35 +516,18 @@ pub fn ndarray_u8(v: &Py) -> Result<(Vec<usize>, Rc<Vec<u8>>), String> {
     let callable = o.callable.global_name().unwrap_or_default();
     let (shape, dtype, fortran, data) = if callable.ends_with("multiarray._reconstruct") {
         // state = (version, shape, dtype, is_fortran, rawdata)
-        let st = o
-            .state
-            .as_ref()
-            .and_then(Py::items)
-            .ok_or("numpy array without state")?;
+        let st = o.state.as_ref().and_then(Py::items).ok_or("numpy array without state")?;
         if st.len() != 5 {
-            return Err(format!(
-                "numpy array state has {} fields, expected 5",
-                st.len()
-            ));
+            return Err(format!("numpy array state has {} fields, expected 5", st.len()));
         }
-        (
-            st[1].clone(),
-            st[2].clone(),
-            matches!(st[3], Py::Bool(true)),
-            st[4].clone(),
-        )
+        (st[1].clone(), st[2].clone(), matches!(st[3], Py::Bool(true)), st[4].clone())
     } else if callable.ends_with("numeric._frombuffer") {
         // args = (buffer, dtype, shape, order)
         let a = o.args.items().ok_or("bad _frombuffer arguments")?;
         if a.len() != 4 {
             return Err("bad _frombuffer arguments".into());
         }
-        (
-            a[2].clone(),
-            a[1].clone(),
-            a[3].as_key().as_deref() == Some("F"),
-            a[0].clone(),
-        )
+        (a[2].clone(), a[1].clone(), a[3].as_key().as_deref() == Some("F"), a[0].clone())
     } else {
         return Err(format!("`{callable}` is not a numpy array constructor"));
     };
@@ -638,10 +541,7 @@ pub fn ndarray_u8(v: &Py) -> Result<(Vec<usize>, Rc<Vec<u8>>), String> {
     let data = raw_bytes(&data).ok_or("numpy array data is not bytes")?;
     let n: usize = shape.iter().product();
     if data.len() != n {
-        return Err(format!(
-            "numpy array of shape {shape:?} holds {} bytes, expected {n}",
-            data.len()
-        ));
+        return Err(format!("numpy array of shape {shape:?} holds {} bytes, expected {n}", data.len()));
     }
     Ok((shape, data))
 }
@@ -752,37 +652,22 @@ mod tests {
         let (shape, d) = ndarray_u8(&v.get("data").unwrap()).unwrap();
         assert_eq!(shape, vec![3, 3072]);
         assert_eq!(*d, data);
-        let labels: Vec<i64> = v
-            .get("labels")
-            .unwrap()
-            .items()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_int().unwrap())
-            .collect();
+        let labels: Vec<i64> = v.get("labels").unwrap().items().unwrap().iter().map(|x| x.as_int().unwrap()).collect();
         assert_eq!(labels, vec![3, 1, 4]);
     }
 
     #[test]
     fn reads_numpy_pickles_of_protocols_2_4_5() {
-        let fixtures =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/cifar-py");
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/cifar-py");
         let expected = std::fs::read(fixtures.join("expected_data.bin")).unwrap();
         for proto in [2, 4, 5] {
             let bytes = std::fs::read(fixtures.join(format!("numpy_protocol{proto}.pkl"))).unwrap();
             let v = load(&bytes).unwrap_or_else(|e| panic!("protocol {proto}: {e:?}"));
-            let (shape, d) = ndarray_u8(&v.get("data").unwrap())
-                .unwrap_or_else(|e| panic!("protocol {proto}: {e}"));
+            let (shape, d) = ndarray_u8(&v.get("data").unwrap()).unwrap_or_else(|e| panic!("protocol {proto}: {e}"));
             assert_eq!(shape, vec![4, 3072], "protocol {proto}");
             assert_eq!(*d, expected, "protocol {proto}");
-            let labels: Vec<i64> = v
-                .get("labels")
-                .unwrap()
-                .items()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_int().unwrap())
-                .collect();
+            let labels: Vec<i64> =
+                v.get("labels").unwrap().items().unwrap().iter().map(|x| x.as_int().unwrap()).collect();
             assert_eq!(labels, vec![3, 8, 8, 0], "protocol {proto}");
         }
     }

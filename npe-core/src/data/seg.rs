@@ -7,10 +7,8 @@ use std::path::Path;
 /// or the first channel of a colour image.
 pub fn decode_mask(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
     let bytes = super::idx::read_maybe_gz(path)?;
-    let img = image::load_from_memory(&bytes).map_err(|e| DataError::Decode {
-        file: path.into(),
-        message: e.to_string(),
-    })?;
+    let img =
+        image::load_from_memory(&bytes).map_err(|e| DataError::Decode { file: path.into(), message: e.to_string() })?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let data = match img {
         image::DynamicImage::ImageLuma8(g) => g.into_raw(),

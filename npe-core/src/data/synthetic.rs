@@ -21,8 +21,7 @@ fn prototypes(spec: &SyntheticSpec, seed: u64) -> Vec<Vec<f32>> {
                     for y in 0..s {
                         for x in 0..s {
                             let d2 = (y as f64 - cy).powi(2) + (x as f64 - cx).powi(2);
-                            img[(y * s + x) * c + ch] +=
-                                (amp * (-d2 / (2.0 * sigma * sigma)).exp()) as f32;
+                            img[(y * s + x) * c + ch] += (amp * (-d2 / (2.0 * sigma * sigma)).exp()) as f32;
                         }
                     }
                 }
@@ -35,13 +34,7 @@ fn prototypes(spec: &SyntheticSpec, seed: u64) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn render(
-    spec: &SyntheticSpec,
-    protos: &[Vec<f32>],
-    per_class: usize,
-    seed: u64,
-    tag: u64,
-) -> Split {
+fn render(spec: &SyntheticSpec, protos: &[Vec<f32>], per_class: usize, seed: u64, tag: u64) -> Split {
     let (s, c) = (spec.size, spec.channels);
     let n = per_class * spec.classes;
     let mut data = vec![0u8; n * s * s * c];
@@ -65,25 +58,13 @@ fn render(
             }
         }
     }
-    Split::new(
-        Pixels::Dense(DenseImages {
-            h: s,
-            w: s,
-            c,
-            data: Arc::new(data),
-        }),
-        labels,
-        None,
-    )
+    Split::new(Pixels::Dense(DenseImages { h: s, w: s, c, data: Arc::new(data) }), labels, None)
 }
 
 /// Generate (train, test) splits, balanced, deterministic in `seed`.
 pub fn generate(spec: &SyntheticSpec, seed: u64) -> (Split, Split) {
     let protos = prototypes(spec, seed);
-    (
-        render(spec, &protos, spec.per_class, seed, 0x7a1),
-        render(spec, &protos, spec.test_per_class, seed, 0x7e5),
-    )
+    (render(spec, &protos, spec.per_class, seed, 0x7a1), render(spec, &protos, spec.test_per_class, seed, 0x7e5))
 }
 
 #[cfg(test)]
@@ -92,11 +73,7 @@ mod tests {
 
     #[test]
     fn deterministic_and_balanced() {
-        let spec = SyntheticSpec {
-            per_class: 5,
-            test_per_class: 2,
-            ..Default::default()
-        };
+        let spec = SyntheticSpec { per_class: 5, test_per_class: 2, ..Default::default() };
         let (a, t) = generate(&spec, 3);
         let (b, _) = generate(&spec, 3);
         let (c, _) = generate(&spec, 4);

@@ -13,10 +13,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::{BTreeMap, HashMap};
 
 /// Build and validate the IR of a loaded pipeline. `Ok` carries the warnings.
-pub fn build(
-    loaded: &LoadedPipeline,
-    registry: &Registry,
-) -> Result<(Ir, Diagnostics), Diagnostics> {
+pub fn build(loaded: &LoadedPipeline, registry: &Registry) -> Result<(Ir, Diagnostics), Diagnostics> {
     build_with_data(loaded, registry, None)
 }
 
@@ -33,9 +30,7 @@ pub fn build_with_data(
 
     // The data node (its errors are already reported if the section did not parse).
     let described = if loaded.data_ok || data_override.is_some() {
-        data_override
-            .map(Ok)
-            .unwrap_or_else(|| describe(&spec.data))
+        data_override.map(Ok).unwrap_or_else(|| describe(&spec.data))
     } else {
         Err((String::new(), String::new()))
     };
@@ -57,11 +52,8 @@ pub fn build_with_data(
                 .with_hint("add `task: segmentation`"),
             ),
             (Task::Segmentation, false) => diags.push(
-                Diagnostic::error(
-                    loc.value("task"),
-                    "`task: segmentation` needs a source with per-pixel labels",
-                )
-                .with_hint("segmentation sources: seg_digits, stare, ade20k"),
+                Diagnostic::error(loc.value("task"), "`task: segmentation` needs a source with per-pixel labels")
+                    .with_hint("segmentation sources: seg_digits, stare, ade20k"),
             ),
             _ => {}
         }
@@ -70,15 +62,9 @@ pub fn build_with_data(
     // Parse every node.
     let mut graph: DiGraph<IrNode, IrEdge> = DiGraph::new();
     let mut index = BTreeMap::new();
-    let data_sig = data
-        .map(|d| d.image)
-        .unwrap_or(Sig::map(Role::Image, 1, 1, 1));
-    let data_idx = graph.add_node(IrNode {
-        name: "data".into(),
-        body: NodeBody::Data,
-        sig: data_sig,
-        origin: loc.key("data"),
-    });
+    let data_sig = data.map(|d| d.image).unwrap_or(Sig::map(Role::Image, 1, 1, 1));
+    let data_idx =
+        graph.add_node(IrNode { name: "data".into(), body: NodeBody::Data, sig: data_sig, origin: loc.key("data") });
     index.insert("data".to_string(), data_idx);
     for n in &spec.nodes {
         let path = format!("nodes.{}", n.name);
@@ -96,40 +82,29 @@ pub fn build_with_data(
                 index.insert(n.name.clone(), idx);
             }
             Err(ParseError::UnknownKind) => diags.push(
-                Diagnostic::error(
-                    loc.value(&format!("{path}.kind")),
-                    format!("unknown node kind `{}`", n.kind),
-                )
-                .with_opt_hint(
-                    did_you_mean(&n.kind, registry.names().iter())
-                        .or_else(|| Some("`npe kinds` lists the kinds".into())),
-                ),
+                Diagnostic::error(loc.value(&format!("{path}.kind")), format!("unknown node kind `{}`", n.kind))
+                    .with_opt_hint(
+                        did_you_mean(&n.kind, registry.names().iter())
+                            .or_else(|| Some("`npe kinds` lists the kinds".into())),
+                    ),
             ),
             Err(ParseError::Serde(_)) => {
                 // Report every bad field of the node, not just the first.
-                let _ = deserialize_all(&n.params, &path, loc, &mut diags, |p| {
-                    match registry.parse(&n.kind, p) {
-                        Ok(op) => Ok(op),
-                        Err(ParseError::Serde(e)) => Err(e),
-                        Err(_) => Err(figment::Error::from(String::from("invalid node"))),
-                    }
+                let _ = deserialize_all(&n.params, &path, loc, &mut diags, |p| match registry.parse(&n.kind, p) {
+                    Ok(op) => Ok(op),
+                    Err(ParseError::Serde(e)) => Err(e),
+                    Err(_) => Err(figment::Error::from(String::from("invalid node"))),
                 });
             }
-            Err(ParseError::Custom(m)) => diags.push(Diagnostic::error(
-                loc.key(&path),
-                format!("node `{}`: {m}", n.name),
-            )),
+            Err(ParseError::Custom(m)) => {
+                diags.push(Diagnostic::error(loc.key(&path), format!("node `{}`: {m}", n.name)))
+            }
         }
     }
 
     // Wire inputs.
     // Suggestions draw on every node of the file, parsed or not.
-    let names: Vec<String> = spec
-        .nodes
-        .iter()
-        .map(|n| n.name.clone())
-        .chain(["data".to_string()])
-        .collect();
+    let names: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).chain(["data".to_string()]).collect();
     let op_nodes: Vec<NodeIndex> = graph.node_indices().filter(|&i| i != data_idx).collect();
     let mut broken = vec![false; graph.node_count()];
     for &i in &op_nodes {
@@ -141,17 +116,13 @@ pub fn build_with_data(
             let Some(&s) = index.get(&src.node) else {
                 let spec_has = spec.nodes.iter().any(|n| n.name == src.node) || src.node == "data";
                 let msg = if spec_has {
-                    format!(
-                        "`{}` reads node `{}`, which has errors of its own",
-                        name, src.node
-                    )
+                    format!("`{}` reads node `{}`, which has errors of its own", name, src.node)
                 } else {
                     format!("`{}` reads unknown node `{}`", name, src.node)
                 };
                 if !spec_has {
                     diags.push(
-                        Diagnostic::error(loc.value(&path), msg)
-                            .with_opt_hint(did_you_mean(&src.node, names.iter())),
+                        Diagnostic::error(loc.value(&path), msg).with_opt_hint(did_you_mean(&src.node, names.iter())),
                     );
                 }
                 broken[i.index()] = true;
@@ -161,19 +132,15 @@ pub fn build_with_data(
                 let ok = s == data_idx && out == "image";
                 if !ok {
                     let hint = if s == data_idx && out == "label" {
-                        "labels reach losses and evaluators automatically; read `data` (the images)"
-                            .to_string()
+                        "labels reach losses and evaluators automatically; read `data` (the images)".to_string()
                     } else if s == data_idx {
                         "the data node's output is `data` (or `data.image`)".to_string()
                     } else {
                         format!("write just `{}`", src.node)
                     };
                     diags.push(
-                        Diagnostic::error(
-                            loc.value(&path),
-                            format!("node `{}` has no output `{out}`", src.node),
-                        )
-                        .with_hint(hint),
+                        Diagnostic::error(loc.value(&path), format!("node `{}` has no output `{out}`", src.node))
+                            .with_hint(hint),
                     );
                     broken[i.index()] = true;
                     continue;
@@ -181,20 +148,11 @@ pub fn build_with_data(
             }
             if s == i {
                 diags.push(
-                    Diagnostic::error(
-                        loc.value(&path),
-                        format!("cycle: `{name}` reads its own output"),
-                    )
-                    .with_hint("a node's input must come from another node"),
+                    Diagnostic::error(loc.value(&path), format!("cycle: `{name}` reads its own output"))
+                        .with_hint("a node's input must come from another node"),
                 );
             }
-            graph.add_edge(
-                s,
-                i,
-                IrEdge {
-                    port: inp.port.clone(),
-                },
-            );
+            graph.add_edge(s, i, IrEdge { port: inp.port.clone() });
         }
     }
 
@@ -224,10 +182,7 @@ pub fn build_with_data(
     let order = stable_topo(&graph, data_idx, &cyclic);
 
     // Infer signatures in order.
-    let ctx = InferCtx {
-        num_classes: data.map_or(0, |d| d.num_classes),
-        task: spec.task,
-    };
+    let ctx = InferCtx { num_classes: data.map_or(0, |d| d.num_classes), task: spec.task };
     let mut inferred = vec![false; graph.node_count()];
     inferred[data_idx.index()] = data.is_some();
     for &i in &order {
@@ -235,11 +190,7 @@ pub fn build_with_data(
             continue;
         }
         let op = graph[i].op().cloned().expect("op node");
-        let srcs: Vec<NodeIndex> = op
-            .inputs()
-            .iter()
-            .map(|inp| index[&inp.source.node])
-            .collect();
+        let srcs: Vec<NodeIndex> = op.inputs().iter().map(|inp| index[&inp.source.node]).collect();
         if srcs.iter().any(|s| !inferred[s.index()]) {
             continue; // an input already has an error; do not cascade
         }
@@ -290,14 +241,8 @@ fn cycle_path(graph: &DiGraph<IrNode, IrEdge>, members: &[NodeIndex]) -> Vec<Str
     seen.insert(start);
     loop {
         // Follow an edge to a member: prefer closing the loop once every member is visited.
-        let next: Vec<NodeIndex> = graph
-            .neighbors(cur)
-            .filter(|n| inside.contains(n))
-            .collect();
-        let step = next
-            .iter()
-            .find(|n| !seen.contains(n))
-            .or_else(|| next.iter().find(|&&n| n == start));
+        let next: Vec<NodeIndex> = graph.neighbors(cur).filter(|n| inside.contains(n)).collect();
+        let step = next.iter().find(|n| !seen.contains(n)).or_else(|| next.iter().find(|&&n| n == start));
         match step {
             Some(&n) if n == start => {
                 path.push(graph[start].name.clone());
@@ -317,23 +262,11 @@ fn cycle_path(graph: &DiGraph<IrNode, IrEdge>, members: &[NodeIndex]) -> Vec<Str
 }
 
 /// Kahn's algorithm, taking ready nodes in insertion (file) order; nodes on cycles are left out.
-fn stable_topo(
-    graph: &DiGraph<IrNode, IrEdge>,
-    first: NodeIndex,
-    cyclic: &[bool],
-) -> Vec<NodeIndex> {
-    let mut indeg: Vec<usize> = graph
-        .node_indices()
-        .map(|i| {
-            graph
-                .neighbors_directed(i, petgraph::Direction::Incoming)
-                .count()
-        })
-        .collect();
-    let mut ready: std::collections::BTreeSet<NodeIndex> = graph
-        .node_indices()
-        .filter(|i| indeg[i.index()] == 0 && !cyclic[i.index()])
-        .collect();
+fn stable_topo(graph: &DiGraph<IrNode, IrEdge>, first: NodeIndex, cyclic: &[bool]) -> Vec<NodeIndex> {
+    let mut indeg: Vec<usize> =
+        graph.node_indices().map(|i| graph.neighbors_directed(i, petgraph::Direction::Incoming).count()).collect();
+    let mut ready: std::collections::BTreeSet<NodeIndex> =
+        graph.node_indices().filter(|i| indeg[i.index()] == 0 && !cyclic[i.index()]).collect();
     let mut out = Vec::with_capacity(graph.node_count());
     if ready.remove(&first) {
         out.push(first);
@@ -363,8 +296,7 @@ fn check_combinations(
     loc: &crate::spec::Locator,
     diags: &mut Diagnostics,
 ) {
-    let by_name: HashMap<&str, &IrNode> =
-        graph.node_weights().map(|n| (n.name.as_str(), n)).collect();
+    let by_name: HashMap<&str, &IrNode> = graph.node_weights().map(|n| (n.name.as_str(), n)).collect();
     // Logits trained with logit-adjusted CE.
     let la_trained: HashMap<String, &str> = graph
         .node_weights()
@@ -414,19 +346,22 @@ fn check_combinations(
                 }
             }
             Some(Op::Pem(_)) if !pem_trained.contains(&n.name) => diags.push(
-                Diagnostic::warning(n.origin.clone(), format!("PEM `{}` is not trained by any `one_way_logistic` loss; its estimate stays at initialisation", n.name))
-                    .with_hint(format!("add `{}_loss: {{kind: one_way_logistic, input: {}}}`", n.name, n.name)),
+                Diagnostic::warning(
+                    n.origin.clone(),
+                    format!(
+                        "PEM `{}` is not trained by any `one_way_logistic` loss; its estimate stays at initialisation",
+                        n.name
+                    ),
+                )
+                .with_hint(format!("add `{}_loss: {{kind: one_way_logistic, input: {}}}`", n.name, n.name)),
             ),
             _ => {}
         }
     }
     if !has_loss && !by_name.is_empty() {
         diags.push(
-            Diagnostic::error(
-                loc.key("nodes"),
-                "the pipeline has no loss: nothing would be trained",
-            )
-            .with_hint("add e.g. `ce: {kind: cross_entropy, input: logits}`"),
+            Diagnostic::error(loc.key("nodes"), "the pipeline has no loss: nothing would be trained")
+                .with_hint("add e.g. `ce: {kind: cross_entropy, input: logits}`"),
         );
     }
 }
@@ -448,47 +383,23 @@ fn check_training(
         err("train.epochs", "`epochs` must be at least 1".into(), None);
     }
     if t.batch_size == 0 {
-        err(
-            "train.batch_size",
-            "`batch_size` must be at least 1".into(),
-            None,
-        );
+        err("train.batch_size", "`batch_size` must be at least 1".into(), None);
     }
     let o = &t.optimizer;
     if !(o.lr.is_finite() && o.lr > 0.0) {
-        err(
-            "train.optimizer.lr",
-            format!("`lr` must be > 0, got {}", o.lr),
-            None,
-        );
+        err("train.optimizer.lr", format!("`lr` must be > 0, got {}", o.lr), None);
     }
     if !(0.0..1.0).contains(&o.momentum) {
-        err(
-            "train.optimizer.momentum",
-            format!("`momentum` must be in [0, 1), got {}", o.momentum),
-            None,
-        );
+        err("train.optimizer.momentum", format!("`momentum` must be in [0, 1), got {}", o.momentum), None);
     }
     if !(0.0..=1.0).contains(&o.dampening) {
-        err(
-            "train.optimizer.dampening",
-            format!("`dampening` must be in [0, 1], got {}", o.dampening),
-            None,
-        );
+        err("train.optimizer.dampening", format!("`dampening` must be in [0, 1], got {}", o.dampening), None);
     }
     if o.nesterov && (o.momentum == 0.0 || o.dampening != 0.0) {
-        err(
-            "train.optimizer.nesterov",
-            "Nesterov momentum needs momentum > 0 and dampening 0".into(),
-            None,
-        );
+        err("train.optimizer.nesterov", "Nesterov momentum needs momentum > 0 and dampening 0".into(), None);
     }
     if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
-        err(
-            "train.optimizer.weight_decay",
-            format!("`weight_decay` must be ≥ 0, got {}", o.weight_decay),
-            None,
-        );
+        err("train.optimizer.weight_decay", format!("`weight_decay` must be ≥ 0, got {}", o.weight_decay), None);
     }
     let s = &t.schedule;
     match s.kind {
@@ -497,11 +408,9 @@ fn check_training(
             "`multistep` needs `milestones` (epochs)".into(),
             Some("e.g. `milestones: [160, 180]`"),
         ),
-        ScheduleKind::Multistep if s.milestones.windows(2).any(|w| w[0] >= w[1]) => err(
-            "train.schedule.milestones",
-            "`milestones` must increase".into(),
-            None,
-        ),
+        ScheduleKind::Multistep if s.milestones.windows(2).any(|w| w[0] >= w[1]) => {
+            err("train.schedule.milestones", "`milestones` must increase".into(), None)
+        }
         ScheduleKind::Constant | ScheduleKind::Cosine if !s.milestones.is_empty() => err(
             "train.schedule.milestones",
             "`milestones` only apply to `kind: multistep`".into(),
@@ -510,68 +419,37 @@ fn check_training(
         _ => {}
     }
     if s.milestones.iter().any(|&m| m > t.epochs) {
-        err(
-            "train.schedule.milestones",
-            format!("a milestone is beyond the last epoch ({})", t.epochs),
-            None,
-        );
+        err("train.schedule.milestones", format!("a milestone is beyond the last epoch ({})", t.epochs), None);
     }
     if !(s.warmup_epochs >= 0.0 && s.warmup_epochs < t.epochs.max(1) as f64) {
         err(
             "train.schedule.warmup_epochs",
-            format!(
-                "`warmup_epochs` must be in [0, epochs), got {}",
-                s.warmup_epochs
-            ),
+            format!("`warmup_epochs` must be in [0, epochs), got {}", s.warmup_epochs),
             None,
         );
     }
     if !(s.gamma > 0.0 && s.min_lr >= 0.0) {
-        err(
-            "train.schedule",
-            "`gamma` must be > 0 and `min_lr` ≥ 0".into(),
-            None,
-        );
+        err("train.schedule", "`gamma` must be > 0 and `min_lr` ≥ 0".into(), None);
     }
     if t.checkpoint.every_epochs == 0 || spec.eval.every_epochs == 0 {
-        err(
-            "train.checkpoint.every_epochs",
-            "cadences (`every_epochs`) must be at least 1".into(),
-            None,
-        );
+        err("train.checkpoint.every_epochs", "cadences (`every_epochs`) must be at least 1".into(), None);
     }
     if spec.eval.batch_size == 0 {
-        err(
-            "eval.batch_size",
-            "`batch_size` must be at least 1".into(),
-            None,
-        );
+        err("eval.batch_size", "`batch_size` must be at least 1".into(), None);
     }
     let names: Vec<&String> = index.keys().collect();
     for (i, f) in t.freeze.iter().enumerate() {
         let path = format!("train.freeze.{i}");
         match index.get(f).map(|&n| &graph[n]) {
             None => diags.push(
-                Diagnostic::error(
-                    loc.value(&path),
-                    format!("`freeze` names unknown node `{f}`"),
-                )
-                .with_opt_hint(did_you_mean(f, names.iter())),
+                Diagnostic::error(loc.value(&path), format!("`freeze` names unknown node `{f}`"))
+                    .with_opt_hint(did_you_mean(f, names.iter())),
             ),
-            Some(n)
-                if !matches!(
-                    n.category(),
-                    Some(Category::Backbone | Category::Head | Category::Pem)
-                ) =>
-            {
-                diags.push(
-                    Diagnostic::error(
-                        loc.value(&path),
-                        format!("`{f}` ({}) has no parameters to freeze", n.kind()),
-                    )
-                    .with_hint("freeze backbones, heads or PEMs"),
-                )
-            }
+            Some(n) if !matches!(n.category(), Some(Category::Backbone | Category::Head | Category::Pem)) => diags
+                .push(
+                    Diagnostic::error(loc.value(&path), format!("`{f}` ({}) has no parameters to freeze", n.kind()))
+                        .with_hint("freeze backbones, heads or PEMs"),
+                ),
             _ => {}
         }
     }

@@ -123,10 +123,7 @@ impl Ir {
         let Some(op) = self.graph[i].op() else {
             return vec![];
         };
-        op.inputs()
-            .iter()
-            .filter_map(|inp| self.node(&inp.source.node))
-            .collect()
+        op.inputs().iter().filter_map(|inp| self.node(&inp.source.node)).collect()
     }
 
     /// Names of nodes that consume `name`'s output.
@@ -134,10 +131,7 @@ impl Ir {
         let Some(&i) = self.index.get(name) else {
             return vec![];
         };
-        self.graph
-            .edges(i)
-            .map(|e| self.graph[e.target()].name.as_str())
-            .collect()
+        self.graph.edges(i).map(|e| self.graph[e.target()].name.as_str()).collect()
     }
 
     /// Every node `name` depends on, transitively (not including itself).

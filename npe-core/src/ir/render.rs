@@ -41,25 +41,15 @@ pub fn render(ir: &Ir, format: Format) -> String {
 fn dot(ir: &Ir) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "digraph \"{}\" {{", escape(&ir.name));
-    let _ = writeln!(
-        s,
-        "  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];"
-    );
+    let _ = writeln!(s, "  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];");
     let _ = writeln!(s, "  edge [fontname=\"Helvetica\", fontsize=10];");
     for &i in &ir.order {
         let n = &ir.graph[i];
         let label = match &n.body {
-            NodeBody::Data => format!(
-                "data\\n{}\\n{} classes",
-                crate::data::source_name(ir.data_spec.source),
-                ir.data.num_classes
-            ),
-            NodeBody::Op(op) => format!(
-                "{}\\n{}\\n{}",
-                escape(&n.name),
-                op.kind(),
-                escape(&n.sig.to_string())
-            ),
+            NodeBody::Data => {
+                format!("data\\n{}\\n{} classes", crate::data::source_name(ir.data_spec.source), ir.data.num_classes)
+            }
+            NodeBody::Op(op) => format!("{}\\n{}\\n{}", escape(&n.name), op.kind(), escape(&n.sig.to_string())),
         };
         let shape = match n.category() {
             None => "cylinder",
@@ -77,17 +67,8 @@ fn dot(ir: &Ir) -> String {
     for e in ir.graph.edge_references() {
         let (a, b) = (&ir.graph[e.source()], &ir.graph[e.target()]);
         let port = &e.weight().port;
-        let attr = if port == "input" {
-            String::new()
-        } else {
-            format!(" [label=\"{}\"]", escape(port))
-        };
-        let _ = writeln!(
-            s,
-            "  \"{}\" -> \"{}\"{attr};",
-            escape(&a.name),
-            escape(&b.name)
-        );
+        let attr = if port == "input" { String::new() } else { format!(" [label=\"{}\"]", escape(port)) };
+        let _ = writeln!(s, "  \"{}\" -> \"{}\"{attr};", escape(&a.name), escape(&b.name));
     }
     s.push_str("}\n");
     s

@@ -53,29 +53,17 @@ pub struct Sig {
 impl Sig {
     /// A vector value `[channels]`.
     pub fn vector(role: Role, channels: usize) -> Self {
-        Self {
-            role,
-            channels,
-            spatial: None,
-        }
+        Self { role, channels, spatial: None }
     }
 
     /// A map value `[channels, h, w]`.
     pub fn map(role: Role, channels: usize, h: usize, w: usize) -> Self {
-        Self {
-            role,
-            channels,
-            spatial: Some([h, w]),
-        }
+        Self { role, channels, spatial: Some([h, w]) }
     }
 
     /// A scalar (losses, reports).
     pub fn scalar(role: Role) -> Self {
-        Self {
-            role,
-            channels: 1,
-            spatial: None,
-        }
+        Self { role, channels: 1, spatial: None }
     }
 
     /// True for `[channels, h, w]` values.

@@ -39,19 +39,13 @@ pub fn initial_values(specs: &[ParamSpec], seed: u64) -> Vec<NamedTensor> {
                 Init::Zeros => vec![0.0; n],
                 Init::Ones => vec![1.0; n],
                 Init::Normal { std } => (0..n).map(|_| (r.normal() * std) as f32).collect(),
-                Init::Uniform { bound } => (0..n)
-                    .map(|_| ((2.0 * r.next_f64() - 1.0) * bound) as f32)
-                    .collect(),
+                Init::Uniform { bound } => (0..n).map(|_| ((2.0 * r.next_f64() - 1.0) * bound) as f32).collect(),
                 Init::KaimingNormal { fan_in } => {
                     let std = (2.0 / fan_in.max(1) as f64).sqrt();
                     (0..n).map(|_| (r.normal() * std) as f32).collect()
                 }
             };
-            NamedTensor {
-                name: s.name.clone(),
-                shape: s.shape.clone(),
-                data,
-            }
+            NamedTensor { name: s.name.clone(), shape: s.shape.clone(), data }
         })
         .collect()
 }

@@ -24,70 +24,25 @@ impl B<'_> {
     }
     /// PyTorch's default Linear/Conv init: U(±1/√fan_in) for weight and bias.
     fn torch_default(fan_in: usize) -> Init {
-        Init::Uniform {
-            bound: 1.0 / (fan_in.max(1) as f64).sqrt(),
-        }
+        Init::Uniform { bound: 1.0 / (fan_in.max(1) as f64).sqrt() }
     }
     fn linear(&mut self, local: &str, out: usize, inp: usize, bias: bool) {
-        self.push(
-            &format!("{local}weight"),
-            vec![out, inp],
-            Self::torch_default(inp),
-            ParamKind::Weight,
-        );
+        self.push(&format!("{local}weight"), vec![out, inp], Self::torch_default(inp), ParamKind::Weight);
         if bias {
-            self.push(
-                &format!("{local}bias"),
-                vec![out],
-                Self::torch_default(inp),
-                ParamKind::Weight,
-            );
+            self.push(&format!("{local}bias"), vec![out], Self::torch_default(inp), ParamKind::Weight);
         }
     }
-    fn conv(
-        &mut self,
-        local: &str,
-        out: usize,
-        inp: usize,
-        k: usize,
-        init: Init,
-        bias: Option<Init>,
-    ) {
-        self.push(
-            &format!("{local}weight"),
-            vec![out, inp, k, k],
-            init,
-            ParamKind::Weight,
-        );
+    fn conv(&mut self, local: &str, out: usize, inp: usize, k: usize, init: Init, bias: Option<Init>) {
+        self.push(&format!("{local}weight"), vec![out, inp, k, k], init, ParamKind::Weight);
         if let Some(b) = bias {
             self.push(&format!("{local}bias"), vec![out], b, ParamKind::Weight);
         }
     }
     fn bn(&mut self, local: &str, c: usize) {
-        self.push(
-            &format!("{local}weight"),
-            vec![c],
-            Init::Ones,
-            ParamKind::Weight,
-        );
-        self.push(
-            &format!("{local}bias"),
-            vec![c],
-            Init::Zeros,
-            ParamKind::Weight,
-        );
-        self.push(
-            &format!("{local}running_mean"),
-            vec![c],
-            Init::Zeros,
-            ParamKind::Buffer,
-        );
-        self.push(
-            &format!("{local}running_var"),
-            vec![c],
-            Init::Ones,
-            ParamKind::Buffer,
-        );
+        self.push(&format!("{local}weight"), vec![c], Init::Ones, ParamKind::Weight);
+        self.push(&format!("{local}bias"), vec![c], Init::Zeros, ParamKind::Weight);
+        self.push(&format!("{local}running_mean"), vec![c], Init::Zeros, ParamKind::Buffer);
+        self.push(&format!("{local}running_var"), vec![c], Init::Ones, ParamKind::Buffer);
     }
     fn kaiming(fan_in: usize) -> Init {
         Init::KaimingNormal { fan_in }
@@ -100,23 +55,9 @@ impl B<'_> {
         for (s, planes) in [width, 2 * width, 4 * width].into_iter().enumerate() {
             for b in 0..blocks {
                 let p = format!("layer{}.{b}.", s + 1);
-                self.conv(
-                    &format!("{p}conv1."),
-                    planes,
-                    cin,
-                    3,
-                    Self::kaiming(cin * 9),
-                    None,
-                );
+                self.conv(&format!("{p}conv1."), planes, cin, 3, Self::kaiming(cin * 9), None);
                 self.bn(&format!("{p}bn1."), planes);
-                self.conv(
-                    &format!("{p}conv2."),
-                    planes,
-                    planes,
-                    3,
-                    Self::kaiming(planes * 9),
-                    None,
-                );
+                self.conv(&format!("{p}conv2."), planes, planes, 3, Self::kaiming(planes * 9), None);
                 self.bn(&format!("{p}bn2."), planes);
                 cin = planes;
             }
@@ -126,18 +67,8 @@ impl B<'_> {
 }
 
 /// Parameters of one node given its input signatures (empty for parameter-free kinds).
-pub fn node_layout(
-    name: &str,
-    op: &Op,
-    inputs: &[Sig],
-    out: &Sig,
-    registry: &Registry,
-) -> Vec<ParamSpec> {
-    let mut b = B {
-        node: name,
-        decay: true,
-        out: vec![],
-    };
+pub fn node_layout(name: &str, op: &Op, inputs: &[Sig], out: &Sig, registry: &Registry) -> Vec<ParamSpec> {
+    let mut b = B { node: name, decay: true, out: vec![] };
     match op {
         Op::Mlp(p) => {
             let mut d = inputs[0].numel();
@@ -156,14 +87,7 @@ pub fn node_layout(
             let mut cin = inputs[0].channels;
             for (i, &c) in p.channels.iter().enumerate() {
                 let fan = cin * 9;
-                b.conv(
-                    &format!("convs.{i}."),
-                    c,
-                    cin,
-                    3,
-                    B::torch_default(fan),
-                    Some(B::torch_default(fan)),
-                );
+                b.conv(&format!("convs.{i}."), c, cin, 3, B::torch_default(fan), Some(B::torch_default(fan)));
                 b.bn(&format!("norms.{i}."), c);
                 cin = c;
             }
@@ -174,14 +98,7 @@ pub fn node_layout(
             for (l, &c) in ch.iter().enumerate() {
                 for j in 1..=2 {
                     let i = if j == 1 { cin } else { c };
-                    b.conv(
-                        &format!("down.{l}.conv{j}."),
-                        c,
-                        i,
-                        3,
-                        B::kaiming(i * 9),
-                        None,
-                    );
+                    b.conv(&format!("down.{l}.conv{j}."), c, i, 3, B::kaiming(i * 9), None);
                     b.bn(&format!("down.{l}.bn{j}."), c);
                 }
                 cin = c;
@@ -190,14 +107,7 @@ pub fn node_layout(
                 let (c, below) = (ch[l], ch[l + 1]);
                 for j in 1..=2 {
                     let i = if j == 1 { c + below } else { c };
-                    b.conv(
-                        &format!("up.{l}.conv{j}."),
-                        c,
-                        i,
-                        3,
-                        B::kaiming(i * 9),
-                        None,
-                    );
+                    b.conv(&format!("up.{l}.conv{j}."), c, i, 3, B::kaiming(i * 9), None);
                     b.bn(&format!("up.{l}.bn{j}."), c);
                 }
             }
@@ -219,14 +129,7 @@ pub fn node_layout(
         Op::Linear(p) => {
             let d = inputs[0].channels;
             if inputs[0].is_map() {
-                b.conv(
-                    "",
-                    out.channels,
-                    d,
-                    1,
-                    B::torch_default(d),
-                    p.bias.then(|| B::torch_default(d)),
-                );
+                b.conv("", out.channels, d, 1, B::torch_default(d), p.bias.then(|| B::torch_default(d)));
             } else {
                 b.linear("", out.channels, d, p.bias);
             }
@@ -237,11 +140,7 @@ pub fn node_layout(
             let c = out.channels;
             for m in 0..p.count {
                 let mut d = inputs[0].channels;
-                let last_prefix = if p.hidden.is_empty() {
-                    format!("{m}.")
-                } else {
-                    format!("{m}.out.")
-                };
+                let last_prefix = if p.hidden.is_empty() { format!("{m}.") } else { format!("{m}.out.") };
                 for (j, &h) in p.hidden.iter().enumerate() {
                     if map {
                         let fan = d * p.kernel_size * p.kernel_size;
@@ -260,25 +159,11 @@ pub fn node_layout(
                 }
                 let std = Init::Normal { std: p.init_std };
                 if map {
-                    let k = if p.hidden.is_empty() {
-                        p.kernel_size
-                    } else {
-                        1
-                    };
+                    let k = if p.hidden.is_empty() { p.kernel_size } else { 1 };
                     b.conv(&last_prefix, c, d, k, std, Some(Init::Zeros));
                 } else {
-                    b.push(
-                        &format!("{last_prefix}weight"),
-                        vec![c, d],
-                        std,
-                        ParamKind::Weight,
-                    );
-                    b.push(
-                        &format!("{last_prefix}bias"),
-                        vec![c],
-                        Init::Zeros,
-                        ParamKind::Weight,
-                    );
+                    b.push(&format!("{last_prefix}weight"), vec![c, d], std, ParamKind::Weight);
+                    b.push(&format!("{last_prefix}bias"), vec![c], Init::Zeros, ParamKind::Weight);
                 }
             }
         }
@@ -303,11 +188,8 @@ mod tests {
     use crate::spec::{Overrides, load_source};
 
     fn ir(yaml: &str) -> Ir {
-        let loaded = load_source(
-            crate::source::SourceText::from_string("t.yaml", yaml),
-            &Overrides::default(),
-        )
-        .unwrap();
+        let loaded =
+            load_source(crate::source::SourceText::from_string("t.yaml", yaml), &Overrides::default()).unwrap();
         crate::ir::build(&loaded, &Registry::builtin()).unwrap().0
     }
 
@@ -317,22 +199,11 @@ mod tests {
             "name: r\ndata: {source: cifar10}\nnodes:\n  f: {kind: resnet_cifar, input: data, depth: 32}\n  l: {kind: linear, input: f}\n  ce: {kind: cross_entropy, input: l}\n",
         );
         let specs = layout(&ir, &Registry::builtin());
-        let weights: usize = specs
-            .iter()
-            .filter(|s| s.kind == ParamKind::Weight)
-            .map(|s| s.numel())
-            .sum();
+        let weights: usize = specs.iter().filter(|s| s.kind == ParamKind::Weight).map(|s| s.numel()).sum();
         // torchvision-style count for CIFAR ResNet-32 with a 10-way head: 464,154.
         assert_eq!(weights, 464_154);
-        assert!(
-            specs
-                .iter()
-                .any(|s| s.name == "f.layer3.4.bn2.running_var" && s.kind == ParamKind::Buffer)
-        );
-        assert_eq!(
-            specs.iter().find(|s| s.name == "l.weight").unwrap().shape,
-            vec![10, 64]
-        );
+        assert!(specs.iter().any(|s| s.name == "f.layer3.4.bn2.running_var" && s.kind == ParamKind::Buffer));
+        assert_eq!(specs.iter().find(|s| s.name == "l.weight").unwrap().shape, vec![10, 64]);
     }
 
     #[test]
@@ -341,12 +212,7 @@ mod tests {
             "name: p\ndata: {source: synthetic}\nnodes:\n  f: {kind: mlp, input: data, hidden: [8]}\n  p: {kind: pem, input: f, count: 2}\n  q: {kind: pem, input: f, hidden: [4], weight_decay: true}\n  pl: {kind: one_way_logistic, input: p}\n  ql: {kind: one_way_logistic, input: q}\n",
         );
         let specs = layout(&ir, &Registry::builtin());
-        let get = |n: &str| {
-            specs
-                .iter()
-                .find(|s| s.name == n)
-                .unwrap_or_else(|| panic!("{n} missing"))
-        };
+        let get = |n: &str| specs.iter().find(|s| s.name == n).unwrap_or_else(|| panic!("{n} missing"));
         assert_eq!(get("p.1.weight").shape, vec![10, 8]);
         assert_eq!(get("p.0.weight").init, Init::Normal { std: 0.001 });
         assert_eq!(get("p.0.bias").init, Init::Zeros);

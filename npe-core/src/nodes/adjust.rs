@@ -31,9 +31,7 @@ impl NpeLaParams {
             ));
         }
         if logits.is_map() != pem.is_map() {
-            return Err(format!(
-                "logits {logits} and PEM outputs {pem} must both be vectors or both maps"
-            ));
+            return Err(format!("logits {logits} and PEM outputs {pem} must both be vectors or both maps"));
         }
         if !(self.scale.is_finite() && self.scale > 0.0) {
             return Err(format!("`scale` must be > 0, got {}", self.scale));
@@ -92,24 +90,17 @@ impl ResizeParams {
 
     pub(crate) fn infer(&self, input: &Sig) -> Result<Sig, String> {
         if !matches!(input.role, Role::Logits | Role::Pem { .. }) || !input.is_map() {
-            return Err(format!(
-                "`input` must be a dense logits or PEM map, got {input}"
-            ));
+            return Err(format!("`input` must be a dense logits or PEM map, got {input}"));
         }
         if let ResizeTo::Named(n) = &self.to {
             if n != "label" {
                 return Err(format!("`to` must be `label` or [h, w], got `{n}`"));
             }
         }
-        let [h, w] = self
-            .target()
-            .ok_or("`to: label` needs a data source with label maps")?;
+        let [h, w] = self.target().ok_or("`to: label` needs a data source with label maps")?;
         if h == 0 || w == 0 {
             return Err("`to` sizes must be > 0".into());
         }
-        Ok(Sig {
-            spatial: Some([h, w]),
-            ..*input
-        })
+        Ok(Sig { spatial: Some([h, w]), ..*input })
     }
 }

@@ -73,9 +73,7 @@ impl ResNetCifarParams {
         check_depth(self.depth)?;
         let [h, w] = image_spatial(input)?;
         if h < 4 || w < 4 {
-            return Err(format!(
-                "images of {h}×{w} are too small for resnet_cifar (two stride-2 stages need ≥ 4×4)"
-            ));
+            return Err(format!("images of {h}×{w} are too small for resnet_cifar (two stride-2 stages need ≥ 4×4)"));
         }
         if self.width == 0 {
             return Err("`width` must be > 0".into());
@@ -88,17 +86,13 @@ fn check_depth(depth: usize) -> Result<(), String> {
     if RESNET_DEPTHS.contains(&depth) {
         Ok(())
     } else {
-        Err(format!(
-            "`depth: {depth}` is not a CIFAR ResNet depth; use one of 20, 32, 44, 56, 110"
-        ))
+        Err(format!("`depth: {depth}` is not a CIFAR ResNet depth; use one of 20, 32, 44, 56, 110"))
     }
 }
 
 fn image_spatial(input: &Sig) -> Result<[usize; 2], String> {
     expect_role(input, &[Role::Image, Role::Features], "input")?;
-    input
-        .spatial
-        .ok_or_else(|| format!("this backbone needs image-shaped input [N, C, H, W], got {input}"))
+    input.spatial.ok_or_else(|| format!("this backbone needs image-shaped input [N, C, H, W], got {input}"))
 }
 
 /// `small_cnn`: conv3×3-BN-ReLU stages with 2×2 max-pooling between them, global average pooling.
@@ -120,10 +114,7 @@ impl SmallCnnParams {
         }
         let shrink = 1usize << (self.channels.len() - 1);
         if h < shrink || w < shrink {
-            return Err(format!(
-                "{h}×{w} images are too small for {} pooling stages",
-                self.channels.len() - 1
-            ));
+            return Err(format!("{h}×{w} images are too small for {} pooling stages", self.channels.len() - 1));
         }
         Ok(Sig::vector(Role::Features, *self.channels.last().unwrap()))
     }
@@ -179,9 +170,7 @@ impl FcnResNetParams {
         check_depth(self.depth)?;
         let [h, w] = image_spatial(input)?;
         if h % 4 != 0 || w % 4 != 0 {
-            return Err(format!(
-                "image size {h}×{w} must be divisible by 4 (encoder output stride)"
-            ));
+            return Err(format!("image size {h}×{w} must be divisible by 4 (encoder output stride)"));
         }
         Ok(Sig::map(Role::Features, self.head_channels, h / 4, w / 4))
     }

@@ -44,13 +44,7 @@ pub struct GroupsSpec {
 
 impl Default for GroupsSpec {
     fn default() -> Self {
-        Self {
-            by: GroupBy::Count,
-            many: default_many(),
-            few: default_few(),
-            head: None,
-            tail: None,
-        }
+        Self { by: GroupBy::Count, many: default_many(), few: default_few(), head: None, tail: None }
     }
 }
 
@@ -60,15 +54,10 @@ impl GroupsSpec {
         match self.by {
             GroupBy::Count => {
                 if self.head.is_some() || self.tail.is_some() {
-                    return Err(
-                        "`head`/`tail` are index boundaries: set `by: index` to use them".into(),
-                    );
+                    return Err("`head`/`tail` are index boundaries: set `by: index` to use them".into());
                 }
                 if self.few > self.many {
-                    return Err(format!(
-                        "`few` ({}) must not exceed `many` ({})",
-                        self.few, self.many
-                    ));
+                    return Err(format!("`few` ({}) must not exceed `many` ({})", self.few, self.many));
                 }
             }
             GroupBy::Index => {
@@ -77,9 +66,7 @@ impl GroupsSpec {
                     _ => return Err("`by: index` needs both `head` and `tail` boundaries".into()),
                 };
                 if !(h <= t && t <= num_classes) {
-                    return Err(format!(
-                        "need head ≤ tail ≤ {num_classes} classes, got head {h}, tail {t}"
-                    ));
+                    return Err(format!("need head ≤ tail ≤ {num_classes} classes, got head {h}, tail {t}"));
                 }
             }
         }
@@ -139,9 +126,7 @@ pub struct TailSpec {
 
 impl Default for TailSpec {
     fn default() -> Self {
-        Self {
-            pixel_fraction_below: default_tail_fraction(),
-        }
+        Self { pixel_fraction_below: default_tail_fraction() }
     }
 }
 

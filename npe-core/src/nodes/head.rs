@@ -22,11 +22,7 @@ impl LinearParams {
     pub(crate) fn infer(&self, input: &Sig, ctx: &InferCtx) -> Result<Sig, String> {
         expect_role(input, &[Role::Features], "input")?;
         let c = check_classes(self.classes, ctx)?;
-        Ok(Sig {
-            role: Role::Logits,
-            channels: c,
-            spatial: input.spatial,
-        })
+        Ok(Sig { role: Role::Logits, channels: c, spatial: input.spatial })
     }
 }
 
@@ -81,25 +77,15 @@ impl PemParams {
             return Err("`count` must be at least 1".into());
         }
         if !(self.init_std.is_finite() && self.init_std >= 0.0) {
-            return Err(format!(
-                "`init_std` must be a finite number ≥ 0, got {}",
-                self.init_std
-            ));
+            return Err(format!("`init_std` must be a finite number ≥ 0, got {}", self.init_std));
         }
         if self.hidden.contains(&0) {
             return Err("`hidden` widths must be > 0".into());
         }
         if self.kernel_size != 1 && self.kernel_size != 3 {
-            return Err(format!(
-                "`kernel_size` must be 1 or 3, got {}",
-                self.kernel_size
-            ));
+            return Err(format!("`kernel_size` must be 1 or 3, got {}", self.kernel_size));
         }
         let c = check_classes(self.classes, ctx)?;
-        Ok(Sig {
-            role: Role::Pem { count: self.count },
-            channels: c,
-            spatial: input.spatial,
-        })
+        Ok(Sig { role: Role::Pem { count: self.count }, channels: c, spatial: input.spatial })
     }
 }

@@ -13,8 +13,7 @@ mod node_ref;
 
 pub use adjust::{NpeLaParams, PosthocLaParams, ResizeParams, ResizeTo};
 pub use backbone::{
-    CustomBackboneParams, FcnResNetParams, MlpParams, RESNET_DEPTHS, ResNetCifarParams,
-    SmallCnnParams, UNetParams,
+    CustomBackboneParams, FcnResNetParams, MlpParams, RESNET_DEPTHS, ResNetCifarParams, SmallCnnParams, UNetParams,
 };
 pub use eval::{AccuracyParams, GroupBy, GroupsSpec, IouParams, PriorEstimateParams, TailSpec};
 pub use head::{LinearParams, PemParams};
@@ -142,12 +141,9 @@ impl Op {
     /// Family of this op.
     pub fn category(&self) -> Category {
         match self {
-            Op::Mlp(_)
-            | Op::ResNetCifar(_)
-            | Op::SmallCnn(_)
-            | Op::UNet(_)
-            | Op::FcnResNet(_)
-            | Op::Custom(_) => Category::Backbone,
+            Op::Mlp(_) | Op::ResNetCifar(_) | Op::SmallCnn(_) | Op::UNet(_) | Op::FcnResNet(_) | Op::Custom(_) => {
+                Category::Backbone
+            }
             Op::Linear(_) => Category::Head,
             Op::Pem(_) => Category::Pem,
             Op::CrossEntropy(_) | Op::LogitAdjustedCe(_) | Op::OneWayLogistic(_) => Category::Loss,
@@ -158,12 +154,7 @@ impl Op {
 
     /// The node's inputs, in port order.
     pub fn inputs(&self) -> Vec<Input> {
-        let one = |port: &str, r: &NodeRef| {
-            vec![Input {
-                port: port.into(),
-                source: r.clone(),
-            }]
-        };
+        let one = |port: &str, r: &NodeRef| vec![Input { port: port.into(), source: r.clone() }];
         match self {
             Op::Mlp(p) => one("input", &p.input),
             Op::ResNetCifar(p) => one("input", &p.input),
@@ -178,14 +169,8 @@ impl Op {
             Op::OneWayLogistic(p) => one("input", &p.input),
             Op::NpeLa(p) => {
                 vec![
-                    Input {
-                        port: "logits".into(),
-                        source: p.logits.clone(),
-                    },
-                    Input {
-                        port: "pem".into(),
-                        source: p.pem.clone(),
-                    },
+                    Input { port: "logits".into(), source: p.logits.clone() },
+                    Input { port: "pem".into(), source: p.pem.clone() },
                 ]
             }
             Op::PosthocLa(p) => one("input", &p.input),
@@ -194,20 +179,14 @@ impl Op {
                 .inputs
                 .iter()
                 .enumerate()
-                .map(|(i, r)| Input {
-                    port: format!("inputs.{i}"),
-                    source: r.clone(),
-                })
+                .map(|(i, r)| Input { port: format!("inputs.{i}"), source: r.clone() })
                 .collect(),
             Op::PriorEstimate(p) => one("input", &p.input),
             Op::Iou(p) => p
                 .inputs
                 .iter()
                 .enumerate()
-                .map(|(i, r)| Input {
-                    port: format!("inputs.{i}"),
-                    source: r.clone(),
-                })
+                .map(|(i, r)| Input { port: format!("inputs.{i}"), source: r.clone() })
                 .collect(),
         }
     }
@@ -243,10 +222,7 @@ impl Op {
             }
             Op::OneWayLogistic(_) => {
                 if !matches!(inputs[0].role, Role::Pem { .. }) {
-                    return Err(format!(
-                        "`input` must be PEM outputs (a `pem` node), got {}",
-                        inputs[0].role
-                    ));
+                    return Err(format!("`input` must be PEM outputs (a `pem` node), got {}", inputs[0].role));
                 }
                 check_task_shape(&inputs[0], ctx)?;
                 Ok(Sig::scalar(Role::Loss))
@@ -261,19 +237,14 @@ impl Op {
                 for (i, s) in inputs.iter().enumerate() {
                     expect_role(s, &[Role::Logits], &format!("inputs.{i}"))?;
                     if s.is_map() {
-                        return Err(format!(
-                            "`inputs.{i}` is a dense map ({s}); use `iou` for segmentation outputs"
-                        ));
+                        return Err(format!("`inputs.{i}` is a dense map ({s}); use `iou` for segmentation outputs"));
                     }
                 }
                 Ok(Sig::scalar(Role::Report))
             }
             Op::PriorEstimate(_) => {
                 if !matches!(inputs[0].role, Role::Pem { .. }) {
-                    return Err(format!(
-                        "`input` must be a `pem` node, got {}",
-                        inputs[0].role
-                    ));
+                    return Err(format!("`input` must be a `pem` node, got {}", inputs[0].role));
                 }
                 Ok(Sig::scalar(Role::Report))
             }
@@ -307,9 +278,9 @@ fn check_task_shape(sig: &Sig, ctx: &InferCtx) -> Result<(), String> {
         (Task::Classification, true) => Err(format!(
             "dense output {sig} in a classification pipeline; end the backbone with global pooling or set `task: segmentation`"
         )),
-        (Task::Segmentation, false) => Err(format!(
-            "vector output {sig} in a segmentation pipeline; use a dense backbone (`unet`, `fcn_resnet`)"
-        )),
+        (Task::Segmentation, false) => {
+            Err(format!("vector output {sig} in a segmentation pipeline; use a dense backbone (`unet`, `fcn_resnet`)"))
+        }
         _ => Ok(()),
     }
 }

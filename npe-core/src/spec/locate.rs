@@ -23,11 +23,7 @@ pub struct Locator {
 
 impl Locator {
     pub(crate) fn new(src: &SourceText, map: YamlMap) -> Self {
-        Self {
-            file: src.name.clone(),
-            map,
-            overrides: BTreeMap::new(),
-        }
+        Self { file: src.name.clone(), map, overrides: BTreeMap::new() }
     }
 
     pub(crate) fn add_override(&mut self, path: String, origin: Origin) {
@@ -47,22 +43,16 @@ impl Locator {
 
     fn file_origin(&self, pos: Option<super::yaml_map::Pos>) -> Origin {
         let pos = pos.unwrap_or(super::yaml_map::Pos { line: 1, col: 1 });
-        Origin::File {
-            path: self.file.clone(),
-            line: pos.line,
-            col: pos.col,
-        }
+        Origin::File { path: self.file.clone(), line: pos.line, col: pos.col }
     }
 
     /// Where the value at `path` came from.
     pub fn value(&self, path: &str) -> Origin {
-        self.overridden(path)
-            .unwrap_or_else(|| self.file_origin(self.map.locate(path)))
+        self.overridden(path).unwrap_or_else(|| self.file_origin(self.map.locate(path)))
     }
 
     /// Where the key at `path` is (for "unknown field" and "missing field" errors).
     pub fn key(&self, path: &str) -> Origin {
-        self.overridden(path)
-            .unwrap_or_else(|| self.file_origin(self.map.locate_key(path)))
+        self.overridden(path).unwrap_or_else(|| self.file_origin(self.map.locate_key(path)))
     }
 }

@@ -9,14 +9,12 @@ mod train;
 pub mod yaml_map;
 
 pub use data::{
-    AugmentSpec, CropSpec, DataFormat, DataSource, DataSpec, LoaderSpec, LongTailSpec,
-    NormalizeSpec, Profile, SegDigitsSpec, SyntheticSpec,
+    Annotator, AugmentSpec, CropSpec, DataFormat, DataSource, DataSpec, ItemSource, LoaderSpec, LongTailSpec, NormalizeSpec,
+    Profile, SegDigitsSpec, StareSpec, SyntheticSpec,
 };
 pub use load::{LoadedPipeline, Overrides, load_file, load_source};
 pub use locate::Locator;
-pub use train::{
-    CheckpointSpec, EvalSpec, OptimizerKind, OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec,
-};
+pub use train::{CheckpointSpec, EvalSpec, OptimizerKind, OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec};
 
 use crate::nodes::Params;
 use serde::{Deserialize, Serialize};
@@ -65,13 +63,4 @@ pub struct PipelineSpec {
 }
 
 /// Top-level keys of a pipeline file.
-pub const SECTIONS: [&str; 8] = [
-    "name",
-    "description",
-    "seed",
-    "task",
-    "data",
-    "nodes",
-    "train",
-    "eval",
-];
+pub const SECTIONS: [&str; 8] = ["name", "description", "seed", "task", "data", "nodes", "train", "eval"];

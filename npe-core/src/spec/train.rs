@@ -134,10 +134,7 @@ pub struct CheckpointSpec {
 
 impl Default for CheckpointSpec {
     fn default() -> Self {
-        Self {
-            every_epochs: 1,
-            keep_last: default_keep(),
-        }
+        Self { every_epochs: 1, keep_last: default_keep() }
     }
 }
 
@@ -215,10 +212,6 @@ fn default_prior_samples() -> usize {
 
 impl Default for EvalSpec {
     fn default() -> Self {
-        Self {
-            every_epochs: 1,
-            batch_size: default_eval_batch(),
-            prior_train_samples: default_prior_samples(),
-        }
+        Self { every_epochs: 1, batch_size: default_eval_batch(), prior_train_samples: default_prior_samples() }
     }
 }

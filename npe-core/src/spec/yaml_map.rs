@@ -23,10 +23,7 @@ pub struct Pos {
 impl From<Marker> for Pos {
     fn from(m: Marker) -> Self {
         // yaml-rust2 lines are 1-based, columns 0-based.
-        Pos {
-            line: m.line().max(1),
-            col: m.col() + 1,
-        }
+        Pos { line: m.line().max(1), col: m.col() + 1 }
     }
 }
 
@@ -49,10 +46,7 @@ impl YamlMap {
 
     /// Position of the value at `path`, falling back to its key.
     pub fn value(&self, path: &str) -> Option<Pos> {
-        self.values
-            .get(path)
-            .or_else(|| self.keys.get(path))
-            .copied()
+        self.values.get(path).or_else(|| self.keys.get(path)).copied()
     }
 
     /// Best position for `path`: the value, else the key, else the nearest ancestor's.
@@ -77,28 +71,16 @@ impl YamlMap {
     /// Parse `src` with yaml-rust2, collecting positions and duplicate-key errors.
     /// A syntax error is returned as `Err` with its position.
     pub fn build(src: &SourceText) -> Result<(YamlMap, Diagnostics), Diagnostic> {
-        let mut recv = Receiver {
-            src,
-            map: YamlMap::default(),
-            stack: Vec::new(),
-            dups: Diagnostics::new(),
-            docs: 0,
-        };
+        let mut recv = Receiver { src, map: YamlMap::default(), stack: Vec::new(), dups: Diagnostics::new(), docs: 0 };
         let mut parser = Parser::new_from_str(&src.text);
         if let Err(e) = parser.load(&mut recv, true) {
             let pos = Pos::from(*e.marker());
-            return Err(Diagnostic::error(
-                src.at(pos.line, pos.col),
-                format!("YAML syntax: {}", e.info()),
-            )
-            .with_opt_hint(syntax_hint(e.info())));
+            return Err(Diagnostic::error(src.at(pos.line, pos.col), format!("YAML syntax: {}", e.info()))
+                .with_opt_hint(syntax_hint(e.info())));
         }
         if recv.docs > 1 {
-            return Err(Diagnostic::error(
-                src.at(1, 1),
-                "the file holds several YAML documents (`---`)",
-            )
-            .with_hint("a pipeline is one YAML document: remove the extra `---` sections"));
+            return Err(Diagnostic::error(src.at(1, 1), "the file holds several YAML documents (`---`)")
+                .with_hint("a pipeline is one YAML document: remove the extra `---` sections"));
         }
         Ok((recv.map, recv.dups))
     }
@@ -108,19 +90,14 @@ impl YamlMap {
 pub fn syntax_hint(info: &str) -> Option<String> {
     let info = info.to_lowercase();
     if info.contains("repetition limit") {
-        Some(
-            "anchors and aliases expand to too much data (an alias bomb?); write the values out"
-                .into(),
-        )
+        Some("anchors and aliases expand to too much data (an alias bomb?); write the values out".into())
     } else if info.contains("recursion limit") {
         Some("the YAML nests too deeply for a pipeline".into())
     } else if info.contains("tab") {
         Some("YAML indentation must use spaces, not tabs".into())
     } else if info.contains("mapping values are not allowed") {
         Some("a value containing `: ` must be quoted, or a key is indented wrongly".into())
-    } else if info.contains("did not find expected ',' or '}'")
-        || info.contains("did not find expected ',' or ']'")
-    {
+    } else if info.contains("did not find expected ',' or '}'") || info.contains("did not find expected ',' or ']'") {
         Some("an inline `{...}` or `[...]` is not closed".into())
     } else if info.contains("quoted scalar") {
         Some("a quoted string is not closed".into())
@@ -157,11 +134,7 @@ struct Receiver<'a> {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 impl Receiver<'_> {
@@ -169,12 +142,7 @@ impl Receiver<'_> {
     fn value_path(&mut self) -> Option<String> {
         match self.stack.last_mut() {
             None => Some(String::new()),
-            Some(Frame::Map {
-                path,
-                expect_key: false,
-                key,
-                ..
-            }) => key.as_ref().map(|k| join(path, k)),
+            Some(Frame::Map { path, expect_key: false, key, .. }) => key.as_ref().map(|k| join(path, k)),
             Some(Frame::Seq { path, index }) => {
                 let p = join(path, &index.to_string());
                 *index += 1;
@@ -194,23 +162,12 @@ impl Receiver<'_> {
     fn on_scalar(&mut self, text: String, pos: Pos) {
         match self.stack.last_mut() {
             Some(Frame::Opaque { .. }) => {}
-            Some(Frame::Map {
-                path,
-                expect_key: true,
-                key,
-                seen,
-            }) => {
+            Some(Frame::Map { path, expect_key: true, key, seen }) => {
                 let full = join(path, &text);
                 if let Some(first) = seen.get(&text) {
                     self.dups.push(
-                        Diagnostic::error(
-                            self.src.at(pos.line, pos.col),
-                            format!("duplicate key `{text}`"),
-                        )
-                        .with_hint(format!(
-                            "`{text}` is already set at line {}; remove one of them",
-                            first.line
-                        )),
+                        Diagnostic::error(self.src.at(pos.line, pos.col), format!("duplicate key `{text}`"))
+                            .with_hint(format!("`{text}` is already set at line {}; remove one of them", first.line)),
                     );
                 } else {
                     seen.insert(text.clone(), pos);
@@ -241,21 +198,14 @@ impl Receiver<'_> {
                 *depth += 1;
                 return;
             }
-            Some(Frame::Map {
-                expect_key: true, ..
-            }) => Frame::Opaque { depth: 1 },
+            Some(Frame::Map { expect_key: true, .. }) => Frame::Opaque { depth: 1 },
             _ => {
                 let path = self.value_path().unwrap_or_default();
                 if !path.is_empty() && !is_map {
                     self.map.values.entry(path.clone()).or_insert(pos);
                 }
                 if is_map {
-                    Frame::Map {
-                        path,
-                        expect_key: true,
-                        key: None,
-                        seen: HashMap::new(),
-                    }
+                    Frame::Map { path, expect_key: true, key: None, seen: HashMap::new() }
                 } else {
                     Frame::Seq { path, index: 0 }
                 }
@@ -270,10 +220,7 @@ impl Receiver<'_> {
             Some(Frame::Opaque { .. }) => {
                 self.stack.pop();
                 // The opaque collection was a key; the map now expects its value.
-                if let Some(Frame::Map {
-                    expect_key, key, ..
-                }) = self.stack.last_mut()
-                {
+                if let Some(Frame::Map { expect_key, key, .. }) = self.stack.last_mut() {
                     *expect_key = false;
                     *key = Some("<complex key>".into());
                 }
@@ -315,10 +262,7 @@ mod tests {
         assert!(d.is_empty());
         assert_eq!(m.key("nodes.pem"), Some(Pos { line: 3, col: 3 }));
         assert_eq!(m.value("nodes.pem.kind"), Some(Pos { line: 4, col: 11 }));
-        assert_eq!(
-            m.value("nodes.pem.hidden.1"),
-            Some(Pos { line: 5, col: 18 })
-        );
+        assert_eq!(m.value("nodes.pem.hidden.1"), Some(Pos { line: 5, col: 18 }));
         assert_eq!(m.node_order, vec!["pem"]);
         // Unknown paths fall back to the nearest known ancestor.
         assert_eq!(m.locate("nodes.pem.nope"), Some(Pos { line: 3, col: 3 }));
@@ -328,21 +272,14 @@ mod tests {
     fn duplicate_keys_are_found_with_both_lines() {
         let (_, d) = build("a: 1\nb:\n  c: 1\n  c: 2\na: 3\n");
         assert_eq!(d.len(), 2);
-        assert!(
-            d.0[0]
-                .to_string()
-                .starts_with("t.yaml:4:3: error: duplicate key `c`")
-        );
+        assert!(d.0[0].to_string().starts_with("t.yaml:4:3: error: duplicate key `c`"));
         assert!(d.0[1].hint.as_ref().unwrap().contains("line 1"));
     }
 
     #[test]
     fn syntax_errors_are_located() {
         let e = YamlMap::build(&SourceText::from_string("t.yaml", "a:\n\tb: 1\n")).unwrap_err();
-        assert!(matches!(
-            e.origin,
-            crate::diag::Origin::File { line: 2, .. }
-        ));
+        assert!(matches!(e.origin, crate::diag::Origin::File { line: 2, .. }));
         assert!(e.hint.unwrap().contains("tabs"));
     }
 }

@@ -25,14 +25,8 @@ impl Plan {
         };
         for (_, op) in ir.ops() {
             match op {
-                Op::Accuracy(a) => a
-                    .inputs
-                    .iter()
-                    .for_each(|i| add(Request::Argmax(i.node.clone()))),
-                Op::Iou(a) => a
-                    .inputs
-                    .iter()
-                    .for_each(|i| add(Request::Argmax(i.node.clone()))),
+                Op::Accuracy(a) => a.inputs.iter().for_each(|i| add(Request::Argmax(i.node.clone()))),
+                Op::Iou(a) => a.inputs.iter().for_each(|i| add(Request::Argmax(i.node.clone()))),
                 Op::PriorEstimate(p) => add(Request::SpatialMean(p.input.node.clone())),
                 _ => {}
             }
@@ -81,14 +75,11 @@ pub fn evaluate(
         let out = exec.infer(&batch, &plan.requests)?;
         for (r, t) in plan.requests.iter().zip(&out) {
             match r {
-                Request::Argmax(node) => confusion
-                    .entry(node.clone())
-                    .or_insert_with(|| Confusion::new(classes))
-                    .add(&t.data, &batch.labels),
+                Request::Argmax(node) => {
+                    confusion.entry(node.clone()).or_insert_with(|| Confusion::new(classes)).add(&t.data, &batch.labels)
+                }
                 Request::SpatialMean(node) => {
-                    let e = pem_sums
-                        .entry(node.clone())
-                        .or_insert_with(|| (vec![0.0; classes], 0));
+                    let e = pem_sums.entry(node.clone()).or_insert_with(|| (vec![0.0; classes], 0));
                     add_pem(&mut e.0, &mut e.1, t);
                 }
                 Request::Output(_) => {}
@@ -98,21 +89,15 @@ pub fn evaluate(
     }
     // Training-split mean of the PEMs: the estimate of the training prior.
     let mut train_sums: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
-    let pem_requests: Vec<Request> = plan
-        .requests
-        .iter()
-        .filter(|r| matches!(r, Request::SpatialMean(_)))
-        .cloned()
-        .collect();
+    let pem_requests: Vec<Request> =
+        plan.requests.iter().filter(|r| matches!(r, Request::SpatialMean(_))).cloned().collect();
     if let (Some(loader), false) = (prior_train, pem_requests.is_empty()) {
         for batch in loader.iter(0, 0) {
             let batch = batch?;
             let out = exec.infer(&batch, &pem_requests)?;
             for (r, t) in pem_requests.iter().zip(&out) {
                 if let Request::SpatialMean(node) = r {
-                    let e = train_sums
-                        .entry(node.clone())
-                        .or_insert_with(|| (vec![0.0; classes], 0));
+                    let e = train_sums.entry(node.clone()).or_insert_with(|| (vec![0.0; classes], 0));
                     add_pem(&mut e.0, &mut e.1, t);
                 }
             }
@@ -123,23 +108,12 @@ pub fn evaluate(
         match op {
             Op::Accuracy(a) => {
                 let groups = class_groups(&a.groups, &ds.train_counts);
-                let m = a
-                    .inputs
-                    .iter()
-                    .map(|i| (i.node.clone(), confusion[&i.node].accuracy(&groups)))
-                    .collect();
+                let m = a.inputs.iter().map(|i| (i.node.clone(), confusion[&i.node].accuracy(&groups))).collect();
                 report.accuracy.insert(node.name.clone(), m);
             }
             Op::Iou(a) => {
-                let tail: Vec<bool> = truth
-                    .iter()
-                    .map(|&p| p < a.tail.pixel_fraction_below)
-                    .collect();
-                let m = a
-                    .inputs
-                    .iter()
-                    .map(|i| (i.node.clone(), confusion[&i.node].segmentation(&tail)))
-                    .collect();
+                let tail: Vec<bool> = truth.iter().map(|&p| p < a.tail.pixel_fraction_below).collect();
+                let m = a.inputs.iter().map(|i| (i.node.clone(), confusion[&i.node].segmentation(&tail))).collect();
                 report.segmentation.insert(node.name.clone(), m);
             }
             Op::PriorEstimate(p) => {
@@ -149,13 +123,7 @@ pub fn evaluate(
                 };
                 let test_fit = fit(&pem_sums[&p.input.node]);
                 let train_fit = train_sums.get(&p.input.node).map(fit);
-                report.prior.insert(
-                    node.name.clone(),
-                    PriorReport {
-                        train: train_fit,
-                        test: test_fit,
-                    },
-                );
+                report.prior.insert(node.name.clone(), PriorReport { train: train_fit, test: test_fit });
             }
             _ => {}
         }

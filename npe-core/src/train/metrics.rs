@@ -31,10 +31,7 @@ pub struct Confusion {
 impl Confusion {
     /// Empty confusion over `classes`.
     pub fn new(classes: usize) -> Self {
-        Self {
-            classes,
-            counts: vec![0; classes * classes],
-        }
+        Self { classes, counts: vec![0; classes * classes] }
     }
 
     /// Add predictions (ignoring labels outside `0..C`, e.g. ignored pixels).
@@ -60,10 +57,7 @@ impl Confusion {
             total += n;
         }
         let group = |g: usize| {
-            let v: Vec<f64> = (0..c)
-                .filter(|&k| groups.get(k) == Some(&g))
-                .map(|k| per_class[k])
-                .collect();
+            let v: Vec<f64> = (0..c).filter(|&k| groups.get(k) == Some(&g)).map(|k| per_class[k]).collect();
             (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
         };
         let (head, medium, tail) = (group(0), group(1), group(2));
@@ -90,20 +84,13 @@ impl Confusion {
             let pred: u64 = (0..c).map(|j| self.counts[j * c + k]).sum();
             let union = gt + pred - tp;
             present[k] = gt > 0;
-            iou[k] = if union > 0 {
-                tp as f64 / union as f64
-            } else {
-                0.0
-            };
+            iou[k] = if union > 0 { tp as f64 / union as f64 } else { 0.0 };
             acc[k] = if gt > 0 { tp as f64 / gt as f64 } else { 0.0 };
             right += tp;
             total += gt;
         }
         let mean_over = |v: &[f64], keep: &dyn Fn(usize) -> bool| {
-            let xs: Vec<f64> = (0..c)
-                .filter(|&k| present[k] && keep(k))
-                .map(|k| v[k])
-                .collect();
+            let xs: Vec<f64> = (0..c).filter(|&k| present[k] && keep(k)).map(|k| v[k]).collect();
             (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
         };
         SegMetrics {
@@ -161,11 +148,7 @@ pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
         sxx += (a - mx).powi(2);
         syy += (b - my).powi(2);
     }
-    if sxx == 0.0 || syy == 0.0 {
-        0.0
-    } else {
-        sxy / (sxx * syy).sqrt()
-    }
+    if sxx == 0.0 || syy == 0.0 { 0.0 } else { sxy / (sxx * syy).sqrt() }
 }
 
 fn ranks(v: &[f64]) -> Vec<f64> {
@@ -202,20 +185,8 @@ pub fn prior_fit(mean_h: &[f64], truth: &[f64]) -> PriorFit {
     let m = y.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let z: f64 = y.iter().map(|v| (v - m).exp()).sum();
     let estimate: Vec<f64> = y.iter().map(|v| (v - m).exp() / z).collect();
-    let kl = truth
-        .iter()
-        .zip(&estimate)
-        .filter(|(p, _)| **p > 0.0)
-        .map(|(p, q)| p * (p / q.max(1e-300)).ln())
-        .sum();
-    PriorFit {
-        r: pearson(&x, &y),
-        spearman: spearman(&x, &y),
-        slope,
-        kl,
-        estimate,
-        truth: truth.to_vec(),
-    }
+    let kl = truth.iter().zip(&estimate).filter(|(p, _)| **p > 0.0).map(|(p, q)| p * (p / q.max(1e-300)).ln()).sum();
+    PriorFit { r: pearson(&x, &y), spearman: spearman(&x, &y), slope, kl, estimate, truth: truth.to_vec() }
 }
 
 #[cfg(test)]
@@ -231,10 +202,7 @@ mod tests {
         assert_eq!(a.per_class, vec![0.75, 0.5, 0.0]);
         assert!((a.mean_per_class - 1.25 / 3.0).abs() < 1e-12);
         assert!((a.overall - 4.0 / 7.0).abs() < 1e-12);
-        assert_eq!(
-            (a.head, a.medium, a.tail),
-            (Some(0.75), Some(0.5), Some(0.0))
-        );
+        assert_eq!((a.head, a.medium, a.tail), (Some(0.75), Some(0.5), Some(0.0)));
     }
 
     #[test]

@@ -78,10 +78,7 @@ pub enum TrainError {
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| TrainError::Io { path: path.to_path_buf(), source }
 }
 
 /// Settings of a training run that are not part of the pipeline.
@@ -128,12 +125,7 @@ pub fn primary_groups(ir: &Ir) -> GroupsSpec {
 
 impl Session {
     /// Load the data, lay out and initialise the parameters, and build the executor.
-    pub fn new(
-        ir: Ir,
-        registry: &Registry,
-        backend: &dyn Backend,
-        device: Device,
-    ) -> Result<Session, TrainError> {
+    pub fn new(ir: Ir, registry: &Registry, backend: &dyn Backend, device: Device) -> Result<Session, TrainError> {
         let data = data::load(&ir.data_spec, ir.seed)?;
         data.check_classes(ir.num_classes(), &data.name)?;
         Self::with_data(ir, data, registry, backend, device)
@@ -162,46 +154,22 @@ impl Session {
         let mut exec = backend.build(&ir, &ctx)?;
         if let Some(path) = &ir.train.init_from {
             let ck = Checkpoint::load(path)?;
-            let known: std::collections::HashSet<&str> =
-                params.iter().map(|p| p.name.as_str()).collect();
-            let usable: Vec<NamedTensor> = ck
-                .params
-                .into_iter()
-                .filter(|t| known.contains(t.name.as_str()))
-                .collect();
+            let known: std::collections::HashSet<&str> = params.iter().map(|p| p.name.as_str()).collect();
+            let usable: Vec<NamedTensor> = ck.params.into_iter().filter(|t| known.contains(t.name.as_str())).collect();
             if usable.is_empty() {
                 return Err(TrainError::Resume(format!(
                     "`train.init_from`: {} has no parameter of this model",
                     path.display()
                 )));
             }
-            tracing::info!(
-                "initialised {} of {} tensors from {}",
-                usable.len(),
-                params.len(),
-                path.display()
-            );
+            tracing::info!("initialised {} of {} tensors from {}", usable.len(), params.len(), path.display());
             exec.import(&usable)?;
         }
         let t = &ir.train;
-        let train_loader = data::loader(
-            &data,
-            &data.train,
-            &ir.data_spec,
-            SplitKind::Train,
-            t.batch_size,
-            t.drop_last,
-            ir.seed,
-        )?;
-        let test_loader = data::loader(
-            &data,
-            &data.test,
-            &ir.data_spec,
-            SplitKind::Eval,
-            ir.eval.batch_size,
-            false,
-            ir.seed,
-        )?;
+        let train_loader =
+            data::loader(&data, &data.train, &ir.data_spec, SplitKind::Train, t.batch_size, t.drop_last, ir.seed)?;
+        let test_loader =
+            data::loader(&data, &data.test, &ir.data_spec, SplitKind::Eval, ir.eval.batch_size, false, ir.seed)?;
         let wants_prior = ir.ops().any(|(_, op)| matches!(op, Op::PriorEstimate(_)));
         let prior_loader = if wants_prior && ir.eval.prior_train_samples > 0 {
             let n = data.train.len().min(ir.eval.prior_train_samples);
@@ -209,29 +177,12 @@ impl Session {
             pick.truncate(n);
             pick.sort_unstable();
             let subset = data.train.subset(&pick);
-            Some(data::loader(
-                &data,
-                &subset,
-                &ir.data_spec,
-                SplitKind::Eval,
-                ir.eval.batch_size,
-                false,
-                ir.seed,
-            )?)
+            Some(data::loader(&data, &subset, &ir.data_spec, SplitKind::Eval, ir.eval.batch_size, false, ir.seed)?)
         } else {
             None
         };
         let backend = backend.name().to_string();
-        Ok(Session {
-            ir,
-            data,
-            exec,
-            params,
-            backend,
-            train_loader,
-            test_loader,
-            prior_loader,
-        })
+        Ok(Session { ir, data, exec, params, backend, train_loader, test_loader, prior_loader })
     }
 
     /// Optimisation steps per epoch.
@@ -247,13 +198,7 @@ impl Session {
 
     /// Evaluate the current model.
     pub fn evaluate(&mut self) -> Result<EvalReport, TrainError> {
-        evaluate(
-            &self.ir,
-            &self.data,
-            self.exec.as_mut(),
-            &self.test_loader,
-            self.prior_loader.as_ref(),
-        )
+        evaluate(&self.ir, &self.data, self.exec.as_mut(), &self.test_loader, self.prior_loader.as_ref())
     }
 
     fn checkpoint(&self, position: Position) -> Result<Checkpoint, TrainError> {
@@ -293,10 +238,7 @@ impl Session {
             train_counts: self.data.train_counts.clone(),
             train_images: self.data.train.len(),
             test_images: self.data.test.len(),
-            groups: groups
-                .iter()
-                .map(|&g| ["head", "medium", "tail"][g].to_string())
-                .collect(),
+            groups: groups.iter().map(|&g| ["head", "medium", "tail"][g].to_string()).collect(),
         }
     }
 
@@ -306,11 +248,7 @@ impl Session {
         let ck_dir = out.join("checkpoints");
         std::fs::create_dir_all(&ck_dir).map_err(io_err(&ck_dir))?;
         let existing = checkpoint::list(&ck_dir);
-        let mut pos = Position {
-            epoch: 0,
-            batch: 0,
-            global_step: 0,
-        };
+        let mut pos = Position { epoch: 0, batch: 0, global_step: 0 };
         if opts.resume {
             match existing.last() {
                 Some(path) => {
@@ -325,10 +263,7 @@ impl Session {
                         pos.global_step
                     );
                 }
-                None => tracing::info!(
-                    "--resume: no checkpoint in {}, starting from scratch",
-                    ck_dir.display()
-                ),
+                None => tracing::info!("--resume: no checkpoint in {}, starting from scratch", ck_dir.display()),
             }
         } else if !existing.is_empty() {
             return Err(TrainError::Resume(format!(
@@ -338,12 +273,7 @@ impl Session {
         }
         let epochs = self.ir.train.epochs;
         let spe = self.steps_per_epoch();
-        let schedule = Schedule::new(
-            self.ir.train.optimizer.lr,
-            &self.ir.train.schedule,
-            spe,
-            epochs,
-        );
+        let schedule = Schedule::new(self.ir.train.optimizer.lr, &self.ir.train.schedule, spe, epochs);
         let metrics_path = out.join("metrics.jsonl");
         keep_records_up_to(&metrics_path, pos.epoch)?;
         let mut progress = progress::Progress::new(opts.progress, epochs);
@@ -378,11 +308,9 @@ impl Session {
                 let losses = self.exec.train_step(&batch, lr)?;
                 if !losses.total.is_finite() {
                     progress.finish_epoch();
-                    let last = last_ck
-                        .as_ref()
-                        .map_or("no checkpoint was written yet".to_string(), |p| {
-                            format!("the last checkpoint is {}", p.display())
-                        });
+                    let last = last_ck.as_ref().map_or("no checkpoint was written yet".to_string(), |p| {
+                        format!("the last checkpoint is {}", p.display())
+                    });
                     return Err(TrainError::NonFinite {
                         epoch: epoch + 1,
                         step: pos.global_step,
@@ -404,35 +332,21 @@ impl Session {
                 if stop_now && b + 1 < spe {
                     drop(it);
                     progress.finish_epoch();
-                    let here = Position {
-                        epoch,
-                        batch: b + 1,
-                        global_step: pos.global_step,
-                    };
+                    let here = Position { epoch, batch: b + 1, global_step: pos.global_step };
                     let path = ck_dir.join(checkpoint::file_name(&here));
                     self.checkpoint(here)?.save(&path)?;
-                    return Err(TrainError::Interrupted {
-                        epoch: epoch + 1,
-                        batch: b + 1,
-                        checkpoint: path,
-                    });
+                    return Err(TrainError::Interrupted { epoch: epoch + 1, batch: b + 1, checkpoint: path });
                 }
             }
             let seconds = t0.elapsed().as_secs_f64();
             train_seconds += seconds;
             let ips = progress.images_per_second();
             progress.finish_epoch();
-            let mean: BTreeMap<String, f64> = sums
-                .iter()
-                .map(|(k, v)| (k.clone(), v / n_steps.max(1) as f64))
-                .collect();
+            let mean: BTreeMap<String, f64> =
+                sums.iter().map(|(k, v)| (k.clone(), v / n_steps.max(1) as f64)).collect();
             let done = epoch + 1;
             let eval_now = done % self.ir.eval.every_epochs == 0 || done == epochs;
-            let eval = if eval_now {
-                Some(self.evaluate()?)
-            } else {
-                None
-            };
+            let eval = if eval_now { Some(self.evaluate()?) } else { None };
             log_epoch(done, epochs, &mean, eval.as_ref(), ips);
             let record = EpochRecord {
                 epoch: done,
@@ -444,11 +358,7 @@ impl Session {
                 eval: eval.clone(),
             };
             append_record(&metrics_path, &record)?;
-            pos = Position {
-                epoch: done,
-                batch: 0,
-                global_step: pos.global_step,
-            };
+            pos = Position { epoch: done, batch: 0, global_step: pos.global_step };
             if done % self.ir.train.checkpoint.every_epochs == 0 || done == epochs {
                 let path = ck_dir.join(checkpoint::file_name(&pos));
                 self.checkpoint(pos.clone())?.save(&path)?;
@@ -496,18 +406,8 @@ fn fmt_parts(l: &StepLosses) -> String {
     p.join(", ")
 }
 
-fn log_epoch(
-    done: usize,
-    epochs: usize,
-    loss: &BTreeMap<String, f64>,
-    eval: Option<&EvalReport>,
-    ips: f64,
-) {
-    let parts: Vec<String> = loss
-        .iter()
-        .filter(|(k, _)| *k != "total")
-        .map(|(k, v)| format!("{k} {v:.4}"))
-        .collect();
+fn log_epoch(done: usize, epochs: usize, loss: &BTreeMap<String, f64>, eval: Option<&EvalReport>, ips: f64) {
+    let parts: Vec<String> = loss.iter().filter(|(k, _)| *k != "total").map(|(k, v)| format!("{k} {v:.4}")).collect();
     let mut line = format!(
         "epoch {done}/{epochs}: loss {:.4} ({}) {ips:.0} img/s",
         loss.get("total").copied().unwrap_or(f64::NAN),
@@ -515,17 +415,12 @@ fn log_epoch(
     );
     if let Some(e) = eval {
         for outputs in e.accuracy.values() {
-            let accs: Vec<String> = outputs
-                .iter()
-                .map(|(n, a)| format!("{n} {:.2}", 100.0 * a.mean_per_class))
-                .collect();
+            let accs: Vec<String> =
+                outputs.iter().map(|(n, a)| format!("{n} {:.2}", 100.0 * a.mean_per_class)).collect();
             line.push_str(&format!(" | mean per-class acc: {}", accs.join(", ")));
         }
         for outputs in e.segmentation.values() {
-            let m: Vec<String> = outputs
-                .iter()
-                .map(|(n, s)| format!("{n} {:.2}", 100.0 * s.miou))
-                .collect();
+            let m: Vec<String> = outputs.iter().map(|(n, s)| format!("{n} {:.2}", 100.0 * s.miou)).collect();
             line.push_str(&format!(" | mIoU: {}", m.join(", ")));
         }
         for (n, p) in &e.prior {
@@ -537,11 +432,7 @@ fn log_epoch(
 }
 
 fn append_record(path: &Path, record: &EpochRecord) -> Result<(), TrainError> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io_err(path))?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io_err(path))?;
     let mut line = serde_json::to_vec(record).expect("records serialize");
     line.push(b'\n');
     f.write_all(&line).map_err(io_err(path))?;

@@ -32,11 +32,7 @@ pub(crate) struct Progress {
 const LOG_EVERY_SECS: f64 = 15.0;
 
 fn short(parts: &StepLosses) -> String {
-    let p: Vec<String> = parts
-        .parts
-        .iter()
-        .map(|(n, v)| format!("{n} {v:.4}"))
-        .collect();
+    let p: Vec<String> = parts.parts.iter().map(|(n, v)| format!("{n} {v:.4}")).collect();
     format!("loss {:.4} ({})", parts.total, p.join(", "))
 }
 
@@ -66,14 +62,11 @@ impl Progress {
         self.images = 0;
         self.last_log = Instant::now();
         if self.mode == ProgressMode::Auto {
-            let bar =
-                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix} [{bar:28.cyan/blue}] {pos}/{len} {msg} eta {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{prefix} [{bar:28.cyan/blue}] {pos}/{len} {msg} eta {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
             );
             bar.set_prefix(format!("epoch {}/{}", epoch + 1, self.epochs));
             bar.set_position(start as u64);
@@ -90,11 +83,9 @@ impl Progress {
                 bar.set_position(b as u64 + 1);
             }
             (None, ProgressMode::Log)
-                if self.last_log.elapsed().as_secs_f64() >= LOG_EVERY_SECS
-                    && b + 1 < self.total =>
+                if self.last_log.elapsed().as_secs_f64() >= LOG_EVERY_SECS && b + 1 < self.total =>
             {
-                let eta = (self.total - b - 1) as f64 * self.started.elapsed().as_secs_f64()
-                    / (b + 1) as f64;
+                let eta = (self.total - b - 1) as f64 * self.started.elapsed().as_secs_f64() / (b + 1) as f64;
                 tracing::info!(
                     "epoch {}/{} step {}/{} {} lr {lr:.3e} {ips:.0} img/s, epoch eta {eta:.0} s",
                     self.epoch + 1,

@@ -56,23 +56,12 @@ mod tests {
     use super::*;
 
     fn spec(kind: ScheduleKind) -> ScheduleSpec {
-        ScheduleSpec {
-            kind,
-            ..Default::default()
-        }
+        ScheduleSpec { kind, ..Default::default() }
     }
 
     #[test]
     fn multistep_by_epoch() {
-        let s = Schedule::new(
-            0.1,
-            &ScheduleSpec {
-                milestones: vec![2, 3],
-                ..spec(ScheduleKind::Multistep)
-            },
-            10,
-            4,
-        );
+        let s = Schedule::new(0.1, &ScheduleSpec { milestones: vec![2, 3], ..spec(ScheduleKind::Multistep) }, 10, 4);
         let lrs: Vec<f64> = [0, 19, 20, 29, 30, 39].iter().map(|&t| s.lr(t)).collect();
         let want = [0.1, 0.1, 0.01, 0.01, 0.001, 0.001];
         for (a, b) in lrs.iter().zip(want) {
@@ -91,18 +80,7 @@ mod tests {
 
     #[test]
     fn linear_warmup_then_schedule() {
-        let s = Schedule::new(
-            0.1,
-            &ScheduleSpec {
-                warmup_epochs: 1.0,
-                ..spec(ScheduleKind::Constant)
-            },
-            4,
-            3,
-        );
-        assert_eq!(
-            [s.lr(0), s.lr(1), s.lr(3), s.lr(4)],
-            [0.025, 0.05, 0.1, 0.1]
-        );
+        let s = Schedule::new(0.1, &ScheduleSpec { warmup_epochs: 1.0, ..spec(ScheduleKind::Constant) }, 4, 3);
+        assert_eq!([s.lr(0), s.lr(1), s.lr(3), s.lr(4)], [0.025, 0.05, 0.1, 0.1]);
     }
 }
