@@ -42,6 +42,8 @@ pub struct Ctx<'a> {
     pub(crate) bn: RefCell<Vec<BnUpdate>>,
     pub(crate) targets: Option<Targets>,
     pub(crate) log_prior: Tensor<1>,
+    /// Frozen nodes (they run in evaluation mode: batch norm uses running statistics).
+    pub(crate) frozen: &'a std::collections::BTreeSet<String>,
 }
 
 impl Ctx<'_> {
@@ -88,9 +90,9 @@ impl NodeCtx<'_> {
         self.ctx.has(&self.full(local))
     }
 
-    /// Training mode?
+    /// Training mode? (False for frozen nodes, which keep their batch-norm statistics.)
     pub fn train(&self) -> bool {
-        self.ctx.train
+        self.ctx.train && !self.ctx.frozen.contains(self.node)
     }
 
     /// 2-D convolution with `{prefix}weight` (and `{prefix}bias` if declared).
@@ -108,7 +110,7 @@ impl NodeCtx<'_> {
         let beta = self.param::<1>(&format!("{prefix}bias"))?;
         let mean_name = self.full(&format!("{prefix}running_mean"));
         let var_name = self.full(&format!("{prefix}running_var"));
-        if self.ctx.train {
+        if self.train() {
             let dims = x.dims();
             let n = dims.iter().product::<usize>() / dims[1];
             let out = module::batch_norm_train(x, gamma, beta, BN_EPS);

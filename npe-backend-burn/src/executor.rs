@@ -29,6 +29,7 @@ pub struct BurnExecutor {
     ignore_index: i64,
     custom: CustomKinds,
     train_nodes: Vec<NodeIndex>,
+    frozen: std::collections::BTreeSet<String>,
     loss_nodes: Vec<(NodeIndex, String)>,
     describe: String,
 }
@@ -59,6 +60,7 @@ impl BurnExecutor {
             ignore_index: ctx.ignore_index,
             custom,
             train_nodes,
+            frozen: ctx.frozen.clone(),
             loss_nodes,
             describe,
         })
@@ -110,6 +112,7 @@ impl BurnExecutor {
             bn: RefCell::new(vec![]),
             targets: Some(self.targets(batch, device)),
             log_prior: self.log_prior(device),
+            frozen: &self.frozen,
         };
         let acts = forward(&ctx, &self.ir, &self.train_nodes, self.images(batch, device), &self.custom)?;
         let mut parts = vec![];
@@ -206,6 +209,7 @@ impl Executor for BurnExecutor {
             bn: RefCell::new(vec![]),
             targets: None,
             log_prior: self.log_prior(&device),
+            frozen: &self.frozen,
         };
         let acts = forward(&ctx, &self.ir, &nodes, self.images(batch, &device), &self.custom)?;
         let get = |n: &str| -> Result<Act, BurnError> {

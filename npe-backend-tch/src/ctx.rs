@@ -27,6 +27,8 @@ pub struct Ctx<'a> {
     pub device: Device,
     pub(crate) targets: Option<Targets>,
     pub(crate) log_prior: Tensor,
+    /// Frozen nodes (they run in evaluation mode: batch norm uses running statistics).
+    pub(crate) frozen: &'a std::collections::BTreeSet<String>,
 }
 
 impl Ctx<'_> {
@@ -70,9 +72,9 @@ impl NodeCtx<'_> {
         self.ctx.has(&self.full(local))
     }
 
-    /// Training mode?
+    /// Training mode? (False for frozen nodes, which keep their batch-norm statistics.)
     pub fn train(&self) -> bool {
-        self.ctx.train
+        self.ctx.train && !self.ctx.frozen.contains(self.node)
     }
 
     fn bias(&self, prefix: &str) -> Result<Option<&Tensor>> {
@@ -93,7 +95,7 @@ impl NodeCtx<'_> {
         let b = self.param(&format!("{prefix}bias"))?;
         let rm = self.param(&format!("{prefix}running_mean"))?;
         let rv = self.param(&format!("{prefix}running_var"))?;
-        Ok(x.f_batch_norm(Some(w), Some(b), Some(rm), Some(rv), self.ctx.train, BN_MOMENTUM, BN_EPS, true)?)
+        Ok(x.f_batch_norm(Some(w), Some(b), Some(rm), Some(rv), self.train(), BN_MOMENTUM, BN_EPS, true)?)
     }
 
     /// `x · Wᵀ + b` with `{prefix}weight` of shape `[out, in]`.

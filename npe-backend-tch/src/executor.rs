@@ -28,6 +28,7 @@ pub struct TchExecutor {
     ignore_index: i64,
     custom: CustomKinds,
     train_nodes: Vec<NodeIndex>,
+    frozen: std::collections::BTreeSet<String>,
     loss_nodes: Vec<(NodeIndex, String)>,
     describe: String,
 }
@@ -60,6 +61,7 @@ impl TchExecutor {
             ignore_index: ctx.ignore_index,
             custom,
             train_nodes,
+            frozen: ctx.frozen.clone(),
             loss_nodes,
             describe,
         })
@@ -95,6 +97,7 @@ impl TchExecutor {
             device: self.device,
             targets,
             log_prior: Tensor::f_from_slice(&self.log_prior)?.f_to_device(self.device)?,
+            frozen: &self.frozen,
         })
     }
 

@@ -29,3 +29,22 @@ pub fn sgd_update(
     let _ = p.f_sub_(&(d * lr))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_torch_sgd_with_momentum_and_decay() {
+        // Same numbers as the burn backend's test (torch.optim.SGD, lr 0.1, momentum 0.9, wd 0.01).
+        let opt = OptimizerSpec { lr: 0.1, momentum: 0.9, weight_decay: 0.01, ..Default::default() };
+        let mut p = Tensor::from_slice(&[1.0f32]);
+        let mut buf = None;
+        tch::no_grad(|| {
+            sgd_update(&mut p, &Tensor::from_slice(&[0.5f32]), &mut buf, 0.1, &opt, true).unwrap();
+            assert!((p.double_value(&[0]) - 0.949).abs() < 1e-6);
+            sgd_update(&mut p, &Tensor::from_slice(&[0.2f32]), &mut buf, 0.1, &opt, true).unwrap();
+            assert!((p.double_value(&[0]) - (0.949 - 0.066849)).abs() < 1e-6);
+        });
+    }
+}

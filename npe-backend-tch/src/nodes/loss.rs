@@ -83,3 +83,50 @@ pub fn one_way_logistic(ctx: &Ctx, p: &OneWayLogisticParams, pems: Act) -> Resul
     };
     Ok(Act::Loss(total * scale))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{ParamStore, download};
+    use npe_core::nodes::NodeRef;
+
+    const LOGITS: [f32; 12] = [1.0, 2.0, -1.0, 0.5, 0.0, 0.3, 2.0, 1.5, -2.0, 1.0, 0.7, -0.4];
+    const LABELS: [i64; 4] = [0, 255, 2, 1];
+
+    #[test]
+    fn per_pixel_losses_skip_ignored_pixels() {
+        let store = ParamStore::new(&[], &[], &Default::default(), tch::Device::Cpu).unwrap();
+        let frozen = Default::default();
+        let idx: Vec<i64> = LABELS.iter().map(|&l| if l == 255 { 0 } else { l }).collect();
+        let valid: Vec<f32> = LABELS.iter().map(|&l| (l != 255) as u8 as f32).collect();
+        let ctx = Ctx {
+            store: &store,
+            train: true,
+            device: tch::Device::Cpu,
+            targets: Some(Targets::Pixels {
+                index: Tensor::from_slice(&idx).reshape([1, 1, 2, 2]),
+                valid: Tensor::from_slice(&valid).reshape([1, 1, 2, 2]),
+                count: 3,
+            }),
+            log_prior: Tensor::zeros([3], (Kind::Float, tch::Device::Cpu)),
+            frozen: &frozen,
+        };
+        let logits = Tensor::from_slice(&LOGITS).reshape([1, 3, 2, 2]);
+        let (mut ce_want, mut owl_want) = (0.0, 0.0);
+        for p in 0..4 {
+            if LABELS[p] == 255 {
+                continue;
+            }
+            let z: Vec<f64> = (0..3).map(|c| LOGITS[c * 4 + p] as f64).collect();
+            let y = LABELS[p] as usize;
+            ce_want += z.iter().map(|v| v.exp()).sum::<f64>().ln() - z[y];
+            owl_want += (1.0 + z[y].exp()).ln();
+        }
+        let p = CrossEntropyParams { input: NodeRef::parse("l").unwrap(), weight: 1.0 };
+        let Act::Loss(ce) = cross_entropy(&ctx, &p, Act::Map(logits.shallow_clone())).unwrap() else { panic!() };
+        assert!((download(&ce).unwrap()[0] as f64 - ce_want / 3.0).abs() < 1e-5);
+        let p = OneWayLogisticParams { input: NodeRef::parse("p").unwrap(), weight: 1.0, reduction: Reduction::Sum };
+        let Act::Loss(owl) = one_way_logistic(&ctx, &p, Act::Pems(vec![Act::Map(logits)])).unwrap() else { panic!() };
+        assert!((download(&owl).unwrap()[0] as f64 - owl_want / 3.0).abs() < 1e-5);
+    }
+}

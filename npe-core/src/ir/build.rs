@@ -182,7 +182,11 @@ pub fn build_with_data(
     let order = stable_topo(&graph, data_idx, &cyclic);
 
     // Infer signatures in order.
-    let ctx = InferCtx { num_classes: data.map_or(0, |d| d.num_classes), task: spec.task };
+    let ctx = InferCtx {
+        num_classes: data.map_or(0, |d| d.num_classes),
+        task: spec.task,
+        label_size: data.and_then(|d| d.label.spatial),
+    };
     let mut inferred = vec![false; graph.node_count()];
     inferred[data_idx.index()] = data.is_some();
     for &i in &order {

@@ -73,6 +73,8 @@ pub struct InferCtx {
     pub num_classes: usize,
     /// Classification or segmentation.
     pub task: Task,
+    /// Size of the label maps (segmentation).
+    pub label_size: Option<[usize; 2]>,
 }
 
 /// A parsed node: its kind and typed parameters.
@@ -218,6 +220,7 @@ impl Op {
             Op::CrossEntropy(_) | Op::LogitAdjustedCe(_) => {
                 expect_role(&inputs[0], &[Role::Logits], "input")?;
                 check_task_shape(&inputs[0], ctx)?;
+                check_label_size(&inputs[0], ctx, "input")?;
                 Ok(Sig::scalar(Role::Loss))
             }
             Op::OneWayLogistic(_) => {
@@ -225,6 +228,7 @@ impl Op {
                     return Err(format!("`input` must be PEM outputs (a `pem` node), got {}", inputs[0].role));
                 }
                 check_task_shape(&inputs[0], ctx)?;
+                check_label_size(&inputs[0], ctx, "input")?;
                 Ok(Sig::scalar(Role::Loss))
             }
             Op::NpeLa(p) => p.infer(&inputs[0], &inputs[1]),
@@ -270,6 +274,17 @@ pub(crate) fn expect_role(sig: &Sig, roles: &[Role], port: &str) -> Result<(), S
     }
     let want: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
     Err(format!("`{port}` must be {}, got {sig}", want.join(" or ")))
+}
+
+/// Dense losses and metrics compare maps with the label maps pixel by pixel: sizes must match.
+fn check_label_size(sig: &Sig, ctx: &InferCtx, port: &str) -> Result<(), String> {
+    match (sig.spatial, ctx.label_size) {
+        (Some(s), Some(l)) if s != l => Err(format!(
+            "`{port}` is {}×{} but the labels are {}×{}: add a `resize` node (`kind: resize`, to the label size) and use it here",
+            s[0], s[1], l[0], l[1]
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Classification wants vector outputs, segmentation dense maps.

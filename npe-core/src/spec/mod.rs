@@ -9,8 +9,8 @@ mod train;
 pub mod yaml_map;
 
 pub use data::{
-    Annotator, AugmentSpec, CropSpec, DataFormat, DataSource, DataSpec, ItemSource, LoaderSpec, LongTailSpec, NormalizeSpec,
-    Profile, SegDigitsSpec, StareSpec, SyntheticSpec,
+    Annotator, AugmentSpec, CropSpec, DataFormat, DataSource, DataSpec, ItemSource, LoaderSpec, LongTailSpec,
+    NormalizeSpec, Profile, SegDigitsSpec, StareSpec, SyntheticSpec,
 };
 pub use load::{LoadedPipeline, Overrides, load_file, load_source};
 pub use locate::Locator;
