@@ -55,6 +55,10 @@ struct TrainBench {
     /// CPU threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Measure this pipeline's model instead of ResNet-N (random inputs and labels of its shapes;
+    /// `--pems` then does not apply).
+    #[arg(long, value_name = "FILE")]
+    pipeline: Option<PathBuf>,
     /// A Python with torch 2.13.0 to run scripts/bench_pytorch.py in the same rotation.
     #[arg(long, value_name = "PYTHON")]
     pytorch: Option<PathBuf>,
@@ -120,11 +124,30 @@ fn child(t: &TrainBench, ext: &Extensions) -> ExitCode {
         return ExitCode::from(EXIT_FAILURE);
     }
     let pems: usize = m.parse().unwrap_or(1);
-    let text = pipeline(t.depth, pems, t.batch, t.threads);
-    let loaded =
-        npe_core::spec::load_source(npe_core::source::SourceText::from_string("bench.yaml", text), &Default::default())
-            .expect("valid bench pipeline");
-    let (ir, _) = npe_core::ir::build(&loaded, &ext.registry).expect("valid bench pipeline");
+    let loaded = match &t.pipeline {
+        Some(p) => {
+            let sets = vec![format!("train.batch_size={}", t.batch), format!("train.threads={}", t.threads)];
+            match npe_core::spec::load_file(p, &npe_core::spec::Overrides::with_sets(sets)) {
+                Ok(l) => l,
+                Err(d) => {
+                    super::report(&d);
+                    return ExitCode::from(super::EXIT_INVALID);
+                }
+            }
+        }
+        None => {
+            let text = pipeline(t.depth, pems, t.batch, t.threads);
+            let src = npe_core::source::SourceText::from_string("bench.yaml", text);
+            npe_core::spec::load_source(src, &Default::default()).expect("valid bench pipeline")
+        }
+    };
+    let ir = match npe_core::ir::build(&loaded, &ext.registry) {
+        Ok((ir, _)) => ir,
+        Err(d) => {
+            super::report(&d);
+            return ExitCode::from(super::EXIT_INVALID);
+        }
+    };
     let params = npe_core::model::layout(&ir, &ext.registry);
     let ctx = BuildContext {
         device: Device::Cpu,
@@ -133,7 +156,7 @@ fn child(t: &TrainBench, ext: &Extensions) -> ExitCode {
         params,
         optimizer: ir.train.optimizer.clone(),
         frozen: Default::default(),
-        class_prior: vec![0.1; 10],
+        class_prior: vec![1.0 / ir.num_classes() as f64; ir.num_classes()],
         ignore_index: 255,
     };
     let backend = super::session::backend(choice, ext);
@@ -146,11 +169,19 @@ fn child(t: &TrainBench, ext: &Extensions) -> ExitCode {
     };
     let n = t.batch;
     let mut r = Rng::new(0);
+    let [c, h, w] =
+        [ir.data.image.channels, ir.data.image.spatial.map_or(1, |s| s[0]), ir.data.image.spatial.map_or(1, |s| s[1])];
+    let dense = ir.data.is_dense();
+    let classes = ir.num_classes() as u64;
     let batch = HostBatch {
-        images: (0..n * 3 * 32 * 32).map(|_| r.normal() as f32).collect(),
-        shape: [n, 3, 32, 32],
-        labels: (0..n as i64).map(|i| i % 10).collect(),
-        dense: false,
+        images: (0..n * c * h * w).map(|_| r.normal() as f32).collect(),
+        shape: [n, c, h, w],
+        labels: if dense {
+            (0..n * h * w).map(|_| r.below(classes) as i64).collect()
+        } else {
+            (0..n as i64).map(|i| i % classes as i64).collect()
+        },
+        dense,
         indices: (0..n as u32).collect(),
     };
     let mut last = 0.0;
@@ -169,7 +200,7 @@ fn child(t: &TrainBench, ext: &Extensions) -> ExitCode {
     }
     let dt = t0.elapsed().as_secs_f64();
     let out = serde_json::json!({
-        "img_s": (t.steps * n) as f64 / dt, "step_s": dt / t.steps as f64, "peak_rss_mb": peak_rss_mb(),
+        "img_s": (t.steps * n) as f64 / dt, "pixels_s": (t.steps * n * h * w) as f64 / dt, "step_s": dt / t.steps as f64, "peak_rss_mb": peak_rss_mb(),
         "describe": exec.describe(), "loss": last,
     });
     println!("{out}");
@@ -195,6 +226,9 @@ fn measure(c: &Config, t: &TrainBench) -> Result<serde_json::Value, String> {
         cmd.args(["bench", "train", "--child", &format!("{}:{}", c.backend, c.pems)]);
         cmd.args(["--depth", &t.depth.to_string(), "--batch", &t.batch.to_string(), "--steps", &t.steps.to_string()]);
         cmd.args(["--warmup", &t.warmup.to_string(), "--threads", &t.threads.to_string()]);
+        if let Some(p) = &t.pipeline {
+            cmd.arg("--pipeline").arg(p);
+        }
         cmd
     };
     let out = cmd.output().map_err(|e| format!("{}: {e}", c.label))?;
@@ -231,17 +265,28 @@ fn parent(t: TrainBench) -> ExitCode {
             return ExitCode::from(super::EXIT_INVALID);
         }
     }
-    if t.pytorch.is_some() {
+    if t.pytorch.is_some() && t.pipeline.is_none() {
         backends.insert(0, "pytorch".into());
     }
+    let pems_list = if t.pipeline.is_some() { vec![0] } else { t.pems.clone() };
     let configs: Vec<Config> = backends
         .iter()
-        .flat_map(|b| t.pems.iter().map(move |&m| Config { label: format!("{b} M={m}"), backend: b.clone(), pems: m }))
+        .flat_map(|b| {
+            let labelled = t.pipeline.is_some();
+            pems_list.iter().map(move |&m| Config {
+                label: if labelled { b.clone() } else { format!("{b} M={m}") },
+                backend: b.clone(),
+                pems: m,
+            })
+        })
         .collect();
     let mut results: Vec<Vec<serde_json::Value>> = vec![vec![]; configs.len()];
+    let model = match &t.pipeline {
+        Some(p) => format!("{}", p.display()),
+        None => format!("ResNet-{} + M PEMs on 3×32×32", t.depth),
+    };
     eprintln!(
-        "ResNet-{} training, batch {}, 3×32×32, {} threads: {} configurations × {} rounds ({} steps after {} warm-up each)",
-        t.depth,
+        "{model} training, batch {}, {} threads: {} configurations × {} rounds ({} steps after {} warm-up each)",
         t.batch,
         t.threads,
         configs.len(),
@@ -270,7 +315,6 @@ fn parent(t: TrainBench) -> ExitCode {
         }
     }
     let stat = |i: usize, k: &str| -> Vec<f64> { results[i].iter().filter_map(|v| v[k].as_f64()).collect() };
-    let reference = configs.iter().position(|c| c.backend == "pytorch");
     let rows: Vec<serde_json::Value> = configs
         .iter()
         .enumerate()
@@ -281,6 +325,7 @@ fn parent(t: TrainBench) -> ExitCode {
             serde_json::json!({
                 "config": c.label, "backend": c.backend, "pems": c.pems,
                 "describe": results[i].first().map(|v| v["describe"].clone()).unwrap_or_default(),
+                "pixels_s_median": median(stat(i, "pixels_s")),
                 "img_s_median": median(ips.clone()), "img_s_min": ips.iter().copied().fold(f64::INFINITY, f64::min),
                 "img_s_max": ips.iter().copied().fold(0.0, f64::max), "peak_rss_mb": rss,
                 "speed_vs_pytorch": pt.map(|(p, _)| median(ips.clone()) / p), "rss_vs_pytorch": pt.map(|(_, r)| rss / r),
@@ -292,27 +337,28 @@ fn parent(t: TrainBench) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     println!(
-        "\nResNet-{} + M PEMs, training img/s at batch {} on 3×32×32, {} threads; median of {} alternating rounds",
-        t.depth, t.batch, t.threads, t.rounds
+        "\n{model}: training throughput at batch {}, {} threads; median of {} alternating rounds",
+        t.batch, t.threads, t.rounds
     );
     println!(
-        "{:<14} {:>10} {:>17} {:>10} {:>12} {:>12}  {}",
-        "config", "img/s", "[min – max]", "peak MB", "× PyTorch", "RSS × PyT", "what"
+        "{:<14} {:>10} {:>17} {:>12} {:>10} {:>12} {:>12}  {}",
+        "config", "img/s", "[min – max]", "Mpixel/s", "peak MB", "× PyTorch", "RSS × PyT", "what"
     );
     for r in &rows {
         let f = |k: &str| r[k].as_f64().map_or("-".to_string(), |v| format!("{v:.2}"));
         println!(
-            "{:<14} {:>10.1} {:>17} {:>10.0} {:>12} {:>12}  {}",
+            "{:<14} {:>10.1} {:>17} {:>12.3} {:>10.0} {:>12} {:>12}  {}",
             r["config"].as_str().unwrap_or(""),
             r["img_s_median"].as_f64().unwrap_or(0.0),
             format!("[{:.1} – {:.1}]", r["img_s_min"].as_f64().unwrap_or(0.0), r["img_s_max"].as_f64().unwrap_or(0.0)),
+            r["pixels_s_median"].as_f64().unwrap_or(0.0) / 1e6,
             r["peak_rss_mb"].as_f64().unwrap_or(0.0),
             f("speed_vs_pytorch"),
             f("rss_vs_pytorch"),
             r["describe"].as_str().unwrap_or("")
         );
     }
-    if t.pems.contains(&0) {
+    if t.pipeline.is_none() && t.pems.contains(&0) {
         for b in &backends {
             let base = rows
                 .iter()
@@ -329,7 +375,6 @@ fn parent(t: TrainBench) -> ExitCode {
             }
         }
     }
-    let _ = reference;
     ExitCode::SUCCESS
 }
 

@@ -33,7 +33,15 @@ pub(crate) fn run(file: &Path, set: &SetArgs, json: bool, registry: &Registry) -
     };
     let groups = groups_of(&ir);
     let counts: Vec<usize> = ds.train_counts.iter().map(|&c| c as usize).collect();
-    let membership = groups.assign(&counts);
+    // Segmentation: head/tail by the `iou` evaluator's pixel-share threshold.
+    let tail_below = ir.ops().find_map(|(_, op)| match op {
+        Op::Iou(i) => Some(i.tail.pixel_fraction_below),
+        _ => None,
+    });
+    let membership = match (ds.train.is_dense(), tail_below) {
+        (true, Some(t)) => ds.train_prior().iter().map(|&p| if p < t { 2 } else { 0 }).collect(),
+        _ => groups.assign(&counts),
+    };
     let test_counts = if ds.test.is_dense() { vec![] } else { ds.test.class_counts(ds.num_classes()) };
     if json {
         let v = serde_json::json!({
@@ -45,7 +53,7 @@ pub(crate) fn run(file: &Path, set: &SetArgs, json: bool, registry: &Registry) -
         println!("{}", serde_json::to_string_pretty(&v).unwrap());
         return ExitCode::SUCCESS;
     }
-    print_table(&ir, &ds, &test_counts, &membership, &groups);
+    print_table(&ir, &ds, &test_counts, &membership, &groups, tail_below);
     ExitCode::SUCCESS
 }
 
@@ -55,7 +63,14 @@ fn imbalance(counts: &[u64]) -> f64 {
     max / min
 }
 
-fn print_table(ir: &Ir, ds: &Dataset, test_counts: &[usize], membership: &[usize], groups: &GroupsSpec) {
+fn print_table(
+    ir: &Ir,
+    ds: &Dataset,
+    test_counts: &[usize],
+    membership: &[usize],
+    groups: &GroupsSpec,
+    tail_below: Option<f64>,
+) {
     let kind = match ds.provenance {
         data::Provenance::Real => "real data",
         data::Provenance::SemiSynthetic => "semi-synthetic data",
@@ -72,8 +87,27 @@ fn print_table(ir: &Ir, ds: &Dataset, test_counts: &[usize], membership: &[usize
         println!("test:  {} images", ds.test.len());
     }
     let width = ds.classes.iter().map(|c| c.len()).max().unwrap_or(4).clamp(4, 24);
-    println!("{:>5}  {:<width$}  {:>9}  {:>6}  group", "class", "name", "train", "test");
     let names = ["head", "medium", "tail"];
+    if ds.train.is_dense() {
+        let prior = ds.train_prior();
+        println!("{:>5}  {:<width$}  {:>12}  {:>8}  group", "class", "name", "train pixels", "share %");
+        for (i, name) in ds.classes.iter().enumerate() {
+            let name: String = name.chars().take(width).collect();
+            println!(
+                "{i:>5}  {name:<width$}  {:>12}  {:>8.3}  {}",
+                ds.train_counts[i],
+                100.0 * prior[i],
+                names[membership[i]]
+            );
+        }
+        let tails = membership.iter().filter(|&&m| m == 2).count();
+        match tail_below {
+            Some(t) => println!("tail classes (share of labelled training pixels < {}%): {tails}", 100.0 * t),
+            None => println!("(no `iou` evaluator: no tail classes defined)"),
+        }
+        return;
+    }
+    println!("{:>5}  {:<width$}  {:>9}  {:>6}  group", "class", "name", "train", "test");
     for (i, name) in ds.classes.iter().enumerate() {
         let test = test_counts.get(i).map_or("-".to_string(), |c| c.to_string());
         let name: String = name.chars().take(width).collect();

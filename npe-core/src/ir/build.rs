@@ -309,12 +309,25 @@ fn check_combinations(
             _ => None,
         })
         .collect();
+    // A PEM is trained by a one-way logistic loss on it, or on a resize of it.
+    let resized_from: HashMap<&str, &str> = graph
+        .node_weights()
+        .filter_map(|n| match n.op() {
+            Some(Op::Resize(p)) => Some((n.name.as_str(), p.input.node.as_str())),
+            _ => None,
+        })
+        .collect();
     let mut pem_trained = std::collections::HashSet::new();
     let mut has_loss = false;
     for n in graph.node_weights() {
         match n.op() {
             Some(Op::OneWayLogistic(p)) => {
-                pem_trained.insert(p.input.node.clone());
+                let mut src = p.input.node.as_str();
+                pem_trained.insert(src.to_string());
+                while let Some(&up) = resized_from.get(src) {
+                    src = up;
+                    pem_trained.insert(src.to_string());
+                }
                 has_loss = true;
             }
             Some(Op::CrossEntropy(_) | Op::LogitAdjustedCe(_)) => has_loss = true,
