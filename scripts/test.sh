@@ -19,3 +19,10 @@ fi
 eval "$(scripts/libtorch.sh)"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 cargo test --release --features tch --workspace "$@"
+
+# The GPU code paths must keep compiling although no GPU (and no network) is here: type-check
+# them. burn's cuda backend builds LLVM's NVPTX target through tracel-llvm-bundler, which
+# downloads LLVM at build time; DOCS_RS=1 makes that build script skip the download, which is
+# enough for a type check (a real CUDA build needs the network or a populated LLVM cache).
+echo "type-checking the cuda and wgpu features"
+DOCS_RS=1 cargo check --release --features tch,cuda,wgpu --workspace
