@@ -58,6 +58,15 @@ fn loss_falls_npe_la_lifts_the_tail_and_the_prior_ranks_classes() {
             serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
         assert_eq!(summary_json["data"]["provenance"], "synthetic");
         assert!(dir.path().join("model.safetensors").is_file());
+        // Plots of the run: curves with one line per output, per-class bars, the prior scatter.
+        for f in ["curves.svg", "per_class.svg", "prior.svg"] {
+            let svg = std::fs::read_to_string(dir.path().join(f)).unwrap_or_else(|e| panic!("{name}: {f}: {e}"));
+            assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{name}: {f}");
+        }
+        let curves = std::fs::read_to_string(dir.path().join("curves.svg")).unwrap();
+        assert_eq!(curves.matches("<polyline").count(), 4, "{name}: 3 outputs + the loss");
+        let prior = std::fs::read_to_string(dir.path().join("prior.svg")).unwrap();
+        assert_eq!(prior.matches("<circle").count(), 10, "{name}: one point per class");
     }
 }
 

@@ -1,10 +1,10 @@
 //! Metrics computed on the host: accuracy (mean per class, groups), the prior estimate's fit,
 //! segmentation IoU.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Accuracy of one output on the test split.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Accuracy {
     /// Mean of per-class accuracies (the balanced-test metric), in [0, 1].
     pub mean_per_class: f64,
@@ -104,7 +104,7 @@ impl Confusion {
 }
 
 /// Segmentation metrics of one output.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SegMetrics {
     /// Mean IoU over classes present in the test labels.
     pub miou: f64,
@@ -119,7 +119,7 @@ pub struct SegMetrics {
 }
 
 /// How well the learned prior matches the true one.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PriorFit {
     /// Pearson correlation of `−h̄` with `log prior`.
     pub r: f64,

@@ -4,6 +4,7 @@
 
 mod evaluate;
 pub mod metrics;
+pub mod plot;
 mod progress;
 pub mod report;
 pub mod schedule;
@@ -381,6 +382,8 @@ impl Session {
             Some(e) => e,
             None => self.evaluate()?,
         };
+        let records = read_records(&metrics_path);
+        plot::write_all(out, &records, &eval, &self.data.classes, &self.data.train_counts);
         let model_path = out.join("model.safetensors");
         self.checkpoint(pos.clone())?.save_model(&model_path)?;
         let summary = Summary {
@@ -429,6 +432,13 @@ fn log_epoch(done: usize, epochs: usize, loss: &BTreeMap<String, f64>, eval: Opt
         }
     }
     tracing::info!("{line}");
+}
+
+/// The records of `metrics.jsonl` (for plots), skipping unreadable lines.
+fn read_records(path: &Path) -> Vec<EpochRecord> {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+        .unwrap_or_default()
 }
 
 fn append_record(path: &Path, record: &EpochRecord) -> Result<(), TrainError> {

@@ -2,11 +2,11 @@
 //! (`summary.json`), both plain serde structs so their schema is the code.
 
 use super::metrics::{Accuracy, PriorFit, SegMetrics};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The learned prior of one `pem` node against the truth, on the training and test splits.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PriorReport {
     /// `h̄` averaged over training images (no augmentation): the estimate of the training prior.
     pub train: Option<PriorFit>,
@@ -15,7 +15,7 @@ pub struct PriorReport {
 }
 
 /// Evaluation of every evaluator node.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct EvalReport {
     /// `accuracy` evaluators: evaluator → evaluated output → metrics.
     pub accuracy: BTreeMap<String, BTreeMap<String, Accuracy>>,
@@ -28,7 +28,7 @@ pub struct EvalReport {
 }
 
 /// One line of `metrics.jsonl`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// Epochs completed (1-based).
     pub epoch: usize,

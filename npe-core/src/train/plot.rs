@@ -1,0 +1,288 @@
+//! Plots written next to the metrics (SVG, no dependencies): learning curves, per-class
+//! accuracy (or IoU) of every evaluated output, and the learned prior against the true prior.
+
+use super::report::{EpochRecord, EvalReport};
+use std::fmt::Write;
+use std::path::Path;
+
+const PALETTE: [&str; 6] = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"];
+const W: f64 = 720.0;
+const H: f64 = 360.0;
+const M: [f64; 4] = [58.0, 20.0, 60.0, 66.0]; // top, right, bottom, left
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A plot area mapping data coordinates to pixels.
+struct Frame {
+    x: (f64, f64),
+    y: (f64, f64),
+    svg: String,
+}
+
+impl Frame {
+    fn new(title: &str, x: (f64, f64), y: (f64, f64), xlabel: &str, ylabel: &str, xticks: bool) -> Self {
+        let mut svg = format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="Helvetica, Arial, sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="{}" y="24" font-size="15" text-anchor="middle">{}</text>"#,
+            W / 2.0,
+            esc(title)
+        );
+        let (x0, y0, x1, y1) = (M[3], H - M[2], W - M[1], M[0]);
+        let _ = write!(
+            svg,
+            r##"<rect x="{x0}" y="{y1}" width="{}" height="{}" fill="none" stroke="#999"/>"##,
+            x1 - x0,
+            y0 - y1
+        );
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            (x0 + x1) / 2.0,
+            H - 22.0,
+            esc(xlabel)
+        );
+        let _ = write!(
+            svg,
+            r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
+            (y0 + y1) / 2.0,
+            esc(ylabel)
+        );
+        let mut f = Frame { x, y, svg };
+        if xticks {
+            for i in 0..=5 {
+                let v = x.0 + (x.1 - x.0) * i as f64 / 5.0;
+                let px = f.px(v);
+                let _ = write!(f.svg, r#"<text x="{px}" y="{}" text-anchor="middle">{}</text>"#, y0 + 16.0, tick(v));
+            }
+        }
+        for i in 0..=4 {
+            let v = y.0 + (y.1 - y.0) * i as f64 / 4.0;
+            let py = f.py(v);
+            let _ = write!(
+                f.svg,
+                r##"<line x1="{x0}" x2="{x1}" y1="{py}" y2="{py}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
+                x0 - 4.0,
+                py + 4.0,
+                tick(v)
+            );
+        }
+        f
+    }
+    fn px(&self, v: f64) -> f64 {
+        M[3] + (v - self.x.0) / (self.x.1 - self.x.0).max(1e-12) * (W - M[1] - M[3])
+    }
+    fn py(&self, v: f64) -> f64 {
+        H - M[2] - (v - self.y.0) / (self.y.1 - self.y.0).max(1e-12) * (H - M[2] - M[0])
+    }
+    /// A legend row above the frame; entries are swatches (`None`) or dashed lines (`Some(colour)`).
+    fn legend(&mut self, entries: &[(String, Option<&str>)]) {
+        let mut x = M[3];
+        let mut k = 0;
+        for (n, dashed) in entries {
+            let y = M[0] - 16.0;
+            match dashed {
+                None => {
+                    let _ = write!(
+                        self.svg,
+                        r#"<rect x="{x}" y="{}" width="10" height="10" fill="{}"/>"#,
+                        y - 9.0,
+                        PALETTE[k % 6]
+                    );
+                    k += 1;
+                }
+                Some(c) => {
+                    let _ = write!(
+                        self.svg,
+                        r#"<line x1="{x}" x2="{}" y1="{}" y2="{}" stroke="{c}" stroke-dasharray="4 3" stroke-width="2"/>"#,
+                        x + 12.0,
+                        y - 4.0,
+                        y - 4.0
+                    );
+                }
+            }
+            let _ = write!(self.svg, r#"<text x="{}" y="{y}">{}</text>"#, x + 16.0, esc(n));
+            x += 26.0 + 7.0 * n.chars().count() as f64;
+        }
+    }
+    fn finish(mut self) -> String {
+        self.svg.push_str("</svg>\n");
+        self.svg
+    }
+}
+
+fn tick(v: f64) -> String {
+    if v.abs() >= 100.0 || v == v.round() { format!("{v:.0}") } else { format!("{v:.2}") }
+}
+
+fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in vals.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    (lo - pad, hi + pad)
+}
+
+/// The series of a report: name → value per output (mean per-class accuracy or mIoU, in %).
+fn headline(e: &EvalReport) -> Vec<(String, f64)> {
+    let mut v = vec![];
+    for outputs in e.accuracy.values() {
+        v.extend(outputs.iter().map(|(n, a)| (n.clone(), 100.0 * a.mean_per_class)));
+    }
+    for outputs in e.segmentation.values() {
+        v.extend(outputs.iter().map(|(n, s)| (n.clone(), 100.0 * s.miou)));
+    }
+    v
+}
+
+/// Training loss and test metric per epoch.
+pub fn curves(records: &[EpochRecord]) -> String {
+    let epochs = records.last().map_or(1, |r| r.epoch) as f64;
+    let evals: Vec<(usize, Vec<(String, f64)>)> =
+        records.iter().filter_map(|r| r.eval.as_ref().map(|e| (r.epoch, headline(e)))).collect();
+    let names: Vec<String> = evals.first().map(|(_, v)| v.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default();
+    let seg = records.iter().any(|r| r.eval.as_ref().is_some_and(|e| !e.segmentation.is_empty()));
+    let metric = if seg { "mIoU (%)" } else { "mean per-class accuracy (%)" };
+    let yr = range(evals.iter().flat_map(|(_, v)| v.iter().map(|x| x.1)));
+    let mut f = Frame::new(
+        &format!("test {metric} (lines) and training loss (dashed) per epoch"),
+        (0.0, epochs),
+        yr,
+        "epoch",
+        metric,
+        true,
+    );
+    for (i, name) in names.iter().enumerate() {
+        let pts: Vec<String> = evals
+            .iter()
+            .filter_map(|(e, v)| {
+                v.iter().find(|x| &x.0 == name).map(|x| format!("{:.1},{:.1}", f.px(*e as f64), f.py(x.1)))
+            })
+            .collect();
+        let _ = write!(
+            f.svg,
+            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+            PALETTE[i % 6],
+            pts.join(" ")
+        );
+    }
+    // Training loss, scaled onto the right-hand side of the same frame (dashed).
+    let losses: Vec<(usize, f64)> =
+        records.iter().filter_map(|r| r.train_loss.get("total").map(|l| (r.epoch, *l))).collect();
+    let lr = range(losses.iter().map(|x| x.1));
+    let scale = |l: f64| yr.0 + (l - lr.0) / (lr.1 - lr.0).max(1e-12) * (yr.1 - yr.0);
+    let pts: Vec<String> =
+        losses.iter().map(|(e, l)| format!("{:.1},{:.1}", f.px(*e as f64), f.py(scale(*l)))).collect();
+    let _ =
+        write!(f.svg, r##"<polyline fill="none" stroke="#333" stroke-dasharray="5 4" points="{}"/>"##, pts.join(" "));
+    let mut legend: Vec<(String, Option<&str>)> = names.into_iter().map(|n| (n, None)).collect();
+    legend.push((format!("train loss, rescaled ({:.3} – {:.3})", lr.0.max(0.0), lr.1), Some("#333")));
+    f.legend(&legend);
+    f.finish()
+}
+
+/// Per-class accuracy (or IoU) of every output, classes on the x axis.
+pub fn per_class(e: &EvalReport, classes: &[String], train_counts: &[u64]) -> String {
+    let mut series: Vec<(String, Vec<f64>)> = vec![];
+    for outputs in e.accuracy.values() {
+        series.extend(outputs.iter().map(|(n, a)| (n.clone(), a.per_class.iter().map(|x| 100.0 * x).collect())));
+    }
+    for outputs in e.segmentation.values() {
+        series.extend(outputs.iter().map(|(n, s)| (n.clone(), s.per_class_iou.iter().map(|x| 100.0 * x).collect())));
+    }
+    let what = if e.segmentation.is_empty() { "accuracy" } else { "IoU" };
+    let c = classes.len().max(1);
+    let mut f = Frame::new(
+        &format!("per-class test {what} (%); training count under each class"),
+        (0.0, c as f64),
+        (0.0, 100.0),
+        "class",
+        &format!("{what} (%)"),
+        false,
+    );
+    let k = series.len().max(1) as f64;
+    let slot = (W - M[1] - M[3]) / c as f64;
+    for (s, (_, vals)) in series.iter().enumerate() {
+        for (i, v) in vals.iter().enumerate() {
+            let x = f.px(i as f64) + slot * (0.1 + 0.8 * s as f64 / k);
+            let y = f.py(*v);
+            let _ = write!(
+                f.svg,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"/>"#,
+                slot * 0.8 / k,
+                (H - M[2] - y).max(0.0),
+                PALETTE[s % 6]
+            );
+        }
+    }
+    if c <= 40 {
+        for (i, name) in classes.iter().enumerate() {
+            let x = f.px(i as f64) + slot / 2.0;
+            let short: String = name.chars().take(10).collect();
+            let n = train_counts.get(i).copied().unwrap_or(0);
+            let _ = write!(
+                f.svg,
+                r##"<text x="{x:.1}" y="{}" text-anchor="middle" font-size="10">{}</text><text x="{x:.1}" y="{}" text-anchor="middle" font-size="9" fill="#666">{n}</text>"##,
+                H - M[2] + 14.0,
+                esc(&short),
+                H - M[2] + 26.0
+            );
+        }
+    }
+    let names: Vec<(String, Option<&str>)> = series.iter().map(|s| (s.0.clone(), None)).collect();
+    f.legend(&names);
+    f.finish()
+}
+
+/// Learned prior vs true prior, log scale, with the fitted slope and the ideal (slope 1).
+pub fn prior(e: &EvalReport) -> Option<String> {
+    let (name, p) = e.prior.iter().next()?;
+    let fit = p.train.as_ref().unwrap_or(&p.test);
+    let xs: Vec<f64> = fit.truth.iter().map(|v| v.max(1e-12).ln()).collect();
+    let ys: Vec<f64> = fit.estimate.iter().map(|v| v.max(1e-12).ln()).collect();
+    let all = range(xs.iter().chain(&ys).copied());
+    let mut f = Frame::new(
+        &format!("{name}: learned vs true training prior (r {:.3}, slope {:.3}, KL {:.3})", fit.r, fit.slope, fit.kl),
+        all,
+        all,
+        "log true prior",
+        "log learned prior",
+        true,
+    );
+    let (a, b) = (f.px(all.0), f.px(all.1));
+    let _ = write!(
+        f.svg,
+        r##"<line x1="{a}" y1="{}" x2="{b}" y2="{}" stroke="#aaa" stroke-dasharray="4 4"/>"##,
+        f.py(all.0),
+        f.py(all.1)
+    );
+    for (i, (x, y)) in xs.iter().zip(&ys).enumerate() {
+        let _ = write!(
+            f.svg,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{}"><title>class {i}</title></circle>"#,
+            f.px(*x),
+            f.py(*y),
+            PALETTE[0]
+        );
+    }
+    f.legend(&[("classes".into(), None), ("ideal (learned = true)".into(), Some("#aaa"))]);
+    Some(f.finish())
+}
+
+/// Write `curves.svg`, `per_class.svg` and `prior.svg` into `dir`; failures are logged, not fatal.
+pub fn write_all(dir: &Path, records: &[EpochRecord], last: &EvalReport, classes: &[String], counts: &[u64]) {
+    let mut files = vec![("curves.svg", curves(records)), ("per_class.svg", per_class(last, classes, counts))];
+    if let Some(p) = prior(last) {
+        files.push(("prior.svg", p));
+    }
+    for (name, svg) in files {
+        if let Err(e) = crate::checkpoint::write_atomic(&dir.join(name), svg.as_bytes()) {
+            tracing::warn!("could not write {name}: {e}");
+        }
+    }
+}
