@@ -114,5 +114,13 @@ fn posthoc_mode_trains_only_the_pems_of_a_frozen_model() {
         // The frozen model's raw accuracy is unchanged; NPE-LA on it helps the tail.
         let acc = &summary.eval.accuracy["accuracy"];
         assert!(acc["npe"].tail.unwrap() > acc["logits"].tail.unwrap(), "{name}: post-hoc NPE-LA should lift the tail");
+        // Evaluating the post-hoc model needs only its own checkpoint, not the `init_from` file.
+        drop(ce_dir);
+        let mut ev =
+            Session::new(ir_of(&text, &posthoc_sets), &Registry::builtin(), backend.as_ref(), Device::Cpu).unwrap();
+        ev.load_params(&ph_dir.path().join("model.safetensors")).unwrap();
+        let again = ev.evaluate().unwrap();
+        let mean = |r: &npe_core::train::EvalReport| r.accuracy["accuracy"]["npe"].mean_per_class;
+        assert_eq!(mean(&again), acc["npe"].mean_per_class, "{name}: eval reproduces the post-hoc run");
     }
 }

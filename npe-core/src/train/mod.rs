@@ -152,20 +152,7 @@ impl Session {
             class_prior: data.train_prior(),
             ignore_index: data.ignore_index as i64,
         };
-        let mut exec = backend.build(&ir, &ctx)?;
-        if let Some(path) = &ir.train.init_from {
-            let ck = Checkpoint::load(path)?;
-            let known: std::collections::HashSet<&str> = params.iter().map(|p| p.name.as_str()).collect();
-            let usable: Vec<NamedTensor> = ck.params.into_iter().filter(|t| known.contains(t.name.as_str())).collect();
-            if usable.is_empty() {
-                return Err(TrainError::Resume(format!(
-                    "`train.init_from`: {} has no parameter of this model",
-                    path.display()
-                )));
-            }
-            tracing::info!("initialised {} of {} tensors from {}", usable.len(), params.len(), path.display());
-            exec.import(&usable)?;
-        }
+        let exec = backend.build(&ir, &ctx)?;
         let t = &ir.train;
         let train_loader =
             data::loader(&data, &data.train, &ir.data_spec, SplitKind::Train, t.batch_size, t.drop_last, ir.seed)?;
@@ -184,6 +171,24 @@ impl Session {
         };
         let backend = backend.name().to_string();
         Ok(Session { ir, data, exec, params, backend, train_loader, test_loader, prior_loader })
+    }
+
+    /// Load the parameters of `train.init_from` that this model has (the start of a fresh run;
+    /// e.g. post-hoc PEM training from a model trained without PEMs).
+    fn apply_init_from(&mut self) -> Result<(), TrainError> {
+        let Some(path) = self.ir.train.init_from.clone() else { return Ok(()) };
+        let ck = Checkpoint::load(&path)?;
+        let known: std::collections::HashSet<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+        let usable: Vec<NamedTensor> = ck.params.into_iter().filter(|t| known.contains(t.name.as_str())).collect();
+        if usable.is_empty() {
+            return Err(TrainError::Resume(format!(
+                "`train.init_from`: {} has no parameter of this model",
+                path.display()
+            )));
+        }
+        tracing::info!("initialised {} of {} tensors from {}", usable.len(), self.params.len(), path.display());
+        self.exec.import(&usable)?;
+        Ok(())
     }
 
     /// Optimisation steps per epoch.
@@ -264,13 +269,18 @@ impl Session {
                         pos.global_step
                     );
                 }
-                None => tracing::info!("--resume: no checkpoint in {}, starting from scratch", ck_dir.display()),
+                None => {
+                    tracing::info!("--resume: no checkpoint in {}, starting from scratch", ck_dir.display());
+                    self.apply_init_from()?;
+                }
             }
         } else if !existing.is_empty() {
             return Err(TrainError::Resume(format!(
                 "{} already holds checkpoints of an earlier run\n  hint: add --resume to continue it, or choose another --out",
                 ck_dir.display()
             )));
+        } else {
+            self.apply_init_from()?;
         }
         let epochs = self.ir.train.epochs;
         let spe = self.steps_per_epoch();
