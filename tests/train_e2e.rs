@@ -183,6 +183,24 @@ fn npe_eval_reproduces_the_final_metrics_of_training() {
         );
         assert_eq!(eval["prior"], summary["eval"]["prior"], "{ck}: prior estimate differs");
     }
+    // `npe compare` puts the run and a saved evaluation side by side, naming the data.
+    let eval_json = dir.path().join("again.json");
+    let (_, out, _) = run(npe()
+        .args(["eval", "pipelines/quickstart.yaml", "--json", "--checkpoint"])
+        .arg(dir.path().join("model.safetensors"))
+        .args(&sets[..4]));
+    std::fs::write(&eval_json, out).unwrap();
+    let (code, out, err) = run(npe().arg("compare").arg(dir.path()).arg(&eval_json));
+    assert_eq!(code, 0, "{err}");
+    let npe_mean = summary["eval"]["accuracy"]["accuracy"]["npe"]["mean_per_class"].as_f64().unwrap();
+    let cell = format!("{:.2}", 100.0 * npe_mean);
+    let rows: Vec<&str> = out.lines().filter(|l| l.split_whitespace().nth(1) == Some("npe")).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(rows.iter().all(|r| r.contains(&cell)), "NPE-LA {cell} in both rows: {out}");
+    assert!(out.contains("synthetic data") && out.contains("not recorded"), "{out}");
+    let (code, _, err) = run(npe().args(["compare", "no/such/run"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("no/such/run: no such run"), "{err}");
     // The human-readable report has the per-class table and group rows.
     let (code, out, _) = run(npe()
         .args(["eval", "pipelines/quickstart.yaml", "--checkpoint"])

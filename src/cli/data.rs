@@ -71,12 +71,7 @@ fn print_table(
     groups: &GroupsSpec,
     tail_below: Option<f64>,
 ) {
-    let kind = match ds.provenance {
-        data::Provenance::Real => "real data",
-        data::Provenance::SemiSynthetic => "semi-synthetic data",
-        data::Provenance::Synthetic => "synthetic data",
-    };
-    println!("{}: {} ({kind}; {})", ir.name, ds.name, ds.origin);
+    println!("{}: {} ({}; {})", ir.name, ds.name, ds.provenance, ds.origin);
     let total: u64 = ds.train_counts.iter().sum();
     let pixels = if ds.train.is_dense() { format!(", {total} labelled pixels") } else { String::new() };
     println!("train: {} images{pixels}, imbalance factor {:.1}", ds.train.len(), imbalance(&ds.train_counts));

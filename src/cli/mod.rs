@@ -1,7 +1,8 @@
-//! Command-line interface: `npe check | graph | kinds | data | train | eval | bench`.
+//! Command-line interface: `npe check | graph | kinds | data | train | eval | compare | bench`.
 
 mod bench;
 mod check;
+mod compare;
 mod data;
 mod eval;
 mod graph;
@@ -63,6 +64,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a checkpoint: per-class table and group accuracies.
     Eval(eval::EvalArgs),
+    /// Finished runs side by side: accuracy by group, IoU, prior fit, differences to the first.
+    Compare(compare::CompareArgs),
     /// Benchmarks: training throughput of the backends, data loader throughput.
     Bench(bench::BenchArgs),
     /// List the node kinds this program knows.
@@ -96,6 +99,7 @@ pub fn main_with(ext: Extensions) -> ExitCode {
         Command::Kinds => kinds::run(&ext.registry),
         Command::Train(args) => train::run(args, &ext),
         Command::Eval(args) => eval::run(args, &ext),
+        Command::Compare(args) => compare::run(&args),
         Command::Bench(args) => bench::run(args, &ext),
         Command::Data { file, json, set } => data::run(&file, &set, json, &ext.registry),
     }

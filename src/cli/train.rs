@@ -99,11 +99,7 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
                 summary.data.name,
                 summary.data.train_images,
                 summary.data.test_images,
-                match summary.data.provenance {
-                    npe_core::data::Provenance::Real => "real data",
-                    npe_core::data::Provenance::SemiSynthetic => "semi-synthetic data",
-                    npe_core::data::Provenance::Synthetic => "synthetic data",
-                }
+                summary.data.provenance
             );
             println!(
                 "trained {} epochs, {} steps, {:.1} s, {:.0} img/s",

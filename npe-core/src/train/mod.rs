@@ -2,6 +2,7 @@
 //! evaluation, `metrics.jsonl`, atomic checkpoints, resume and interruption, `summary.json`.
 //! Backends only provide [`Executor`] steps.
 
+pub mod compare;
 mod evaluate;
 pub mod metrics;
 pub mod plot;

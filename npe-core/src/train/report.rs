@@ -47,7 +47,7 @@ pub struct EpochRecord {
 }
 
 /// Data facts recorded with results, so numbers say what they come from.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DataReport {
     /// e.g. `Fashion-MNIST-LT (exponential, IF 100)`.
     pub name: String,
@@ -68,7 +68,7 @@ pub struct DataReport {
 }
 
 /// `summary.json`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     /// Pipeline name.
     pub pipeline: String,

@@ -1,0 +1,36 @@
+//! `npe compare RUN...`: finished runs side by side (accuracy by group, IoU, prior fit).
+
+use super::EXIT_FAILURE;
+use npe_core::train::compare::{TableStyle, compare, load_run};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct CompareArgs {
+    /// Run directories (the `--out` of `npe train`) or JSON files of `npe eval --json`; the first is the baseline.
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Write GitHub-flavoured Markdown tables.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+pub(crate) fn run(args: &CompareArgs) -> ExitCode {
+    let mut runs = Vec::new();
+    let mut failed = false;
+    for path in &args.runs {
+        match load_run(path) {
+            Ok(r) => runs.push(r),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let style = if args.markdown { TableStyle::Markdown } else { TableStyle::Text };
+    print!("{}", compare(&runs, style));
+    ExitCode::SUCCESS
+}
