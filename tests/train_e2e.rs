@@ -197,7 +197,8 @@ fn npe_eval_reproduces_the_final_metrics_of_training() {
     let rows: Vec<&str> = out.lines().filter(|l| l.split_whitespace().nth(1) == Some("npe")).collect();
     assert_eq!(rows.len(), 2, "{out}");
     assert!(rows.iter().all(|r| r.contains(&cell)), "NPE-LA {cell} in both rows: {out}");
-    assert!(out.contains("synthetic data") && out.contains("not recorded"), "{out}");
+    let run_name = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+    assert!(out.contains(&format!("data of {run_name}, again: ")) && out.contains("synthetic data"), "{out}");
     let (code, _, err) = run(npe().args(["compare", "no/such/run"]));
     assert_eq!(code, 1);
     assert!(err.contains("no/such/run: no such run"), "{err}");

@@ -42,10 +42,16 @@ pub(crate) fn run(args: EvalArgs, ext: &Extensions) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    let d = s.data_report();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        let out = npe_core::train::EvalOutput {
+            checkpoint: args.checkpoint.display().to_string(),
+            backend: s.exec.describe(),
+            data: Some(d),
+            eval: report,
+        };
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
-        let d = s.data_report();
         println!(
             "{}: {} with {} ({} test images)",
             args.checkpoint.display(),

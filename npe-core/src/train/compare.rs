@@ -4,7 +4,7 @@
 //! numbers come from.
 
 use super::metrics::{Accuracy, PriorFit, SegMetrics};
-use super::report::{DataReport, EvalReport, Summary};
+use super::report::{DataReport, EvalOutput, EvalReport, Summary};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -60,12 +60,13 @@ pub fn load_run(path: &Path) -> Result<RunResult, CompareError> {
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| CompareError::Format { path: file.clone(), reason: e.to_string() })?;
     let format_err = |e: serde_json::Error| CompareError::Format { path: file.clone(), reason: e.to_string() };
-    if value.get("pipeline").is_some() {
+    if value.get("eval").is_some_and(|e| e.is_object()) {
         let s: Summary = serde_json::from_value(value).map_err(format_err)?;
         Ok(RunResult { label, backend: Some(s.backend), epochs: Some(s.epochs), data: Some(s.data), eval: s.eval })
     } else {
-        let eval: EvalReport = serde_json::from_value(value).map_err(format_err)?;
-        Ok(RunResult { label, backend: None, epochs: None, data: None, eval })
+        let out: EvalOutput = serde_json::from_value(value).map_err(format_err)?;
+        let backend = (!out.backend.is_empty()).then_some(out.backend);
+        Ok(RunResult { label, backend, epochs: None, data: out.data, eval: out.eval })
     }
 }
 
@@ -155,7 +156,7 @@ fn data_lines(runs: &[RunResult], style: TableStyle, out: &mut String) {
                 "{} ({}; {} training images, {} test images; {})",
                 d.name, d.provenance, d.train_images, d.test_images, d.origin
             ),
-            None => "not recorded (output of `npe eval --json`; the data is the evaluated pipeline's)".to_string(),
+            None => "not recorded (written by an older `npe eval --json`)".to_string(),
         };
         match seen.iter_mut().find(|(k, _)| *k == key) {
             Some((_, labels)) => labels.push(&r.label),
@@ -350,11 +351,21 @@ mod tests {
         let loaded = load_run(&run_dir).unwrap();
         assert_eq!((loaded.label.as_str(), loaded.epochs), ("run-a", Some(2)));
         let ev = dir.path().join("s2.json");
-        std::fs::write(&ev, serde_json::to_string(&r.eval).unwrap()).unwrap();
+        let out = EvalOutput {
+            checkpoint: "m.safetensors".into(),
+            backend: "tch cpu".into(),
+            data: r.data.clone(),
+            eval: r.eval.clone(),
+        };
+        std::fs::write(&ev, serde_json::to_string(&out).unwrap()).unwrap();
         let loaded = load_run(&ev).unwrap();
-        assert_eq!(loaded.label, "s2");
-        assert!(loaded.data.is_none() && loaded.eval.accuracy["accuracy"]["logits"].mean_per_class == 0.5);
-        assert!(compare(&[loaded], TableStyle::Text).contains("not recorded"));
+        assert_eq!((loaded.label.as_str(), loaded.backend.as_deref()), ("s2", Some("tch cpu")));
+        assert!(loaded.data.is_some() && loaded.eval.accuracy["accuracy"]["logits"].mean_per_class == 0.5);
+        // Evaluation files written before data was recorded still load, and say so.
+        std::fs::write(&ev, serde_json::to_string(&r.eval).unwrap()).unwrap();
+        let old = load_run(&ev).unwrap();
+        assert!(old.data.is_none() && old.backend.is_none());
+        assert!(compare(&[old], TableStyle::Text).contains("not recorded"));
 
         let missing = load_run(&dir.path().join("nope")).unwrap_err().to_string();
         assert!(missing.contains("nope: no such run") && missing.contains("hint"), "{missing}");

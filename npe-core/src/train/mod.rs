@@ -12,7 +12,7 @@ pub mod schedule;
 
 pub use evaluate::{class_groups, evaluate};
 pub use progress::ProgressMode;
-pub use report::{DataReport, EpochRecord, EvalReport, PriorReport, Summary};
+pub use report::{DataReport, EpochRecord, EvalOutput, EvalReport, PriorReport, Summary};
 pub use schedule::Schedule;
 
 use crate::backend::{Backend, BuildContext, Device, ExecError, Executor, StepLosses};

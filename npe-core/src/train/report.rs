@@ -91,3 +91,21 @@ pub struct Summary {
     /// Exported model (parameters only).
     pub model: String,
 }
+
+/// What `npe eval --json` prints: the evaluation (its keys at the top level, as in
+/// `summary.json`'s `eval`), plus what was evaluated and on which data.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EvalOutput {
+    /// The checkpoint or model file evaluated (empty in files written before it was recorded).
+    #[serde(default)]
+    pub checkpoint: String,
+    /// Backend and device (empty in older files).
+    #[serde(default)]
+    pub backend: String,
+    /// The data (absent in older files).
+    #[serde(default)]
+    pub data: Option<DataReport>,
+    /// The evaluation.
+    #[serde(flatten)]
+    pub eval: EvalReport,
+}
