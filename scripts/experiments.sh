@@ -98,9 +98,12 @@ if [[ " ${what[*]} " == *" seg "* ]]; then
         echo
         "$npe" compare --markdown "$RUNS/seg-ce-$b" "$RUNS/seg-m1-$b" "$RUNS/seg-m2-$b" "$RUNS/seg-posthoc-$b"
         echo
-        echo "### NPE-LA scale sweep (s = 1, 2, 4; the \`npe\` rows change, the others do not depend on s)"
+        echo "### NPE-LA scale sweep"
         echo
-        "$npe" compare --markdown "${sweep[@]}"
+        echo "The same three models evaluated with NPE-LA at s = 1, 2, 4 (\`npe eval --set nodes.npe.scale=S\`);"
+        echo "only the \`npe\` rows depend on s."
+        echo
+        "$npe" compare --markdown --outputs npe --no-prior "${sweep[@]}"
     } > results/seg_digits_lt.md
     echo "wrote results/seg_digits_lt.md"
 fi

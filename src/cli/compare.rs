@@ -1,7 +1,7 @@
 //! `npe compare RUN...`: finished runs side by side (accuracy by group, IoU, prior fit).
 
 use super::EXIT_FAILURE;
-use npe_core::train::compare::{TableStyle, compare, load_run};
+use npe_core::train::compare::{CompareOptions, TableStyle, compare, load_run};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,6 +13,12 @@ pub(crate) struct CompareArgs {
     /// Write GitHub-flavoured Markdown tables.
     #[arg(long)]
     pub markdown: bool,
+    /// Only these outputs in the accuracy / IoU tables, e.g. `--outputs npe` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub outputs: Vec<String>,
+    /// Leave out the learned-prior table.
+    #[arg(long)]
+    pub no_prior: bool,
 }
 
 pub(crate) fn run(args: &CompareArgs) -> ExitCode {
@@ -30,7 +36,11 @@ pub(crate) fn run(args: &CompareArgs) -> ExitCode {
     if failed {
         return ExitCode::from(EXIT_FAILURE);
     }
-    let style = if args.markdown { TableStyle::Markdown } else { TableStyle::Text };
-    print!("{}", compare(&runs, style));
+    let opts = CompareOptions {
+        style: if args.markdown { TableStyle::Markdown } else { TableStyle::Text },
+        outputs: args.outputs.clone(),
+        no_prior: args.no_prior,
+    };
+    print!("{}", compare(&runs, &opts));
     ExitCode::SUCCESS
 }

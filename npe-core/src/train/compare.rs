@@ -70,10 +70,22 @@ pub fn load_run(path: &Path) -> Result<RunResult, CompareError> {
     }
 }
 
+/// What `compare` shows and how.
+#[derive(Clone, Debug, Default)]
+pub struct CompareOptions {
+    /// Table style.
+    pub style: TableStyle,
+    /// Only these outputs (e.g. `npe`) in the accuracy and segmentation tables; all if empty.
+    pub outputs: Vec<String>,
+    /// Leave out the prior-fit table.
+    pub no_prior: bool,
+}
+
 /// How tables are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TableStyle {
     /// Aligned columns for a terminal.
+    #[default]
     Text,
     /// GitHub-flavoured Markdown.
     Markdown,
@@ -135,7 +147,8 @@ fn pct(x: Option<f64>) -> String {
 
 fn delta(x: f64, base: Option<f64>) -> String {
     match base {
-        Some(b) => format!("{:+.2}", 100.0 * (x - b)),
+        // Differences that round to zero print as +0.00, never -0.00.
+        Some(b) => format!("{:+.2}", (100.0 * (x - b) * 100.0).round() / 100.0 + 0.0),
         None => "-".into(),
     }
 }
@@ -179,6 +192,7 @@ fn data_lines(runs: &[RunResult], style: TableStyle, out: &mut String) {
 /// `None` when no run has such an evaluator.
 fn metric_table<M>(
     runs: &[RunResult],
+    keep: &[String],
     columns: &[&str],
     family: impl Fn(&EvalReport) -> &BTreeMap<String, BTreeMap<String, M>>,
     cells: impl Fn(&M) -> ((f64, Option<f64>), Vec<String>),
@@ -190,7 +204,7 @@ fn metric_table<M>(
         let backend = r.backend.as_deref().map_or("-", |b| b.split_whitespace().next().unwrap_or(b));
         let epochs = r.epochs.map_or("-".into(), |e| e.to_string());
         for outputs in family(&r.eval).values() {
-            for (output, m) in outputs {
+            for (output, m) in outputs.iter().filter(|(o, _)| keep.is_empty() || keep.contains(o)) {
                 let ((main, tail), values) = cells(m);
                 let (bm, bt) = *base.get_or_insert((main, tail));
                 let mut row = vec![r.label.clone(), output.clone(), backend.to_string(), epochs.clone()];
@@ -205,11 +219,13 @@ fn metric_table<M>(
 }
 
 /// The comparison of `runs` (in the given order; differences are against the first row).
-pub fn compare(runs: &[RunResult], style: TableStyle) -> String {
+pub fn compare(runs: &[RunResult], opts: &CompareOptions) -> String {
+    let style = opts.style;
     let mut out = String::new();
     data_lines(runs, style, &mut out);
     let accuracy = metric_table(
         runs,
+        &opts.outputs,
         &["mean", "head", "medium", "tail", "Δ mean", "Δ tail"],
         |e| &e.accuracy,
         |a: &Accuracy| {
@@ -224,6 +240,7 @@ pub fn compare(runs: &[RunResult], style: TableStyle) -> String {
     }
     let segmentation = metric_table(
         runs,
+        &opts.outputs,
         &["mIoU", "tail mIoU", "mean acc", "Δ mIoU", "Δ tail"],
         |e| &e.segmentation,
         |s: &SegMetrics| {
@@ -237,7 +254,7 @@ pub fn compare(runs: &[RunResult], style: TableStyle) -> String {
     }
 
     let mut prior = Table::new(&["run", "evaluator", "split", "r", "spearman", "slope", "KL"]);
-    for r in runs {
+    for r in runs.iter().filter(|_| !opts.no_prior) {
         for (ev, p) in &r.eval.prior {
             let fits: [(&str, Option<&PriorFit>); 2] = [("train", p.train.as_ref()), ("test", Some(&p.test))];
             for (split, f) in fits {
@@ -308,7 +325,7 @@ mod tests {
             run("ce", "D", &[("logits", 0.70, 0.40)]),
             run("npe", "D", &[("logits", 0.72, 0.45), ("npe", 0.78, 0.61)]),
         ];
-        let text = compare(&runs, TableStyle::Text);
+        let text = compare(&runs, &CompareOptions::default());
         assert!(text.contains("data of ce, npe: D (semi-synthetic data; 100 training images"), "{text}");
         let fields = |l: &str| l.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
         let row = text.lines().find(|l| fields(l) == "npe npe").unwrap();
@@ -319,9 +336,26 @@ mod tests {
     }
 
     #[test]
+    fn outputs_filter_keeps_only_named_rows_and_deltas_never_print_minus_zero() {
+        let runs = [
+            run("s1", "D", &[("logits", 0.2059, 0.0), ("npe", 0.2692, 0.0943)]),
+            run("s2", "D", &[("logits", 0.20589999, 0.0), ("npe", 0.2172, 0.0007)]),
+        ];
+        let all = compare(&runs, &CompareOptions::default());
+        assert!(!all.contains("-0.00"), "{all}");
+        let opts = CompareOptions { outputs: vec!["npe".into()], ..Default::default() };
+        let text = compare(&runs, &opts);
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("  s")).collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        assert!(rows.iter().all(|r| r.split_whitespace().nth(1) == Some("npe")), "{text}");
+        assert!(rows[1].contains("-5.20") && rows[1].contains("-9.36"), "{}", rows[1]);
+        assert!(text.contains("Δ against `s1` `npe`"), "{text}");
+    }
+
+    #[test]
     fn markdown_tables_and_different_data_are_flagged() {
         let runs = [run("a", "D1", &[("logits", 0.5, 0.1)]), run("b", "D2", &[("logits", 0.6, 0.2)])];
-        let md = compare(&runs, TableStyle::Markdown);
+        let md = compare(&runs, &CompareOptions { style: TableStyle::Markdown, ..Default::default() });
         assert!(md.contains("warning: these runs were trained on different data"), "{md}");
         let lines: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
         assert_eq!(lines.len(), 4, "header, rule, two rows: {md}");
@@ -365,7 +399,7 @@ mod tests {
         std::fs::write(&ev, serde_json::to_string(&r.eval).unwrap()).unwrap();
         let old = load_run(&ev).unwrap();
         assert!(old.data.is_none() && old.backend.is_none());
-        assert!(compare(&[old], TableStyle::Text).contains("not recorded"));
+        assert!(compare(&[old], &CompareOptions::default()).contains("not recorded"));
 
         let missing = load_run(&dir.path().join("nope")).unwrap_err().to_string();
         assert!(missing.contains("nope: no such run") && missing.contains("hint"), "{missing}");
