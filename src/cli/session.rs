@@ -4,6 +4,7 @@ use super::{EXIT_FAILURE, EXIT_INVALID};
 use crate::{BackendChoice, Extensions};
 use npe_core::backend::{Backend, Device};
 use npe_core::ir::Ir;
+use npe_core::train::compare::pct;
 use npe_core::train::{EvalReport, Session};
 use std::process::ExitCode;
 
@@ -66,10 +67,6 @@ pub(crate) fn session(ir: Ir, args: &BackendArgs, ext: &Extensions) -> Result<Se
         eprintln!("error: {e}");
         ExitCode::from(EXIT_FAILURE)
     })
-}
-
-fn pct(x: Option<f64>) -> String {
-    x.map_or("-".into(), |v| format!("{:.2}", 100.0 * v))
 }
 
 /// Human-readable results: accuracy tables (with per-class rows if asked), prior fit, IoU.

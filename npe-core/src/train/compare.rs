@@ -141,7 +141,8 @@ impl Table {
     }
 }
 
-fn pct(x: Option<f64>) -> String {
+/// A fraction as a percentage with two decimals, `-` when absent (e.g. an empty class group).
+pub fn pct(x: Option<f64>) -> String {
     x.map_or("-".into(), |v| format!("{:.2}", 100.0 * v))
 }
 
@@ -350,6 +351,17 @@ mod tests {
         assert!(rows.iter().all(|r| r.split_whitespace().nth(1) == Some("npe")), "{text}");
         assert!(rows[1].contains("-5.20") && rows[1].contains("-9.36"), "{}", rows[1]);
         assert!(text.contains("Δ against `s1` `npe`"), "{text}");
+    }
+
+    #[test]
+    fn no_prior_leaves_out_the_prior_table() {
+        let mut r = run("npe", "D", &[("npe", 0.8, 0.6)]);
+        let fit = PriorFit { r: 0.95, spearman: 0.97, slope: 1.1, kl: 0.1, estimate: vec![], truth: vec![] };
+        r.eval.prior.insert("prior_fit".into(), super::super::report::PriorReport { train: None, test: fit });
+        let with = compare(std::slice::from_ref(&r), &CompareOptions::default());
+        assert!(with.contains("Learned prior") && with.contains("0.9500"), "{with}");
+        let without = compare(&[r], &CompareOptions { no_prior: true, ..Default::default() });
+        assert!(!without.contains("Learned prior") && without.contains("80.00"), "{without}");
     }
 
     #[test]
