@@ -48,16 +48,9 @@ impl BackendChoice {
     }
 }
 
-/// Node kinds added by a user program: registered with the core (for validation) and with each
-/// backend that should run them.
+/// Node kinds added by a user program: registered once with the core, run by every backend.
 #[derive(Clone, Default)]
 pub struct Extensions {
     /// Core registry (built-ins plus custom kinds).
     pub registry: Registry,
-    /// burn implementations of custom kinds.
-    #[cfg(feature = "burn")]
-    pub burn: npe_backend_burn::CustomKinds,
-    /// tch implementations of custom kinds.
-    #[cfg(feature = "tch")]
-    pub tch: npe_backend_tch::CustomKinds,
 }

@@ -1,53 +1,40 @@
 //! # npe-backend-burn
 //!
-//! Runs npe pipelines on [burn](https://burn.dev) 0.22: CPU through the `flex` backend, GPUs
-//! through `cuda` / `wgpu` (Cargo features). The core hands over the validated graph, the
-//! parameter layout and host batches; this crate owns tensors, autodiff and the SGD step.
-//!
-//! Add a node kind: one file under `nodes/` and one line in `graph.rs`'s dispatch.
+//! npe's tensor operations on [burn](https://burn.dev) 0.22: CPU through the `flex` backend,
+//! GPUs through `cuda` / `wgpu` (Cargo features). Every node, loss and optimiser is written once
+//! in `npe-core` over [`npe_core::tensor::Ops`]; this crate implements those operations (and
+//! autodiff and devices) and nothing else.
 
-mod ctx;
-mod custom;
 mod device;
-mod error;
-mod executor;
-mod graph;
-mod nodes;
-mod optim;
-mod params;
-mod value;
+mod ops;
 
-/// The burn version this backend uses, for custom node implementations.
+/// The burn version this backend uses.
 pub use burn;
-pub use ctx::{Ctx, NodeCtx};
-pub use custom::{BurnBackbone, CustomKinds};
-pub use error::BurnError;
-pub use executor::BurnExecutor;
-pub use value::Act;
+pub use ops::BurnOps;
 
-use npe_core::backend::{Backend, BuildContext, ExecError, Executor};
-use npe_core::ir::Ir;
+use npe_core::backend::{Backend, Device, ExecError};
+use npe_core::tensor::Ops;
 
-/// The burn backend, with the custom kinds a program registered.
-#[derive(Clone, Default)]
-pub struct BurnBackend {
-    /// Implementations of user node kinds.
-    pub custom: CustomKinds,
-}
-
-impl BurnBackend {
-    /// A backend with custom kinds.
-    pub fn new(custom: CustomKinds) -> Self {
-        Self { custom }
-    }
-}
+/// The burn backend.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BurnBackend;
 
 impl Backend for BurnBackend {
     fn name(&self) -> &'static str {
         "burn"
     }
 
-    fn build(&self, ir: &Ir, ctx: &BuildContext) -> Result<Box<dyn Executor>, ExecError> {
-        Ok(Box::new(BurnExecutor::new(ir, ctx, self.custom.clone())?))
+    fn devices(&self) -> Vec<String> {
+        device::compiled()
+    }
+
+    fn ops(&self, device: Device, threads: usize) -> Result<Box<dyn Ops>, ExecError> {
+        let threads = device::set_threads(threads);
+        let dev = device::resolve(device)?;
+        let describe = match device {
+            Device::Cpu => format!("burn 0.22 flex (cpu, {threads} threads)"),
+            d => format!("burn 0.22 ({d})"),
+        };
+        Ok(Box::new(BurnOps { device: dev, describe }))
     }
 }

@@ -23,6 +23,10 @@ pub fn resolve(d: NpeDevice) -> Result<Device, ExecError> {
             }
             Ok(Device::Cuda(n))
         }
+        NpeDevice::Wgpu => Err(ExecError::Device {
+            device: d,
+            message: "libtorch has no wgpu device: use `--backend burn` (built with `--features wgpu`)".into(),
+        }),
     }
 }
 

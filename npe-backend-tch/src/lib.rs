@@ -1,53 +1,41 @@
 //! # npe-backend-tch
 //!
-//! Runs npe pipelines on libtorch 2.13 through [tch](https://github.com/LaurentMazare/tch-rs)
-//! 0.26, on CPU or CUDA. Same node semantics as the burn backend (parameter layout and
-//! initial values come from the core; SGD with PyTorch semantics), so the two agree step by step.
-//!
-//! Add a node kind: one file under `nodes/` and one line in `graph.rs`'s dispatch.
+//! npe's tensor operations on libtorch 2.13 through [tch](https://github.com/LaurentMazare/tch-rs)
+//! 0.26, on CPU or CUDA. Every node, loss and optimiser is written once in `npe-core` over
+//! [`npe_core::tensor::Ops`]; this crate implements those operations and nothing else.
 
-mod ctx;
-mod custom;
 mod device;
-mod error;
-mod executor;
-mod graph;
-mod nodes;
-mod optim;
-mod params;
-mod value;
+mod ops;
 
-pub use ctx::{Ctx, NodeCtx};
-pub use custom::{CustomKinds, TchBackbone};
-pub use error::TchBackendError;
-pub use executor::TchExecutor;
-/// The tch version this backend uses, for custom node implementations.
+pub use ops::TchOps;
+/// The tch version this backend uses.
 pub use tch;
-pub use value::Act;
 
-use npe_core::backend::{Backend, BuildContext, ExecError, Executor};
-use npe_core::ir::Ir;
+use npe_core::backend::{Backend, Device, ExecError};
+use npe_core::tensor::Ops;
 
-/// The libtorch backend, with the custom kinds a program registered.
-#[derive(Clone, Default)]
-pub struct TchBackend {
-    /// Implementations of user node kinds.
-    pub custom: CustomKinds,
-}
-
-impl TchBackend {
-    /// A backend with custom kinds.
-    pub fn new(custom: CustomKinds) -> Self {
-        Self { custom }
-    }
-}
+/// The libtorch backend.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TchBackend;
 
 impl Backend for TchBackend {
     fn name(&self) -> &'static str {
         "tch"
     }
 
-    fn build(&self, ir: &Ir, ctx: &BuildContext) -> Result<Box<dyn Executor>, ExecError> {
-        Ok(Box::new(TchExecutor::new(ir, ctx, self.custom.clone())?))
+    fn devices(&self) -> Vec<String> {
+        let cuda = if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 };
+        std::iter::once("cpu".to_string()).chain((0..cuda).map(|i| format!("cuda:{i}"))).collect()
+    }
+
+    fn ops(&self, device: Device, threads: usize) -> Result<Box<dyn Ops>, ExecError> {
+        device::tune_allocator();
+        device::set_threads(threads);
+        let dev = device::resolve(device)?;
+        let describe = match device {
+            Device::Cpu => format!("tch 0.26 / libtorch 2.13 (cpu, {} threads)", tch::get_num_threads()),
+            d => format!("tch 0.26 / libtorch 2.13 ({d})"),
+        };
+        Ok(Box::new(TchOps { device: dev, describe }))
     }
 }

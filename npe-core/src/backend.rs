@@ -1,11 +1,11 @@
-//! The contract between the core and a backend. The core owns data, the training loop, the
-//! schedule, metrics and checkpoints; a backend owns tensors, autodiff, the optimiser step and
-//! device placement, behind [`Backend`] and [`Executor`].
+//! The contract between the core and a backend. The core owns data, the training loop, every
+//! node's math, the optimisers, metrics and checkpoints; a backend owns tensors, autodiff and
+//! devices, behind [`Backend`] and the tensor operations of [`crate::tensor::Ops`].
 
 use crate::batch::HostBatch;
-use crate::ir::Ir;
-use crate::model::{NamedTensor, ParamSpec};
 use crate::spec::OptimizerSpec;
+use crate::tensor::{Ops, TensorError};
+use crate::types::{NamedTensor, ParamSpec};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -17,6 +17,8 @@ pub enum Device {
     Cpu,
     /// CUDA device N.
     Cuda(usize),
+    /// The default wgpu adapter (Vulkan, Metal, DirectX; burn only).
+    Wgpu,
 }
 
 impl fmt::Display for Device {
@@ -24,6 +26,7 @@ impl fmt::Display for Device {
         match self {
             Device::Cpu => write!(f, "cpu"),
             Device::Cuda(n) => write!(f, "cuda:{n}"),
+            Device::Wgpu => write!(f, "wgpu"),
         }
     }
 }
@@ -34,11 +37,12 @@ impl std::str::FromStr for Device {
         match s {
             "cpu" => Ok(Device::Cpu),
             "cuda" => Ok(Device::Cuda(0)),
+            "wgpu" => Ok(Device::Wgpu),
             _ => s
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
                 .map(Device::Cuda)
-                .ok_or_else(|| format!("unknown device `{s}`: use `cpu` or `cuda:N`")),
+                .ok_or_else(|| format!("unknown device `{s}`: use `cpu`, `cuda:N` or `wgpu`")),
         }
     }
 }
@@ -50,7 +54,7 @@ pub struct BuildContext {
     pub device: Device,
     /// CPU threads for kernels (0 = backend default).
     pub threads: usize,
-    /// Parameters to allocate (see [`crate::model::layout`]).
+    /// Parameters to allocate (the lowered plan's, `model::layout`).
     pub params: Vec<ParamSpec>,
     /// Their initial values (same order).
     pub initial: Vec<NamedTensor>,
@@ -129,12 +133,21 @@ pub enum ExecError {
     Backend(String),
 }
 
-/// Builds executors; one per backend crate.
+impl From<TensorError> for ExecError {
+    fn from(e: TensorError) -> Self {
+        ExecError::Backend(e.0)
+    }
+}
+
+/// A tensor library; one per backend crate. It only provides tensor operations on a device:
+/// the core's executor (`exec::build`) runs every pipeline on them.
 pub trait Backend {
     /// Short name (`burn`, `tch`).
     fn name(&self) -> &'static str;
-    /// Allocate the model of `ir` on a device.
-    fn build(&self, ir: &Ir, ctx: &BuildContext) -> Result<Box<dyn Executor>, ExecError>;
+    /// The devices this build can use, as `--device` takes them (e.g. `cpu`, `cuda:N`, `wgpu`).
+    fn devices(&self) -> Vec<String>;
+    /// Tensor operations on `device`, with `threads` CPU threads (0 = the library's default).
+    fn ops(&self, device: Device, threads: usize) -> Result<Box<dyn Ops>, ExecError>;
 }
 
 /// A model on a device, able to take training steps and run inference.

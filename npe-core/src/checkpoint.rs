@@ -5,7 +5,7 @@
 //! `safetensors.torch.load_file`), the optimiser's momentum buffers under
 //! `__optimizer__.momentum.<name>`, and string metadata saying where training stood.
 
-use crate::model::{NamedTensor, ParamSpec};
+use crate::types::{NamedTensor, ParamSpec};
 use safetensors::tensor::Dtype;
 use std::collections::HashMap;
 use std::io::Write;

@@ -3,9 +3,14 @@
 //! The backend-agnostic core of npe (Neural Prior Estimation for long-tailed learning):
 //! pipeline specs, the validated pipeline graph (IR), datasets and long-tailed sampling, the
 //! training loop and its schedules, metrics, checkpoints and reports. It depends on no tensor
-//! library: backends implement [`backend::Executor`] and receive ready host batches.
+//! library: every node's math is written once over [`tensor::Ops`], which backends implement.
 //!
-//! Data flows one way: YAML → [`spec::PipelineSpec`] → [`ir::Ir`] → a backend's executor.
+//! Data flows one way: YAML → [`spec::PipelineSpec`] → [`ir::Ir`] (validated DAG) →
+//! [`exec::Plan`] (lowered) → [`exec::GraphExecutor`] on a backend's [`tensor::Ops`].
+//!
+//! Module layers, each using only those below it: `types`, `tensor`, `diag`, `source`, `rng`,
+//! `batch` → `spec`, `backend`, `checkpoint` → `data`, `kind` → `nn` → `nodes` → `registry` →
+//! `ir` → `exec` → `model` → `train`.
 
 #![warn(missing_docs)]
 
@@ -14,14 +19,20 @@ pub mod batch;
 pub mod checkpoint;
 pub mod data;
 pub mod diag;
+pub mod exec;
 pub mod ir;
+pub mod kind;
 pub mod model;
+pub mod nn;
 pub mod nodes;
 pub mod registry;
 pub mod rng;
 pub mod source;
 pub mod spec;
+pub mod tensor;
 pub mod train;
+pub mod types;
 
 pub use diag::{Diagnostic, Diagnostics, Origin, Severity};
-pub use registry::{CustomBackbone, Registry};
+pub use kind::NodeDef;
+pub use registry::Registry;

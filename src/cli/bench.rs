@@ -159,8 +159,8 @@ fn child(t: &TrainBench, ext: &Extensions) -> ExitCode {
         class_prior: vec![1.0 / ir.num_classes() as f64; ir.num_classes()],
         ignore_index: 255,
     };
-    let backend = super::session::backend(choice, ext);
-    let mut exec = match backend.build(&ir, &ctx) {
+    let backend = super::session::backend(choice);
+    let mut exec = match npe_core::exec::build(backend.as_ref(), &ir, &ctx) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");

@@ -5,18 +5,13 @@ use super::{EXIT_FAILURE, SetArgs, load_ir};
 use npe_core::Registry;
 use npe_core::data::{self, Dataset};
 use npe_core::ir::Ir;
-use npe_core::nodes::{GroupsSpec, Op};
+use npe_core::nodes::{GroupsSpec, Iou};
 use std::path::Path;
 use std::process::ExitCode;
 
 /// The grouping the pipeline's first `accuracy` node uses (or the default).
 pub(crate) fn groups_of(ir: &Ir) -> GroupsSpec {
-    ir.ops()
-        .find_map(|(_, op)| match op {
-            Op::Accuracy(a) => Some(a.groups.clone()),
-            _ => None,
-        })
-        .unwrap_or_default()
+    npe_core::train::primary_groups(ir)
 }
 
 pub(crate) fn run(file: &Path, set: &SetArgs, json: bool, registry: &Registry) -> ExitCode {
@@ -34,10 +29,7 @@ pub(crate) fn run(file: &Path, set: &SetArgs, json: bool, registry: &Registry) -
     let groups = groups_of(&ir);
     let counts: Vec<usize> = ds.train_counts.iter().map(|&c| c as usize).collect();
     // Segmentation: head/tail by the `iou` evaluator's pixel-share threshold.
-    let tail_below = ir.ops().find_map(|(_, op)| match op {
-        Op::Iou(i) => Some(i.tail.pixel_fraction_below),
-        _ => None,
-    });
+    let tail_below = ir.nodes_of::<Iou>().map(|(_, i)| i.tail.pixel_fraction_below).next();
     let membership = match (ds.train.is_dense(), tail_below) {
         (true, Some(t)) => ds.train_prior().iter().map(|&p| if p < t { 2 } else { 0 }).collect(),
         _ => groups.assign(&counts),

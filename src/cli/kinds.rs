@@ -1,5 +1,6 @@
-//! `npe kinds`: the node vocabulary.
+//! `npe kinds`: the node vocabulary, and the backends and devices this build can use.
 
+use crate::BackendChoice;
 use npe_core::Registry;
 use std::process::ExitCode;
 
@@ -13,6 +14,14 @@ pub(crate) fn run(registry: &Registry) -> ExitCode {
             last = Some(k.category);
         }
         println!("  {:<18} {}", k.name, k.summary);
+    }
+    println!("backends (--backend) and devices (--device):");
+    for choice in [BackendChoice::Burn, BackendChoice::Tch] {
+        if choice.compiled() {
+            println!("  {:<18} {}", choice.to_string(), super::session::backend(choice).devices().join(", "));
+        } else {
+            println!("  {:<18} not compiled (rebuild with `--features {choice}`)", choice.to_string());
+        }
     }
     ExitCode::SUCCESS
 }

@@ -47,14 +47,14 @@ impl BackendArgs {
 }
 
 /// The backend object for a choice.
-pub(crate) fn backend(choice: BackendChoice, ext: &Extensions) -> Box<dyn Backend> {
+pub(crate) fn backend(choice: BackendChoice) -> Box<dyn Backend> {
     match choice {
         #[cfg(feature = "burn")]
-        BackendChoice::Burn => Box::new(npe_backend_burn::BurnBackend::new(ext.burn.clone())),
+        BackendChoice::Burn => Box::new(npe_backend_burn::BurnBackend),
         #[cfg(feature = "tch")]
-        BackendChoice::Tch => Box::new(npe_backend_tch::TchBackend::new(ext.tch.clone())),
+        BackendChoice::Tch => Box::new(npe_backend_tch::TchBackend),
         #[allow(unreachable_patterns)]
-        other => unreachable!("{other} is checked to be compiled in; extensions: {}", ext.registry.names().len()),
+        other => unreachable!("{other} is checked to be compiled in"),
     }
 }
 
@@ -62,7 +62,7 @@ pub(crate) fn backend(choice: BackendChoice, ext: &Extensions) -> Box<dyn Backen
 pub(crate) fn session(ir: Ir, args: &BackendArgs, ext: &Extensions) -> Result<Session, ExitCode> {
     let choice = args.choice()?;
     let device = args.device()?;
-    let b = backend(choice, ext);
+    let b = backend(choice);
     Session::new(ir, &ext.registry, b.as_ref(), device).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(EXIT_FAILURE)

@@ -1,7 +1,7 @@
 //! What a data section implies for the graph, known without reading any file: class count,
 //! image shape after transforms, label shape.
 
-use crate::ir::{Role, Sig};
+use crate::types::{Role, Sig};
 use crate::spec::{DataSource, DataSpec};
 
 /// The data source's outputs as the graph sees them.

@@ -4,8 +4,10 @@
 use super::{Ir, IrEdge, IrNode, NodeBody, Role, Sig};
 use crate::data::{DataSig, describe};
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
-use crate::nodes::{Category, InferCtx, Op};
-use crate::registry::{ParseError, Registry};
+use crate::kind::{Adjust, ParseError};
+use crate::nodes::Accuracy;
+use crate::registry::Registry;
+use crate::types::{Category, InferCtx};
 use crate::spec::load::deserialize_all;
 use crate::spec::{LoadedPipeline, ScheduleKind, Task};
 use petgraph::algo::tarjan_scc;
@@ -69,10 +71,7 @@ pub fn build_with_data(
     for n in &spec.nodes {
         let path = format!("nodes.{}", n.name);
         match registry.parse(&n.kind, &n.params) {
-            Ok(mut op) => {
-                if let (Op::Resize(r), Some(d)) = (&mut op, &data) {
-                    r.label_size = d.label.spatial;
-                }
+            Ok(op) => {
                 let idx = graph.add_node(IrNode {
                     name: n.name.clone(),
                     body: NodeBody::Op(op),
@@ -109,7 +108,7 @@ pub fn build_with_data(
     let mut broken = vec![false; graph.node_count()];
     for &i in &op_nodes {
         let name = graph[i].name.clone();
-        let inputs = graph[i].op().map(Op::inputs).unwrap_or_default();
+        let inputs = graph[i].op().map(|op| op.inputs()).unwrap_or_default();
         for inp in inputs {
             let path = format!("nodes.{name}.{}", inp.port);
             let src = &inp.source;
@@ -193,13 +192,14 @@ pub fn build_with_data(
         if i == data_idx || broken[i.index()] || cyclic[i.index()] {
             continue;
         }
-        let op = graph[i].op().cloned().expect("op node");
+        let NodeBody::Op(op) = &graph[i].body else { continue };
+        let op = op.clone();
         let srcs: Vec<NodeIndex> = op.inputs().iter().map(|inp| index[&inp.source.node]).collect();
         if srcs.iter().any(|s| !inferred[s.index()]) {
             continue; // an input already has an error; do not cascade
         }
         let sigs: Vec<Sig> = srcs.iter().map(|s| graph[*s].sig).collect();
-        match op.infer(&sigs, &ctx, registry.custom(op.kind())) {
+        match op.infer(&sigs, &ctx) {
             Ok(sig) => {
                 graph[i].sig = sig;
                 inferred[i.index()] = true;
@@ -301,68 +301,51 @@ fn check_combinations(
     diags: &mut Diagnostics,
 ) {
     let by_name: HashMap<&str, &IrNode> = graph.node_weights().map(|n| (n.name.as_str(), n)).collect();
-    // Logits trained with logit-adjusted CE.
+    // Logits trained with a loss that adds the counts' log-prior.
     let la_trained: HashMap<String, &str> = graph
         .node_weights()
-        .filter_map(|n| match n.op() {
-            Some(Op::LogitAdjustedCe(p)) => Some((p.input.node.clone(), n.name.as_str())),
-            _ => None,
+        .filter_map(|n| match n.op()?.adjusts()? {
+            Adjust::TrainsWithCounts(logits) => Some((logits.node.clone(), n.name.as_str())),
+            Adjust::AtInference(_) => None,
         })
         .collect();
-    // A PEM is trained by a one-way logistic loss on it, or on a resize of it.
-    let resized_from: HashMap<&str, &str> = graph
-        .node_weights()
-        .filter_map(|n| match n.op() {
-            Some(Op::Resize(p)) => Some((n.name.as_str(), p.input.node.as_str())),
-            _ => None,
-        })
-        .collect();
-    let mut pem_trained = std::collections::HashSet::new();
+    // A node is trained when a loss reads it, directly or through adjusters (e.g. a resize).
+    let mut trained = std::collections::HashSet::new();
     let mut has_loss = false;
-    for n in graph.node_weights() {
-        match n.op() {
-            Some(Op::OneWayLogistic(p)) => {
-                let mut src = p.input.node.as_str();
-                pem_trained.insert(src.to_string());
-                while let Some(&up) = resized_from.get(src) {
-                    src = up;
-                    pem_trained.insert(src.to_string());
+    for i in graph.node_indices() {
+        if graph[i].category() != Some(Category::Loss) {
+            continue;
+        }
+        has_loss = true;
+        let mut stack = vec![i];
+        while let Some(j) = stack.pop() {
+            for src in graph.neighbors_directed(j, petgraph::Direction::Incoming) {
+                if trained.insert(graph[src].name.clone()) && graph[src].category() == Some(Category::Adjuster) {
+                    stack.push(src);
                 }
-                has_loss = true;
             }
-            Some(Op::CrossEntropy(_) | Op::LogitAdjustedCe(_)) => has_loss = true,
-            _ => {}
         }
     }
     for &i in order {
         let n = &graph[i];
-        match n.op() {
-            Some(Op::NpeLa(p)) => {
-                if let Some(loss) = la_trained.get(&p.logits.node) {
-                    diags.push(
-                        Diagnostic::error(
-                            loc.value(&format!("nodes.{}.logits", n.name)),
-                            format!(
-                                "double adjustment: `{}` is trained with logit-adjusted CE (`{loss}`) and `{}` adjusts it again with NPE-LA",
-                                p.logits.node, n.name
-                            ),
-                        )
-                        .with_hint("train with `cross_entropy` when using `npe_la`, or drop the `npe_la` node"),
-                    );
-                }
+        let Some(op) = n.op() else { continue };
+        if let Some(Adjust::AtInference(logits)) = op.adjusts() {
+            if let Some(loss) = la_trained.get(&logits.node) {
+                let port = op.inputs().into_iter().find(|i| &i.source == logits).map_or("input".into(), |i| i.port);
+                diags.push(
+                    Diagnostic::error(
+                        loc.value(&format!("nodes.{}.{port}", n.name)),
+                        format!(
+                            "double adjustment: `{}` is trained with logit-adjusted CE (`{loss}`) and `{}` adjusts it again",
+                            logits.node, n.name
+                        ),
+                    )
+                    .with_hint("adjust logits trained with plain `cross_entropy`, or drop one of the two adjustments"),
+                );
             }
-            Some(Op::PosthocLa(p)) => {
-                if let Some(loss) = la_trained.get(&p.input.node) {
-                    diags.push(
-                        Diagnostic::error(
-                            loc.value(&format!("nodes.{}.input", n.name)),
-                            format!("double adjustment: `{}` is trained with logit-adjusted CE (`{loss}`) and `{}` adjusts it again", p.input.node, n.name),
-                        )
-                        .with_hint("post-hoc LA is for models trained with plain `cross_entropy`"),
-                    );
-                }
-            }
-            Some(Op::Pem(_)) if !pem_trained.contains(&n.name) => diags.push(
+        }
+        if op.category() == Category::Pem && !trained.contains(&n.name) {
+            diags.push(
                 Diagnostic::warning(
                     n.origin.clone(),
                     format!(
@@ -371,8 +354,7 @@ fn check_combinations(
                     ),
                 )
                 .with_hint(format!("add `{}_loss: {{kind: one_way_logistic, input: {}}}`", n.name, n.name)),
-            ),
-            _ => {}
+            );
         }
     }
     if !has_loss && !by_name.is_empty() {
@@ -462,7 +444,7 @@ fn check_training(
                 Diagnostic::error(loc.value(&path), format!("`freeze` names unknown node `{f}`"))
                     .with_opt_hint(did_you_mean(f, names.iter())),
             ),
-            Some(n) if !matches!(n.category(), Some(Category::Backbone | Category::Head | Category::Pem)) => diags
+            Some(n) if !n.category().is_some_and(Category::has_parameters) => diags
                 .push(
                     Diagnostic::error(loc.value(&path), format!("`{f}` ({}) has no parameters to freeze", n.kind()))
                         .with_hint("freeze backbones, heads or PEMs"),
@@ -471,7 +453,7 @@ fn check_training(
         }
     }
     for n in graph.node_weights() {
-        if let Some(Op::Accuracy(p)) = n.op() {
+        if let Some(p) = n.op().and_then(|op| op.as_any().downcast_ref::<Accuracy>()) {
             if let Err(m) = p.groups.validate(num_classes) {
                 diags.push(Diagnostic::error(
                     loc.value(&format!("nodes.{}.groups", n.name)),

@@ -3,15 +3,16 @@
 
 mod build;
 pub mod render;
-mod sig;
 
+pub use crate::types::{Role, Sig};
 pub use build::{build, build_with_data};
-pub use sig::{Role, Sig};
 
 use crate::data::DataSig;
 use crate::diag::Origin;
-use crate::nodes::{Category, Op};
-use crate::spec::{DataSpec, EvalSpec, Task, TrainSpec};
+use crate::kind::Node;
+use crate::spec::{DataSpec, EvalSpec, TrainSpec};
+use crate::types::{Category, Task};
+use std::sync::Arc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use std::collections::BTreeMap;
@@ -22,7 +23,7 @@ pub enum NodeBody {
     /// The data source (outputs `image`, and labels consumed implicitly by losses/evaluators).
     Data,
     /// A computation.
-    Op(Op),
+    Op(Arc<dyn Node>),
 }
 
 /// A node of the IR.
@@ -40,21 +41,21 @@ pub struct IrNode {
 
 impl IrNode {
     /// The op, unless this is the data node.
-    pub fn op(&self) -> Option<&Op> {
+    pub fn op(&self) -> Option<&dyn Node> {
         match &self.body {
-            NodeBody::Op(op) => Some(op),
+            NodeBody::Op(op) => Some(op.as_ref()),
             NodeBody::Data => None,
         }
     }
 
     /// Kind name (`data` for the data node).
     pub fn kind(&self) -> &str {
-        self.op().map_or("data", Op::kind)
+        self.op().map_or("data", |op| op.kind())
     }
 
     /// Category (None for the data node).
     pub fn category(&self) -> Option<Category> {
-        self.op().map(Op::category)
+        self.op().map(|op| op.category())
     }
 }
 
@@ -106,12 +107,12 @@ impl Ir {
     }
 
     /// Op nodes in execution order.
-    pub fn ops(&self) -> impl Iterator<Item = (&IrNode, &Op)> {
+    pub fn ops(&self) -> impl Iterator<Item = (&IrNode, &dyn Node)> {
         self.nodes().filter_map(|n| n.op().map(|op| (n, op)))
     }
 
     /// Op nodes of one category, in execution order.
-    pub fn ops_of(&self, cat: Category) -> impl Iterator<Item = (&IrNode, &Op)> {
+    pub fn ops_of(&self, cat: Category) -> impl Iterator<Item = (&IrNode, &dyn Node)> {
         self.ops().filter(move |(_, op)| op.category() == cat)
     }
 
@@ -153,6 +154,11 @@ impl Ir {
             }
         }
         out
+    }
+
+    /// Nodes whose parameters are of type `N`, in execution order (evaluators read by the host).
+    pub fn nodes_of<N: 'static>(&self) -> impl Iterator<Item = (&IrNode, &N)> {
+        self.ops().filter_map(|(n, op)| op.as_any().downcast_ref::<N>().map(|p| (n, p)))
     }
 
     /// Number of classes.

@@ -1,7 +1,7 @@
 //! Rendering the IR as Graphviz DOT or Mermaid, for `npe graph`.
 
 use super::{Ir, NodeBody};
-use crate::nodes::Category;
+use crate::types::Category;
 use petgraph::visit::EdgeRef;
 use std::fmt::Write;
 

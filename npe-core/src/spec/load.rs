@@ -48,7 +48,7 @@ pub struct LoadedPipeline {
     pub source: SourceText,
     /// Where each value came from.
     pub locator: Locator,
-    /// Problems found while loading (errors and warnings); [`crate::ir::build`] adds its own
+    /// Problems found while loading (errors and warnings); `ir::build` adds its own
     /// and fails if there is any error.
     pub diagnostics: Diagnostics,
     /// False when the `data:` section failed to parse (the spec then holds a placeholder).

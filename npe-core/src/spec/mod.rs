@@ -14,21 +14,12 @@ pub use data::{
 };
 pub use load::{LoadedPipeline, Overrides, load_file, load_source};
 pub use locate::Locator;
-pub use train::{CheckpointSpec, EvalSpec, OptimizerKind, OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec};
+pub use train::{
+    CheckpointSpec, EvalSpec, OptimizerKind, OptimizerSpec, ParamGroup, ScheduleKind, ScheduleSpec, TrainSpec,
+};
 
-use crate::nodes::Params;
-use serde::{Deserialize, Serialize};
-
-/// What the pipeline predicts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Task {
-    /// One label per image.
-    #[default]
-    Classification,
-    /// One label per pixel.
-    Segmentation,
-}
+pub use crate::types::Task;
+use crate::types::Params;
 
 /// One entry of `nodes:` before its kind is resolved.
 #[derive(Clone, Debug)]

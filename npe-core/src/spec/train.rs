@@ -35,13 +35,39 @@ pub enum OptimizerKind {
     /// SGD with momentum, PyTorch semantics (dampening 0 unless set).
     #[default]
     Sgd,
+    /// AdamW (Loshchilov & Hutter): Adam with decoupled weight decay, PyTorch semantics.
+    Adamw,
+}
+
+fn default_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+fn default_eps() -> f64 {
+    1e-8
+}
+fn default_lr_scale() -> f64 {
+    1.0
+}
+
+/// Optimiser settings for some nodes' parameters (`train.optimizer.param_groups`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ParamGroup {
+    /// Nodes whose parameters this group covers.
+    pub nodes: Vec<String>,
+    /// Their learning rate is the schedule's times this. Default 1.
+    #[serde(default = "default_lr_scale")]
+    pub lr_scale: f64,
+    /// Whether weight decay applies to their weights (default: each node's own policy).
+    #[serde(default)]
+    pub weight_decay: Option<bool>,
 }
 
 /// `train.optimizer`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimizerSpec {
-    /// `sgd`.
+    /// `sgd` or `adamw`.
     #[serde(default)]
     pub kind: OptimizerKind,
     /// Base learning rate. Default 0.1.
@@ -56,9 +82,20 @@ pub struct OptimizerSpec {
     /// Nesterov momentum. Default false.
     #[serde(default)]
     pub nesterov: bool,
-    /// L2 weight decay added to the gradient (PEMs opt out unless `pem.weight_decay: true`). Default 0.
+    /// Weight decay: added to the gradient (SGD) or decoupled (AdamW). PEMs opt out unless
+    /// `pem.weight_decay: true`. Default 0.
     #[serde(default)]
     pub weight_decay: f64,
+    /// AdamW's (β₁, β₂). Default `[0.9, 0.999]`.
+    #[serde(default = "default_betas")]
+    pub betas: [f64; 2],
+    /// AdamW's ε. Default 1e-8.
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    /// Per-node learning-rate scales and weight-decay switches (e.g. a smaller rate for a
+    /// pretrained backbone). Default none.
+    #[serde(default)]
+    pub param_groups: Vec<ParamGroup>,
 }
 
 impl Default for OptimizerSpec {
@@ -70,6 +107,9 @@ impl Default for OptimizerSpec {
             dampening: 0.0,
             nesterov: false,
             weight_decay: 0.0,
+            betas: default_betas(),
+            eps: default_eps(),
+            param_groups: vec![],
         }
     }
 }

@@ -7,7 +7,7 @@ use super::report::{EvalReport, PriorReport};
 use crate::backend::{Executor, HostTensor, Request};
 use crate::data::{Dataset, Loader};
 use crate::ir::Ir;
-use crate::nodes::{GroupsSpec, Op};
+use crate::nodes::{Accuracy, GroupsSpec, Iou, PriorEstimate};
 use std::collections::BTreeMap;
 
 /// What to ask the executor for, and where each answer goes.
@@ -24,11 +24,13 @@ impl Plan {
             }
         };
         for (_, op) in ir.ops() {
-            match op {
-                Op::Accuracy(a) => a.inputs.iter().for_each(|i| add(Request::Argmax(i.node.clone()))),
-                Op::Iou(a) => a.inputs.iter().for_each(|i| add(Request::Argmax(i.node.clone()))),
-                Op::PriorEstimate(p) => add(Request::SpatialMean(p.input.node.clone())),
-                _ => {}
+            let any = op.as_any();
+            if let Some(a) = any.downcast_ref::<Accuracy>() {
+                a.inputs.iter().for_each(|i| add(Request::Argmax(i.node.clone())));
+            } else if let Some(a) = any.downcast_ref::<Iou>() {
+                a.inputs.iter().for_each(|i| add(Request::Argmax(i.node.clone())));
+            } else if let Some(p) = any.downcast_ref::<PriorEstimate>() {
+                add(Request::SpatialMean(p.input.node.clone()));
             }
         }
         Self { requests }
@@ -105,18 +107,16 @@ pub fn evaluate(
     }
     let truth = ds.train_prior();
     for (node, op) in ir.ops() {
-        match op {
-            Op::Accuracy(a) => {
+        let any = op.as_any();
+        if let Some(a) = any.downcast_ref::<Accuracy>() {
                 let groups = class_groups(&a.groups, &ds.train_counts);
                 let m = a.inputs.iter().map(|i| (i.node.clone(), confusion[&i.node].accuracy(&groups))).collect();
                 report.accuracy.insert(node.name.clone(), m);
-            }
-            Op::Iou(a) => {
+            } else if let Some(a) = any.downcast_ref::<Iou>() {
                 let tail: Vec<bool> = truth.iter().map(|&p| p < a.tail.pixel_fraction_below).collect();
                 let m = a.inputs.iter().map(|i| (i.node.clone(), confusion[&i.node].segmentation(&tail))).collect();
                 report.segmentation.insert(node.name.clone(), m);
-            }
-            Op::PriorEstimate(p) => {
+            } else if let Some(p) = any.downcast_ref::<PriorEstimate>() {
                 let fit = |sums: &(Vec<f64>, u64)| {
                     let mean: Vec<f64> = sums.0.iter().map(|s| s / sums.1.max(1) as f64).collect();
                     prior_fit(&mean, &truth)
@@ -124,8 +124,6 @@ pub fn evaluate(
                 let test_fit = fit(&pem_sums[&p.input.node]);
                 let train_fit = train_sums.get(&p.input.node).map(fit);
                 report.prior.insert(node.name.clone(), PriorReport { train: train_fit, test: test_fit });
-            }
-            _ => {}
         }
     }
     Ok(report)

@@ -20,7 +20,7 @@ use crate::checkpoint::{self, Checkpoint, CheckpointError, Position};
 use crate::data::{self, DataError, Dataset, Loader, SplitKind};
 use crate::ir::Ir;
 use crate::model::{NamedTensor, ParamSpec, initial_values, layout};
-use crate::nodes::{GroupsSpec, Op};
+use crate::nodes::{Accuracy, GroupsSpec, PriorEstimate};
 use crate::registry::Registry;
 use crate::rng::Rng;
 use std::collections::BTreeMap;
@@ -117,12 +117,7 @@ pub struct Session {
 
 /// Groups of the pipeline's first accuracy evaluator (default: by count 100/20).
 pub fn primary_groups(ir: &Ir) -> GroupsSpec {
-    ir.ops()
-        .find_map(|(_, op)| match op {
-            Op::Accuracy(a) => Some(a.groups.clone()),
-            _ => None,
-        })
-        .unwrap_or_default()
+    ir.nodes_of::<Accuracy>().map(|(_, a)| a.groups.clone()).next().unwrap_or_default()
 }
 
 impl Session {
@@ -153,13 +148,13 @@ impl Session {
             class_prior: data.train_prior(),
             ignore_index: data.ignore_index as i64,
         };
-        let exec = backend.build(&ir, &ctx)?;
+        let exec = crate::exec::build(backend, &ir, &ctx)?;
         let t = &ir.train;
         let train_loader =
             data::loader(&data, &data.train, &ir.data_spec, SplitKind::Train, t.batch_size, t.drop_last, ir.seed)?;
         let test_loader =
             data::loader(&data, &data.test, &ir.data_spec, SplitKind::Eval, ir.eval.batch_size, false, ir.seed)?;
-        let wants_prior = ir.ops().any(|(_, op)| matches!(op, Op::PriorEstimate(_)));
+        let wants_prior = ir.nodes_of::<PriorEstimate>().next().is_some();
         let prior_loader = if wants_prior && ir.eval.prior_train_samples > 0 {
             let n = data.train.len().min(ir.eval.prior_train_samples);
             let mut pick = Rng::stream(ir.seed, &[0x9e1]).permutation(data.train.len());

@@ -1,0 +1,237 @@
+//! npe's tensor operations on libtorch: each a call into tch, the few in-place ones where
+//! libtorch saves memory (ReLU and the residual addition in the ResNet block, optimiser updates,
+//! batch norm's running statistics).
+
+use npe_core::tensor::{
+    AutodiffOps, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, TResult, Tensor, TensorError,
+};
+use tch::{Device, Kind, TchError};
+
+/// A libtorch tensor in an npe handle (cloning shares storage, like `shallow_clone`).
+struct T(tch::Tensor);
+
+impl Clone for T {
+    fn clone(&self) -> Self {
+        T(self.0.shallow_clone())
+    }
+}
+
+fn t(x: &Tensor) -> TResult<&tch::Tensor> {
+    Ok(&x.get::<T>()?.0)
+}
+
+fn w(x: Result<tch::Tensor, TchError>) -> TResult<Tensor> {
+    x.map(|x| Tensor::new(T(x))).map_err(err)
+}
+
+fn err(e: TchError) -> TensorError {
+    TensorError(format!("libtorch: {e}"))
+}
+
+fn dims(s: &[usize]) -> Vec<i64> {
+    s.iter().map(|&d| d as i64).collect()
+}
+
+/// Tensor operations on one libtorch device.
+pub struct TchOps {
+    pub(crate) device: Device,
+    pub(crate) describe: String,
+}
+
+impl CreationOps for TchOps {
+    fn upload(&self, data: &[f32], shape: &[usize]) -> TResult<Tensor> {
+        w(tch::Tensor::f_from_slice(data).and_then(|x| x.f_reshape(dims(shape))?.f_to_device(self.device)))
+    }
+    fn upload_index(&self, data: &[i64], shape: &[usize]) -> TResult<Tensor> {
+        w(tch::Tensor::f_from_slice(data).and_then(|x| x.f_reshape(dims(shape))?.f_to_device(self.device)))
+    }
+    fn download(&self, x: &Tensor) -> TResult<Vec<f32>> {
+        let flat = t(x)?.f_to_kind(Kind::Float).and_then(|x| x.f_to_device(Device::Cpu)?.f_contiguous()?.f_reshape([-1]));
+        Vec::<f32>::try_from(&flat.map_err(err)?).map_err(err)
+    }
+    fn shape(&self, x: &Tensor) -> TResult<Vec<usize>> {
+        Ok(t(x)?.size().iter().map(|&d| d as usize).collect())
+    }
+    fn deep_copy(&self, x: &Tensor) -> TResult<Tensor> {
+        w(t(x)?.f_detach_copy())
+    }
+}
+
+impl AutodiffOps for TchOps {
+    fn parameter(&self, data: &[f32], shape: &[usize], trainable: bool) -> TResult<Tensor> {
+        let x = self.upload(data, shape)?;
+        w(t(&x)?.f_set_requires_grad(trainable))
+    }
+    /// libtorch tracks parameters themselves: the stored tensor is the leaf.
+    fn leaf(&self, stored: &Tensor, _trainable: bool) -> TResult<Tensor> {
+        Ok(stored.clone())
+    }
+    fn backward(&self, loss: &Tensor) -> TResult<Grads> {
+        t(loss)?.f_backward().map_err(err)?;
+        Ok(Box::new(()))
+    }
+    fn grad(&self, _: &Grads, leaf: &Tensor) -> TResult<Option<Tensor>> {
+        let g = t(leaf)?.grad();
+        Ok(g.defined().then(|| Tensor::new(T(g))))
+    }
+    /// libtorch accumulates gradients on the leaf: zero them for the next step.
+    fn clear_grad(&self, leaf: &Tensor) -> TResult<()> {
+        let mut g = t(leaf)?.grad();
+        if g.defined() {
+            let _ = g.f_zero_().map_err(err)?;
+        }
+        Ok(())
+    }
+    fn detach(&self, x: &Tensor) -> TResult<Tensor> {
+        w(t(x)?.f_detach())
+    }
+    fn no_grad(&self) -> Box<dyn std::any::Any> {
+        Box::new(tch::no_grad_guard())
+    }
+}
+
+impl MathOps for TchOps {
+    fn add(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
+        w(t(a)?.f_add(t(b)?))
+    }
+    fn sub(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
+        w(t(a)?.f_sub(t(b)?))
+    }
+    fn mul(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
+        w(t(a)?.f_mul(t(b)?))
+    }
+    fn div(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
+        w(t(a)?.f_div(t(b)?))
+    }
+    fn add_scalar(&self, x: &Tensor, s: f64) -> TResult<Tensor> {
+        w(t(x)?.f_add_scalar(s))
+    }
+    fn mul_scalar(&self, x: &Tensor, s: f64) -> TResult<Tensor> {
+        w(t(x)?.f_mul_scalar(s))
+    }
+    fn powf_scalar(&self, x: &Tensor, p: f64) -> TResult<Tensor> {
+        w(t(x)?.f_pow_tensor_scalar(p))
+    }
+    fn neg(&self, x: &Tensor) -> TResult<Tensor> {
+        w(t(x)?.f_neg())
+    }
+    fn exp(&self, x: &Tensor) -> TResult<Tensor> {
+        w(t(x)?.f_exp())
+    }
+    fn log1p(&self, x: &Tensor) -> TResult<Tensor> {
+        w(t(x)?.f_log1p())
+    }
+    fn abs(&self, x: &Tensor) -> TResult<Tensor> {
+        w(t(x)?.f_abs())
+    }
+    fn sqrt(&self, x: &Tensor) -> TResult<Tensor> {
+        w(t(x)?.f_sqrt())
+    }
+    fn relu(&self, x: &Tensor) -> TResult<Tensor> {
+        w(t(x)?.f_relu())
+    }
+    fn sum_dims(&self, x: &Tensor, d: &[usize], keepdim: bool) -> TResult<Tensor> {
+        w(t(x)?.f_sum_dim_intlist(dims(d).as_slice(), keepdim, Kind::Float))
+    }
+    fn mean_dims(&self, x: &Tensor, d: &[usize], keepdim: bool) -> TResult<Tensor> {
+        w(t(x)?.f_mean_dim(dims(d).as_slice(), keepdim, Kind::Float))
+    }
+    fn argmax(&self, x: &Tensor, dim: usize) -> TResult<Tensor> {
+        w(t(x)?.f_argmax(dim as i64, false).and_then(|i| i.f_to_kind(Kind::Float)))
+    }
+    fn reshape(&self, x: &Tensor, shape: &[usize]) -> TResult<Tensor> {
+        w(t(x)?.f_reshape(dims(shape)))
+    }
+    fn transpose(&self, x: &Tensor, d0: usize, d1: usize) -> TResult<Tensor> {
+        w(t(x)?.f_transpose(d0 as i64, d1 as i64))
+    }
+    fn cat(&self, xs: &[Tensor], dim: usize) -> TResult<Tensor> {
+        let xs: Vec<&tch::Tensor> = xs.iter().map(t).collect::<TResult<_>>()?;
+        w(tch::Tensor::f_cat(&xs, dim as i64))
+    }
+    fn slice(&self, x: &Tensor, dim: usize, start: usize, end: usize, step: usize) -> TResult<Tensor> {
+        w(t(x)?.f_slice(dim as i64, start as i64, end as i64, step as i64))
+    }
+    fn pad(&self, x: &Tensor, dim: usize, before: usize, after: usize) -> TResult<Tensor> {
+        // constant_pad_nd lists (before, after) pairs from the last dimension backwards.
+        let rank = t(x)?.dim();
+        let mut pads = vec![0i64; 2 * (rank - dim)];
+        pads[2 * (rank - 1 - dim)] = before as i64;
+        pads[2 * (rank - 1 - dim) + 1] = after as i64;
+        w(t(x)?.f_constant_pad_nd(pads))
+    }
+}
+
+impl NnOps for TchOps {
+    fn conv2d(&self, x: &Tensor, k: &Tensor, b: Option<&Tensor>, stride: usize, padding: usize) -> TResult<Tensor> {
+        let (s, p) = (stride as i64, padding as i64);
+        w(t(x)?.f_conv2d(t(k)?, b.map(t).transpose()?, [s, s], [p, p], [1, 1], 1))
+    }
+    fn matmul(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
+        w(t(a)?.f_matmul(t(b)?))
+    }
+    /// libtorch's fused `addmm`.
+    fn linear(&self, x: &Tensor, k: &Tensor, b: Option<&Tensor>) -> TResult<Tensor> {
+        w(t(x)?.f_linear(t(k)?, b.map(t).transpose()?))
+    }
+    /// libtorch's kernel updates the running statistics in place.
+    fn batch_norm(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        train: bool,
+        momentum: f64,
+        eps: f64,
+    ) -> TResult<(Tensor, Option<(Tensor, Tensor)>)> {
+        let (g, b, m, v) = (t(weight)?, t(bias)?, t(running_mean)?, t(running_var)?);
+        Ok((w(t(x)?.f_batch_norm(Some(g), Some(b), Some(m), Some(v), train, momentum, eps, true))?, None))
+    }
+    fn max_pool2d(&self, x: &Tensor, kernel: usize, stride: usize) -> TResult<Tensor> {
+        let (k, s) = (kernel as i64, stride as i64);
+        w(t(x)?.f_max_pool2d([k, k], [s, s], [0, 0], [1, 1], false))
+    }
+    fn resize_bilinear(&self, x: &Tensor, [h, wd]: [usize; 2]) -> TResult<Tensor> {
+        w(t(x)?.f_upsample_bilinear2d([h as i64, wd as i64], false, None, None))
+    }
+    fn log_softmax(&self, x: &Tensor, dim: usize) -> TResult<Tensor> {
+        w(t(x)?.f_log_softmax(dim as i64, Kind::Float))
+    }
+    fn gather(&self, x: &Tensor, dim: usize, index: &Tensor) -> TResult<Tensor> {
+        w(t(x)?.f_gather(dim as i64, t(index)?, false))
+    }
+}
+
+fn tm(x: &mut Tensor) -> TResult<&mut tch::Tensor> {
+    Ok(&mut x.get_mut::<T>()?.0)
+}
+
+/// In place: one activation buffer less per ReLU and residual addition (measured ~100 MB on
+/// ResNet-32 at batch 128), and parameters keep their identity as autodiff leaves.
+impl InplaceOps for TchOps {
+    fn relu_(&self, x: &mut Tensor) -> TResult<()> {
+        tm(x)?.f_relu_().map(drop).map_err(err)
+    }
+    fn add_(&self, a: &mut Tensor, b: &Tensor) -> TResult<()> {
+        let b = t(b)?.shallow_clone();
+        tm(a)?.f_add_(&b).map(drop).map_err(err)
+    }
+    fn axpby_(&self, a: &mut Tensor, alpha: f64, b: &Tensor, beta: f64) -> TResult<()> {
+        let b = if beta == 1.0 { t(b)?.shallow_clone() } else { t(b)?.f_mul_scalar(beta).map_err(err)? };
+        let a = tm(a)?;
+        if alpha != 1.0 {
+            let _ = a.f_mul_scalar_(alpha).map_err(err)?;
+        }
+        a.f_add_(&b).map(drop).map_err(err)
+    }
+}
+
+impl FusedOps for TchOps {}
+
+impl Ops for TchOps {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}

@@ -1,0 +1,212 @@
+//! The executor the training loop drives: forward passes over the lowered plan, losses,
+//! backward, the optimiser step, inference requests, state exchange — on any backend's ops.
+
+use super::{Optimizer, Plan, Store};
+use crate::backend::{BuildContext, ExecError, Executor, HostTensor, Request, StepLosses};
+use crate::batch::HostBatch;
+use crate::ir::Ir;
+use crate::kind::{Cx, Targets, Value};
+use crate::tensor::{Ops, Tensor};
+use crate::types::NamedTensor;
+
+/// A pipeline's model on one backend's device.
+pub struct GraphExecutor {
+    ops: Box<dyn Ops>,
+    plan: Plan,
+    store: Store,
+    optimizer: Optimizer,
+    log_prior: Tensor,
+    ignore_index: i64,
+    losses: Vec<(usize, String)>,
+    train_steps: Vec<usize>,
+    describe: String,
+}
+
+impl GraphExecutor {
+    /// Lower `ir` and allocate its parameters with `ctx`'s initial values on `ops`' device.
+    pub fn new(ir: &Ir, ctx: &BuildContext, ops: Box<dyn Ops>) -> Result<Self, ExecError> {
+        let plan = Plan::lower(ir);
+        let store = Store::new(ops.as_ref(), &plan.specs, &ctx.initial, &ctx.frozen)?;
+        let optimizer = Optimizer::new(&ctx.optimizer, &plan.specs);
+        let log_prior: Vec<f32> = ctx.class_prior.iter().map(|p| p.max(1e-12).ln() as f32).collect();
+        let log_prior = ops.upload(&log_prior, &[log_prior.len()])?;
+        let losses = plan.losses();
+        let train_steps = plan.needed(&losses.iter().map(|(i, _)| *i).collect::<Vec<_>>());
+        let describe = ops.describe();
+        Ok(Self {
+            ops,
+            plan,
+            store,
+            optimizer,
+            log_prior,
+            ignore_index: ctx.ignore_index,
+            losses,
+            train_steps,
+            describe,
+        })
+    }
+
+    fn images(&self, batch: &HostBatch) -> Result<Tensor, ExecError> {
+        Ok(self.ops.upload(&batch.images, &batch.shape)?)
+    }
+
+    fn targets(&self, batch: &HostBatch) -> Result<Targets, ExecError> {
+        let ops = self.ops.as_ref();
+        let n = batch.len();
+        if !batch.dense {
+            return Ok(Targets::Classes(ops.upload_index(&batch.labels, &[n, 1])?));
+        }
+        let [_, _, h, w] = batch.shape;
+        let ok = |l: i64| l != self.ignore_index && l >= 0;
+        let index: Vec<i64> = batch.labels.iter().map(|&l| if ok(l) { l } else { 0 }).collect();
+        let valid: Vec<f32> = batch.labels.iter().map(|&l| ok(l) as u8 as f32).collect();
+        Ok(Targets::Pixels {
+            index: ops.upload_index(&index, &[n, 1, h, w])?,
+            valid: ops.upload(&valid, &[n, 1, h, w])?,
+            count: valid.iter().filter(|&&v| v > 0.0).count(),
+        })
+    }
+
+    /// A training-mode forward over `params`: the loss tensors and the new buffer values.
+    fn train_forward(
+        &self,
+        batch: &HostBatch,
+        params: &[Tensor],
+    ) -> Result<(Vec<Tensor>, Vec<(usize, Tensor)>), ExecError> {
+        let targets = self.targets(batch)?;
+        let mut cx = Cx::new(self.ops.as_ref(), params, true, Some(&targets), &self.log_prior);
+        let mut values = self.plan.run(&mut cx, self.images(batch)?, &self.train_steps)?;
+        let mut parts = Vec::with_capacity(self.losses.len());
+        for (i, name) in &self.losses {
+            match values[*i].take() {
+                Some(Value::Loss(t)) => parts.push(t),
+                _ => return Err(ExecError::Backend(format!("loss `{name}` produced no scalar"))),
+            }
+        }
+        let buffers = cx.take_buffers().into_iter().map(|(id, t)| (id.index(), t)).collect();
+        Ok((parts, buffers))
+    }
+
+    /// Each loss's value, downloaded at once.
+    fn step_losses(&self, parts: &[Tensor]) -> Result<StepLosses, ExecError> {
+        let ops = self.ops.as_ref();
+        let host = ops.download(&ops.detach(&ops.cat(parts, 0)?)?)?;
+        let parts: Vec<(String, f64)> = self.losses.iter().zip(&host).map(|((_, n), v)| (n.clone(), *v as f64)).collect();
+        let total = parts.iter().map(|(_, v)| v).sum();
+        Ok(StepLosses { parts, total })
+    }
+}
+
+fn host(ops: &dyn Ops, t: &Tensor) -> Result<HostTensor, ExecError> {
+    Ok(HostTensor { shape: ops.shape(t)?, data: ops.download(t)? })
+}
+
+impl Executor for GraphExecutor {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn train_step(&mut self, batch: &HostBatch, lr: f64) -> Result<StepLosses, ExecError> {
+        let ops = self.ops.as_ref();
+        let leaves: Vec<Tensor> = self
+            .store
+            .values
+            .iter()
+            .zip(&self.store.trainable)
+            .map(|(p, &t)| ops.leaf(p, t))
+            .collect::<Result<_, _>>()?;
+        let (parts, buffers) = self.train_forward(batch, &leaves)?;
+        let losses = self.step_losses(&parts)?;
+        let mut total = parts[0].clone();
+        for p in &parts[1..] {
+            total = ops.add(&total, p)?;
+        }
+        let grads = ops.backward(&total)?;
+        drop((parts, total));
+        let mut g = Vec::with_capacity(leaves.len());
+        for (leaf, &t) in leaves.iter().zip(&self.store.trainable) {
+            g.push(if t { ops.grad(&grads, leaf)? } else { None });
+        }
+        drop(grads);
+        let _no_grad = ops.no_grad();
+        self.optimizer.step(ops, &mut self.store.values, &g, lr)?;
+        drop(g);
+        for (leaf, &t) in leaves.iter().zip(&self.store.trainable) {
+            if t {
+                ops.clear_grad(leaf)?;
+            }
+        }
+        for (i, t) in buffers {
+            self.store.values[i] = t;
+        }
+        Ok(losses)
+    }
+
+    fn losses(&mut self, batch: &HostBatch) -> Result<StepLosses, ExecError> {
+        let ops = self.ops.as_ref();
+        let _no_grad = ops.no_grad();
+        // A training-mode forward may update running statistics in place: keep them.
+        let saved: Vec<(usize, Tensor)> =
+            self.store.buffers().map(|i| Ok((i, ops.deep_copy(&self.store.values[i])?))).collect::<Result<_, ExecError>>()?;
+        let result = self.train_forward(batch, &self.store.values).and_then(|(parts, _)| self.step_losses(&parts));
+        for (i, t) in saved {
+            self.store.values[i] = t;
+        }
+        result
+    }
+
+    fn infer(&mut self, batch: &HostBatch, requests: &[Request]) -> Result<Vec<HostTensor>, ExecError> {
+        let ops = self.ops.as_ref();
+        let _no_grad = ops.no_grad();
+        let node = |r: &Request| match r {
+            Request::Output(n) | Request::Argmax(n) | Request::SpatialMean(n) => n.clone(),
+        };
+        let mut wanted = vec![];
+        for r in requests {
+            let n = node(r);
+            wanted.push(self.plan.step(&n).ok_or_else(|| ExecError::Backend(format!("unknown node `{n}`")))?);
+        }
+        let mut cx = Cx::new(ops, &self.store.values, false, None, &self.log_prior);
+        let values = self.plan.run(&mut cx, self.images(batch)?, &self.plan.needed(&wanted))?;
+        let mut out = Vec::with_capacity(requests.len());
+        for (r, &i) in requests.iter().zip(&wanted) {
+            let v = values[i].clone().ok_or_else(|| ExecError::Backend(format!("node `{}` was not computed", node(r))))?;
+            out.push(match (r, v) {
+                (Request::Output(_), Value::Pems(v)) => {
+                    let ts: Vec<Tensor> = v.iter().map(|h| h.tensor().cloned()).collect::<Result<_, _>>()?;
+                    host(ops, &ops.stack(&ts, 0)?)?
+                }
+                (Request::Output(_), v) => host(ops, v.tensor()?)?,
+                (Request::Argmax(_), v @ (Value::Vec(_) | Value::Map(_))) => host(ops, &ops.argmax(v.tensor()?, 1)?)?,
+                (Request::SpatialMean(_), Value::Pems(v)) => {
+                    let mut means = vec![];
+                    for h in v {
+                        means.push(match h {
+                            Value::Map(t) => ops.mean_dims(&t, &[2, 3], false)?,
+                            other => other.flat(ops)?,
+                        });
+                    }
+                    host(ops, &ops.stack(&means, 0)?)?
+                }
+                (r, _) => return Err(ExecError::Backend(format!("cannot answer {r:?} for this node"))),
+            });
+        }
+        Ok(out)
+    }
+
+    fn export(&self) -> Result<Vec<NamedTensor>, ExecError> {
+        self.store.export(self.ops.as_ref())
+    }
+
+    fn import(&mut self, tensors: &[NamedTensor]) -> Result<(), ExecError> {
+        self.store.import(self.ops.as_ref(), tensors)
+    }
+
+    fn export_optimizer(&self) -> Result<Vec<NamedTensor>, ExecError> {
+        self.optimizer.export(self.ops.as_ref(), &self.store.specs)
+    }
+
+    fn import_optimizer(&mut self, tensors: &[NamedTensor]) -> Result<(), ExecError> {
+        self.optimizer.import(self.ops.as_ref(), &self.store, tensors)
+    }
+}

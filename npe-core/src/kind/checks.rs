@@ -1,0 +1,53 @@
+//! Signature checks shared by node kinds.
+
+use crate::types::{InferCtx, Role, Sig, Task};
+
+/// Error unless `sig` has one of `roles`.
+pub fn expect_role(sig: &Sig, roles: &[Role], port: &str) -> Result<(), String> {
+    if roles.contains(&sig.role) {
+        return Ok(());
+    }
+    let want: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    Err(format!("`{port}` must be {}, got {sig}", want.join(" or ")))
+}
+
+/// Dense losses and metrics compare maps with the label maps pixel by pixel: sizes must match.
+pub fn check_label_size(sig: &Sig, ctx: &InferCtx, port: &str) -> Result<(), String> {
+    match (sig.spatial, ctx.label_size) {
+        (Some(s), Some(l)) if s != l => Err(format!(
+            "`{port}` is {}×{} but the labels are {}×{}: add a `resize` node (`kind: resize`, to the label size) and use it here",
+            s[0], s[1], l[0], l[1]
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Classification wants vector outputs, segmentation dense maps.
+pub fn check_task_shape(sig: &Sig, ctx: &InferCtx) -> Result<(), String> {
+    match (ctx.task, sig.is_map()) {
+        (Task::Classification, true) => Err(format!(
+            "dense output {sig} in a classification pipeline; end the backbone with global pooling or set `task: segmentation`"
+        )),
+        (Task::Segmentation, false) => {
+            Err(format!("vector output {sig} in a segmentation pipeline; use a dense backbone (`unet`, `fcn_resnet`)"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The class count of a head: the data's, and `given` must agree.
+pub fn check_classes(given: Option<usize>, ctx: &InferCtx) -> Result<usize, String> {
+    match given {
+        Some(c) if c != ctx.num_classes => Err(format!(
+            "`classes: {c}` but the data has {} classes; remove `classes` to use the data's count",
+            ctx.num_classes
+        )),
+        _ => Ok(ctx.num_classes),
+    }
+}
+
+/// The spatial size of image-shaped input (images or feature maps).
+pub fn image_spatial(input: &Sig) -> Result<[usize; 2], String> {
+    expect_role(input, &[Role::Image, Role::Features], "input")?;
+    input.spatial.ok_or_else(|| format!("this backbone needs image-shaped input [N, C, H, W], got {input}"))
+}

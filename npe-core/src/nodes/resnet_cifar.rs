@@ -1,0 +1,57 @@
+//! `resnet_cifar`: the CIFAR ResNet of He et al. (3 stages, option-A shortcuts), global pooling.
+
+use crate::backend::ExecError;
+use crate::kind::{Cx, Declare, NodeDef, Value, first, image_spatial};
+use crate::nn::{CifarResNet, check_depth};
+use crate::types::{Category, InferCtx, Input, NodeRef, Role, Sig};
+use serde::{Deserialize, Serialize};
+
+pub(crate) fn default_width() -> usize {
+    16
+}
+
+/// `resnet_cifar` parameters.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResNetCifar {
+    /// Input images.
+    pub input: NodeRef,
+    /// 20, 32, 44, 56 or 110.
+    pub depth: usize,
+    /// Channels of the first stage (16 in the paper); stages use width, 2×, 4×.
+    #[serde(default = "default_width")]
+    pub width: usize,
+}
+
+impl NodeDef for ResNetCifar {
+    const KIND: &'static str = "resnet_cifar";
+    const CATEGORY: Category = Category::Backbone;
+    const SUMMARY: &'static str = "CIFAR ResNet-20/32/44/56/110, option-A shortcuts, global pooling";
+    type Lowered = CifarResNet;
+
+    fn inputs(&self) -> Vec<Input> {
+        vec![Input::new("input", &self.input)]
+    }
+
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+        check_depth(self.depth)?;
+        let [h, w] = image_spatial(&inputs[0])?;
+        if h < 4 || w < 4 {
+            return Err(format!("images of {h}×{w} are too small for resnet_cifar (two stride-2 stages need ≥ 4×4)"));
+        }
+        if self.width == 0 {
+            return Err("`width` must be > 0".into());
+        }
+        Ok(Sig::vector(Role::Features, 4 * self.width))
+    }
+
+    fn lower(&self, d: &mut Declare, inputs: &[Sig], _: &Sig) -> CifarResNet {
+        CifarResNet::new(d, inputs[0].channels, self.width, (self.depth - 2) / 6)
+    }
+
+    fn forward(&self, trunk: &CifarResNet, cx: &mut Cx, inputs: Vec<Value>) -> Result<Value, ExecError> {
+        let x = first(inputs)?.map(cx.ops)?;
+        let h = trunk.forward(cx, &x)?;
+        Ok(Value::Vec(cx.ops.mean_dims(&h, &[2, 3], false)?))
+    }
+}

@@ -1,0 +1,26 @@
+//! The tensor contract between the core and a backend.
+//!
+//! The core writes every node's math once, over [`Ops`]; a backend (burn, libtorch) implements
+//! those operations on its own tensor type and nothing else. Tensors cross the boundary as the
+//! opaque [`Tensor`] handle: the backend puts its own tensor in, and takes it back out.
+
+mod handle;
+mod ops;
+
+pub use handle::Tensor;
+pub use ops::{AutodiffOps, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops};
+
+/// A failed tensor operation, as the backend reports it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct TensorError(pub String);
+
+impl TensorError {
+    /// An error with a message.
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+/// Result of a tensor operation.
+pub type TResult<T> = Result<T, TensorError>;
