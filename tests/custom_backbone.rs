@@ -7,10 +7,14 @@ use common::{npe, root, run};
 use std::process::Command;
 
 fn example() -> Command {
+    example_named("custom_backbone")
+}
+
+fn example_named(name: &str) -> Command {
     // cargo builds examples next to the test executables: target/<profile>/examples/.
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let path = dir.join(format!("custom_backbone{}", std::env::consts::EXE_SUFFIX));
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(path.is_file(), "example binary not built at {}", path.display());
     let mut c = Command::new(path);
     c.current_dir(root());
@@ -65,4 +69,40 @@ fn the_stock_npe_does_not_know_the_custom_kind() {
     let (code, _, err) = run(npe().args(["check", "examples/custom_backbone.yaml"]));
     assert_eq!(code, 2);
     assert!(err.contains("examples/custom_backbone.yaml:12:21: error: unknown node kind `conv_stack`"), "{err}");
+}
+
+/// The second example: a pre-activation ResNet defined once, trained with AdamW and a parameter
+/// group, on every compiled backend; the optimiser state in its checkpoint is AdamW's.
+#[test]
+fn a_preact_resnet_defined_once_trains_with_adamw_on_every_backend() {
+    let backends: &[&str] = if cfg!(feature = "tch") { &["burn", "tch"] } else { &["burn"] };
+    let mut accs = vec![];
+    for backend in backends {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, _, err) = run(example_named("preact_resnet")
+            .args(["train", "examples/preact_resnet.yaml", "--progress", "quiet", "--backend", backend])
+            .args(["--set", "train.epochs=4", "--out"])
+            .arg(dir.path()));
+        assert_eq!(code, 0, "{backend}: {err}");
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+        let acc = summary["eval"]["accuracy"]["accuracy"]["logits"]["mean_per_class"].as_f64().unwrap();
+        assert!(acc > 0.4, "{backend}: the pre-activation ResNet should learn, got {acc}");
+        // The PEM, kept on SGD by its parameter group, ranks the classes by frequency.
+        let r = summary["eval"]["prior"]["prior_fit"]["train"]["r"].as_f64();
+        assert!(r.is_some_and(|r| r > 0.8), "{backend}: learned prior r = {r:?}\n{}", summary["eval"]["prior"]);
+        accs.push(acc);
+        let names: Vec<String> =
+            common::tensors(&dir.path().join("model.safetensors")).into_iter().map(|t| t.name).collect();
+        assert!(names.contains(&"features.stages.1.0.projection.weight".to_string()), "{names:?}");
+        let ck = std::fs::read_dir(dir.path().join("checkpoints")).unwrap().next().unwrap().unwrap().path();
+        let ck = npe_core::checkpoint::Checkpoint::load(&ck).unwrap();
+        let state: Vec<String> = ck.optimizer.into_iter().map(|t| t.name).collect();
+        for want in ["features.stem.weight.exp_avg", "features.stem.weight.exp_avg_sq", "optimizer.step", "prior.0.weight"] {
+            assert!(state.iter().any(|n| n == want), "{want} missing from {state:?}");
+        }
+    }
+    if accs.len() == 2 {
+        assert!((accs[0] - accs[1]).abs() < 0.05, "burn and tch disagree: {accs:?}");
+    }
 }

@@ -38,3 +38,27 @@ impl Backend for BurnBackend {
         Ok(Box::new(BurnOps { device: dev, describe }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_the_core_conformance_suite() {
+        let ops = BurnBackend.ops(Device::Cpu, 0).unwrap();
+        let n = npe_core::conformance::check_all(ops.as_ref()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, npe_core::conformance::CHECKS.len());
+    }
+
+    #[test]
+    fn a_device_whose_feature_is_off_names_the_feature() {
+        if !cfg!(feature = "wgpu") {
+            let err = BurnBackend.ops(Device::Wgpu, 0).err().unwrap().to_string();
+            assert!(err.contains("--features wgpu"), "{err}");
+        }
+        if !cfg!(feature = "cuda") {
+            let err = BurnBackend.ops(Device::Cuda(0), 0).err().unwrap().to_string();
+            assert!(err.contains("--features cuda"), "{err}");
+        }
+    }
+}

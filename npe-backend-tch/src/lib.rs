@@ -39,3 +39,21 @@ impl Backend for TchBackend {
         Ok(Box::new(TchOps { device: dev, describe }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_the_core_conformance_suite() {
+        let ops = TchBackend.ops(Device::Cpu, 1).unwrap();
+        let n = npe_core::conformance::check_all(ops.as_ref()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, npe_core::conformance::CHECKS.len());
+    }
+
+    #[test]
+    fn asking_for_wgpu_says_which_backend_has_it() {
+        let err = TchBackend.ops(Device::Wgpu, 1).err().unwrap().to_string();
+        assert!(err.contains("--backend burn"), "{err}");
+    }
+}

@@ -40,7 +40,7 @@ pub struct Checkpoint {
     pub position: Position,
     /// Parameters and buffers.
     pub params: Vec<NamedTensor>,
-    /// Momentum buffers, named after their parameters.
+    /// Optimiser state (SGD momentum, AdamW moments), named after the parameters.
     pub optimizer: Vec<NamedTensor>,
 }
 

@@ -19,6 +19,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod data;
 pub mod diag;
+pub mod conformance;
 pub mod exec;
 pub mod ir;
 pub mod kind;

@@ -1,7 +1,8 @@
 //! The optimisers, PyTorch semantics, written once over the tensor operations: SGD
 //! (`torch.optim.SGD`: decay added to the gradient, momentum buffer starting at the first
 //! gradient, dampening, Nesterov) and AdamW (`torch.optim.AdamW`: decoupled decay, bias
-//! correction). Parameter groups scale the learning rate and switch decay per node.
+//! correction). Parameter groups scale the learning rate, switch decay and pick the optimiser
+//! per node.
 
 use super::Store;
 use crate::backend::ExecError;
@@ -15,6 +16,7 @@ const STEP: &str = "optimizer.step";
 /// Optimiser state and per-parameter settings.
 pub struct Optimizer {
     spec: OptimizerSpec,
+    kind: Vec<OptimizerKind>,
     lr_scale: Vec<f64>,
     decay: Vec<bool>,
     /// SGD: momentum buffers; AdamW: first moments.
@@ -27,18 +29,20 @@ pub struct Optimizer {
 impl Optimizer {
     /// For the parameters `specs`, with `spec.param_groups` applied (a later group wins).
     pub fn new(spec: &OptimizerSpec, specs: &[ParamSpec]) -> Self {
+        let mut kind = vec![spec.kind; specs.len()];
         let mut lr_scale = vec![1.0; specs.len()];
         let mut decay: Vec<bool> = specs.iter().map(|s| s.decay).collect();
         for g in &spec.param_groups {
             for (i, s) in specs.iter().enumerate().filter(|(_, s)| g.nodes.contains(&s.node)) {
                 lr_scale[i] = g.lr_scale;
+                kind[i] = g.kind.unwrap_or(kind[i]);
                 if let Some(d) = g.weight_decay {
                     decay[i] = d && s.kind == crate::types::ParamKind::Weight;
                 }
             }
         }
         let n = specs.len();
-        Self { spec: spec.clone(), lr_scale, decay, first: vec![None; n], second: vec![None; n], steps: 0 }
+        Self { spec: spec.clone(), kind, lr_scale, decay, first: vec![None; n], second: vec![None; n], steps: 0 }
     }
 
     /// Update `params` in place from `grads` (None: not reached by the loss, not updated, as in
@@ -48,7 +52,7 @@ impl Optimizer {
         for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
             let Some(g) = g else { continue };
             let lr = lr * self.lr_scale[i];
-            match self.spec.kind {
+            match self.kind[i] {
                 OptimizerKind::Sgd => self.sgd(ops, i, p, g, lr)?,
                 OptimizerKind::Adamw => self.adamw(ops, i, p, g, lr)?,
             }
@@ -100,8 +104,8 @@ impl Optimizer {
     /// own name; AdamW: `NAME.exp_avg`, `NAME.exp_avg_sq` and `optimizer.step`).
     pub fn export(&self, ops: &dyn Ops, specs: &[ParamSpec]) -> Result<Vec<NamedTensor>, ExecError> {
         let mut out = vec![];
-        let adam = self.spec.kind == OptimizerKind::Adamw;
         for (i, s) in specs.iter().enumerate() {
+            let adam = self.kind[i] == OptimizerKind::Adamw;
             let named = |suffix: &str, t: &Tensor| -> Result<NamedTensor, ExecError> {
                 Ok(NamedTensor { name: format!("{}{suffix}", s.name), shape: s.shape.clone(), data: ops.download(t)? })
             };
@@ -112,7 +116,7 @@ impl Optimizer {
                 out.push(named(".exp_avg_sq", v)?);
             }
         }
-        if adam && self.steps > 0 {
+        if self.kind.contains(&OptimizerKind::Adamw) && self.steps > 0 {
             out.push(NamedTensor { name: STEP.into(), shape: vec![1], data: vec![self.steps as f32] });
         }
         Ok(out)
@@ -127,12 +131,11 @@ impl Optimizer {
                 self.steps = t.data.first().copied().unwrap_or(0.0) as u64;
                 continue;
             }
-            let (base, second) = match self.spec.kind {
-                OptimizerKind::Sgd => (t.name.as_str(), false),
-                OptimizerKind::Adamw => match t.name.strip_suffix(".exp_avg_sq") {
-                    Some(b) => (b, true),
-                    None => (t.name.strip_suffix(".exp_avg").unwrap_or(&t.name), false),
-                },
+            let adam_base = |suffix: &str| t.name.strip_suffix(suffix).filter(|b| store.get(b).is_some_and(|i| self.kind[i] == OptimizerKind::Adamw));
+            let (base, second) = match (adam_base(".exp_avg_sq"), adam_base(".exp_avg")) {
+                (Some(b), _) => (b, true),
+                (None, Some(b)) => (b, false),
+                (None, None) => (t.name.as_str(), false),
             };
             let i = store
                 .get(base)

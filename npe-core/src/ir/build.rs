@@ -397,6 +397,12 @@ fn check_training(
     if o.nesterov && (o.momentum == 0.0 || o.dampening != 0.0) {
         err("train.optimizer.nesterov", "Nesterov momentum needs momentum > 0 and dampening 0".into(), None);
     }
+    if !o.betas.iter().all(|b| (0.0..1.0).contains(b)) {
+        err("train.optimizer.betas", format!("`betas` must be in [0, 1), got {:?}", o.betas), None);
+    }
+    if !(o.eps.is_finite() && o.eps > 0.0) {
+        err("train.optimizer.eps", format!("`eps` must be > 0, got {}", o.eps), None);
+    }
     if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
         err("train.optimizer.weight_decay", format!("`weight_decay` must be ≥ 0, got {}", o.weight_decay), None);
     }
@@ -437,6 +443,28 @@ fn check_training(
         err("eval.batch_size", "`batch_size` must be at least 1".into(), None);
     }
     let names: Vec<&String> = index.keys().collect();
+    for (g, group) in t.optimizer.param_groups.iter().enumerate() {
+        let path = format!("train.optimizer.param_groups.{g}");
+        if !(group.lr_scale.is_finite() && group.lr_scale >= 0.0) {
+            diags.push(Diagnostic::error(
+                loc.value(&format!("{path}.lr_scale")),
+                format!("`lr_scale` must be a finite number ≥ 0, got {}", group.lr_scale),
+            ));
+        }
+        for (i, node) in group.nodes.iter().enumerate() {
+            match index.get(node).map(|&n| &graph[n]) {
+                None => diags.push(
+                    Diagnostic::error(loc.value(&format!("{path}.nodes.{i}")), format!("parameter group names unknown node `{node}`"))
+                        .with_opt_hint(did_you_mean(node, names.iter())),
+                ),
+                Some(n) if !n.category().is_some_and(Category::has_parameters) => diags.push(
+                    Diagnostic::error(loc.value(&format!("{path}.nodes.{i}")), format!("`{node}` ({}) has no parameters", n.kind()))
+                        .with_hint("parameter groups take backbones, heads or PEMs"),
+                ),
+                _ => {}
+            }
+        }
+    }
     for (i, f) in t.freeze.iter().enumerate() {
         let path = format!("train.freeze.{i}");
         match index.get(f).map(|&n| &graph[n]) {

@@ -61,6 +61,10 @@ pub struct ParamGroup {
     /// Whether weight decay applies to their weights (default: each node's own policy).
     #[serde(default)]
     pub weight_decay: Option<bool>,
+    /// Another optimiser for these nodes (e.g. `sgd` for PEMs under an `adamw` backbone: Adam's
+    /// per-parameter normalisation erases the class frequencies the PEM estimate is built on).
+    #[serde(default)]
+    pub kind: Option<OptimizerKind>,
 }
 
 /// `train.optimizer`.
