@@ -57,7 +57,9 @@ impl NodeDef for ConvStack {
         let mut cin = inputs[0].channels;
         let mut convs = vec![];
         for (i, &c) in self.channels.iter().enumerate() {
-            convs.push(Conv2d::new(d, &format!("convs.{i}"), [c, cin, 3], kaiming(cin * 9), Some(Init::Zeros)).padding(1));
+            convs.push(
+                Conv2d::new(d, &format!("convs.{i}"), [c, cin, 3], kaiming(cin * 9), Some(Init::Zeros)).padding(1),
+            );
             cin = c;
         }
         convs

@@ -117,7 +117,8 @@ impl NodeDef for PreActResNet {
                     conv1: conv(&mut d, "conv1", planes, cin, 3, stride),
                     bn2: BatchNorm::new(&mut d, "bn2", planes),
                     conv2: conv(&mut d, "conv2", planes, planes, 3, 1),
-                    projection: (stride != 1 || cin != planes).then(|| conv(&mut d, "projection", planes, cin, 1, stride)),
+                    projection: (stride != 1 || cin != planes)
+                        .then(|| conv(&mut d, "projection", planes, cin, 1, stride)),
                 });
                 cin = planes;
             }

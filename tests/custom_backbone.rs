@@ -98,7 +98,9 @@ fn a_preact_resnet_defined_once_trains_with_adamw_on_every_backend() {
         let ck = std::fs::read_dir(dir.path().join("checkpoints")).unwrap().next().unwrap().unwrap().path();
         let ck = npe_core::checkpoint::Checkpoint::load(&ck).unwrap();
         let state: Vec<String> = ck.optimizer.into_iter().map(|t| t.name).collect();
-        for want in ["features.stem.weight.exp_avg", "features.stem.weight.exp_avg_sq", "optimizer.step", "prior.0.weight"] {
+        for want in
+            ["features.stem.weight.exp_avg", "features.stem.weight.exp_avg_sq", "optimizer.step", "prior.0.weight"]
+        {
             assert!(state.iter().any(|n| n == want), "{want} missing from {state:?}");
         }
     }

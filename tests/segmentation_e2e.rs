@@ -28,6 +28,7 @@ fn opts(out: &std::path::Path) -> TrainOptions {
         progress: ProgressMode::Quiet,
         stop: None,
         stop_after_steps: None,
+        fallback: false,
     }
 }
 

@@ -20,6 +20,7 @@ fn opts(out: &Path) -> TrainOptions {
         progress: ProgressMode::Quiet,
         stop: None,
         stop_after_steps: None,
+        fallback: false,
     }
 }
 
@@ -103,6 +104,15 @@ fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
         assert_eq!(max_rel_diff(&whole, &resumed), 0.0, "{name}: resumed weights differ");
         let lines = std::fs::read_to_string(b.path().join("metrics.jsonl")).unwrap().lines().count();
         assert_eq!(lines, 3, "{name}: one metrics line per epoch after resuming");
+        // The interrupted epoch's mean loss covers all its steps, as in the uninterrupted run.
+        let loss = |dir: &Path| -> Vec<f64> {
+            std::fs::read_to_string(dir.join("metrics.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["train_loss"]["total"].as_f64().unwrap())
+                .collect()
+        };
+        assert_eq!(loss(a.path()), loss(b.path()), "{name}: epoch mean losses differ after resuming");
         // Without --resume an output folder with checkpoints is refused, not overwritten.
         let err = final_params(backend.as_ref(), &sets, b.path(), None, false).unwrap_err();
         assert!(err.to_string().contains("add --resume"), "{err}");

@@ -49,11 +49,26 @@ macro_rules! ranked {
     ($x:expr, |$t:ident| $body:expr) => {{
         let carrier: BT<1> = $x;
         match carrier.rank() {
-            1 => { let $t = BT::<1>::from_bridge(carrier.into_bridge()); $body }
-            2 => { let $t = BT::<2>::from_bridge(carrier.into_bridge()); $body }
-            3 => { let $t = BT::<3>::from_bridge(carrier.into_bridge()); $body }
-            4 => { let $t = BT::<4>::from_bridge(carrier.into_bridge()); $body }
-            5 => { let $t = BT::<5>::from_bridge(carrier.into_bridge()); $body }
+            1 => {
+                let $t = BT::<1>::from_bridge(carrier.into_bridge());
+                $body
+            }
+            2 => {
+                let $t = BT::<2>::from_bridge(carrier.into_bridge());
+                $body
+            }
+            3 => {
+                let $t = BT::<3>::from_bridge(carrier.into_bridge());
+                $body
+            }
+            4 => {
+                let $t = BT::<4>::from_bridge(carrier.into_bridge());
+                $body
+            }
+            5 => {
+                let $t = BT::<5>::from_bridge(carrier.into_bridge());
+                $body
+            }
             r => return Err(rank_err(r)),
         }
     }};
@@ -254,7 +269,8 @@ fn squeeze(t: BT<1>, dims: &[usize], keepdim: bool) -> TResult<Tensor> {
     if keepdim {
         return Ok(w(t));
     }
-    let s: Vec<usize> = t.shape().to_vec().into_iter().enumerate().filter(|(i, _)| !dims.contains(i)).map(|(_, d)| d).collect();
+    let s: Vec<usize> =
+        t.shape().to_vec().into_iter().enumerate().filter(|(i, _)| !dims.contains(i)).map(|(_, d)| d).collect();
     Ok(w(reshape(t, if s.is_empty() { &[1] } else { &s })?))
 }
 

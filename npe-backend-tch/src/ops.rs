@@ -46,7 +46,8 @@ impl CreationOps for TchOps {
         w(tch::Tensor::f_from_slice(data).and_then(|x| x.f_reshape(dims(shape))?.f_to_device(self.device)))
     }
     fn download(&self, x: &Tensor) -> TResult<Vec<f32>> {
-        let flat = t(x)?.f_to_kind(Kind::Float).and_then(|x| x.f_to_device(Device::Cpu)?.f_contiguous()?.f_reshape([-1]));
+        let flat =
+            t(x)?.f_to_kind(Kind::Float).and_then(|x| x.f_to_device(Device::Cpu)?.f_contiguous()?.f_reshape([-1]));
         Vec::<f32>::try_from(&flat.map_err(err)?).map_err(err)
     }
     fn shape(&self, x: &Tensor) -> TResult<Vec<usize>> {

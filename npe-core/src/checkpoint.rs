@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 
 /// Tensor-name prefix of optimiser state.
 pub const OPTIM_PREFIX: &str = "__optimizer__.momentum.";
-/// Format tag written into every file.
-pub const FORMAT: &str = "npe-checkpoint-1";
+/// Format tag written into every file (version 2: per-tensor checksums, seed, epoch-loss state).
+pub const FORMAT: &str = "npe-checkpoint-2";
+/// Formats this version reads (version 1 files have no checksums).
+const FORMATS: [&str; 2] = ["npe-checkpoint-1", FORMAT];
 
 /// Where training stood when a checkpoint was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +44,11 @@ pub struct Checkpoint {
     pub params: Vec<NamedTensor>,
     /// Optimiser state (SGD momentum, AdamW moments), named after the parameters.
     pub optimizer: Vec<NamedTensor>,
+    /// Seed of the run that wrote it (None in version 1 files).
+    pub seed: Option<u64>,
+    /// Loss sums and steps of the epoch in progress (mid-epoch checkpoints), so a resumed
+    /// epoch's mean covers all its steps.
+    pub epoch_losses: Option<(std::collections::BTreeMap<String, f64>, usize)>,
 }
 
 /// Problems reading or writing checkpoints.
@@ -54,6 +61,14 @@ pub enum CheckpointError {
         path: PathBuf,
         /// Error.
         source: std::io::Error,
+    },
+    /// A tensor holds NaN or infinity: such a model is never written.
+    #[error("refusing to write {path}: tensor `{tensor}` holds NaN or infinite values (the model diverged)")]
+    NonFinite {
+        /// File not written.
+        path: PathBuf,
+        /// The first non-finite tensor.
+        tensor: String,
     },
     /// Not a readable safetensors file, or not ours.
     #[error("{path}: not a valid npe checkpoint: {message}")]
@@ -85,12 +100,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
+    let written = (|| {
         let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
         f.write_all(bytes).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io(path))
+    })();
+    if written.is_err() {
+        // Disk full, permissions: never leave the partial file behind.
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
+    written?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -100,9 +120,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
 /// Serialize f32 tensors and string metadata in the safetensors format with sorted keys, so
 /// equal contents give equal bytes (the safetensors crate orders metadata by a HashMap).
 /// Layout: u64 little-endian header length, JSON header padded with spaces to 8 bytes, data.
-fn serialize(tensors: &[(String, &NamedTensor)], meta: HashMap<String, String>) -> Vec<u8> {
+fn serialize(tensors: &[(String, &NamedTensor)], mut meta: HashMap<String, String>) -> Vec<u8> {
     let mut sorted: Vec<&(String, &NamedTensor)> = tensors.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let sums: std::collections::BTreeMap<&str, String> =
+        sorted.iter().map(|(n, t)| (n.as_str(), format!("{:08x}", crc32(&t.data)))).collect();
+    meta.insert("crc32".into(), serde_json::to_string(&sums).expect("string map"));
     let mut header = serde_json::Map::new();
     let meta: std::collections::BTreeMap<String, String> = meta.into_iter().collect();
     header.insert("__metadata__".into(), serde_json::to_value(meta).expect("string map"));
@@ -131,9 +154,18 @@ fn serialize(tensors: &[(String, &NamedTensor)], meta: HashMap<String, String>) 
     out
 }
 
+/// CRC-32 of a tensor's little-endian bytes.
+fn crc32(data: &[f32]) -> u32 {
+    let mut crc = flate2::Crc::new();
+    for v in data {
+        crc.update(&v.to_le_bytes());
+    }
+    crc.sum()
+}
+
 impl Checkpoint {
     fn meta(&self, kind: &str) -> HashMap<String, String> {
-        HashMap::from([
+        let mut m = HashMap::from([
             ("format".into(), FORMAT.into()),
             ("kind".into(), kind.into()),
             ("pipeline".into(), self.pipeline.clone()),
@@ -142,19 +174,40 @@ impl Checkpoint {
             ("epoch".into(), self.position.epoch.to_string()),
             ("batch".into(), self.position.batch.to_string()),
             ("global_step".into(), self.position.global_step.to_string()),
-        ])
+        ]);
+        if let Some(seed) = self.seed {
+            m.insert("seed".into(), seed.to_string());
+        }
+        if let Some((sums, steps)) = &self.epoch_losses {
+            m.insert("epoch_loss_sums".into(), serde_json::to_string(sums).expect("numbers"));
+            m.insert("epoch_steps".into(), steps.to_string());
+        }
+        m
+    }
+
+    /// Error unless every value is finite.
+    fn check_finite<'a>(
+        path: &Path,
+        tensors: impl IntoIterator<Item = &'a NamedTensor>,
+    ) -> Result<(), CheckpointError> {
+        match tensors.into_iter().find(|t| t.data.iter().any(|v| !v.is_finite())) {
+            Some(t) => Err(CheckpointError::NonFinite { path: path.to_path_buf(), tensor: t.name.clone() }),
+            None => Ok(()),
+        }
     }
 
     /// Write the full training state.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
         let mut all: Vec<(String, &NamedTensor)> = self.params.iter().map(|t| (t.name.clone(), t)).collect();
         all.extend(self.optimizer.iter().map(|t| (format!("{OPTIM_PREFIX}{}", t.name), t)));
+        Self::check_finite(path, all.iter().map(|(_, t)| *t))?;
         write_atomic(path, &serialize(&all, self.meta("checkpoint")))
     }
 
     /// Write parameters and buffers only (a model to evaluate or share).
     pub fn save_model(&self, path: &Path) -> Result<(), CheckpointError> {
         let all: Vec<(String, &NamedTensor)> = self.params.iter().map(|t| (t.name.clone(), t)).collect();
+        Self::check_finite(path, &self.params)?;
         write_atomic(path, &serialize(&all, self.meta("model")))
     }
 
@@ -166,7 +219,19 @@ impl Checkpoint {
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| invalid(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let get = |k: &str| meta.get(k).cloned().unwrap_or_default();
-        let num = |k: &str| get(k).parse::<u64>().unwrap_or(0);
+        let format = get("format");
+        if !FORMATS.contains(&format.as_str()) {
+            return Err(invalid(format!("format tag `{format}` is not one this npe reads ({})", FORMATS.join(", "))));
+        }
+        let num = |k: &str| -> Result<u64, CheckpointError> {
+            let v = get(k);
+            v.parse::<u64>().map_err(|_| invalid(format!("metadata `{k}` is `{v}`, not a whole number")))
+        };
+        let sums: Option<std::collections::BTreeMap<String, String>> = match meta.get("crc32") {
+            Some(j) => Some(serde_json::from_str(j).map_err(|_| invalid("metadata `crc32` is unreadable".into()))?),
+            None if format == FORMAT => return Err(invalid("metadata `crc32` (tensor checksums) is missing".into())),
+            None => None,
+        };
         let mut params = vec![];
         let mut optimizer = vec![];
         let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
@@ -178,22 +243,52 @@ impl Checkpoint {
             }
             let data: Vec<f32> =
                 view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            if let Some(sums) = &sums {
+                let want = sums.get(&name).ok_or_else(|| invalid(format!("tensor `{name}` has no checksum")))?;
+                let got = format!("{:08x}", crc32(&data));
+                if *want != got {
+                    return Err(invalid(format!("tensor `{name}` is damaged (checksum {got}, recorded {want})")));
+                }
+            }
+            if data.iter().any(|v| !v.is_finite()) {
+                return Err(invalid(format!("tensor `{name}` holds NaN or infinite values")));
+            }
             match name.strip_prefix(OPTIM_PREFIX) {
                 Some(p) => optimizer.push(NamedTensor { name: p.to_string(), shape: view.shape().to_vec(), data }),
                 None => params.push(NamedTensor { name, shape: view.shape().to_vec(), data }),
             }
         }
+        if let Some(sums) = &sums {
+            let present: std::collections::BTreeSet<String> = params
+                .iter()
+                .map(|t| t.name.clone())
+                .chain(optimizer.iter().map(|t| format!("{OPTIM_PREFIX}{}", t.name)))
+                .collect();
+            let missing: Vec<&str> = sums.keys().filter(|k| !present.contains(*k)).map(String::as_str).collect();
+            if !missing.is_empty() {
+                return Err(invalid(format!("tensors recorded but missing: {}", missing.join(", "))));
+            }
+        }
+        let epoch_losses = match (meta.get("epoch_loss_sums"), meta.get("epoch_steps")) {
+            (Some(s), Some(_)) => Some((
+                serde_json::from_str(s).map_err(|_| invalid("metadata `epoch_loss_sums` is unreadable".into()))?,
+                num("epoch_steps")? as usize,
+            )),
+            _ => None,
+        };
         Ok(Checkpoint {
             pipeline: get("pipeline"),
             fingerprint: get("fingerprint"),
             backend: get("backend"),
             position: Position {
-                epoch: num("epoch") as usize,
-                batch: num("batch") as usize,
-                global_step: num("global_step"),
+                epoch: num("epoch")? as usize,
+                batch: num("batch")? as usize,
+                global_step: num("global_step")?,
             },
             params,
             optimizer,
+            seed: meta.get("seed").map(|_| num("seed")).transpose()?,
+            epoch_losses,
         })
     }
 }
@@ -207,21 +302,27 @@ pub fn file_name(p: &Position) -> String {
     }
 }
 
-/// The checkpoint files in `dir`, oldest first (by the position in their names).
+/// The (epoch, batch) in a checkpoint file name (`epoch-NNNN[-batch-NNNNNN].safetensors`).
+pub fn parse_name(name: &str) -> Option<(usize, usize)> {
+    let rest = name.strip_prefix("epoch-")?.strip_suffix(".safetensors")?;
+    match rest.split_once("-batch-") {
+        Some((e, b)) => Some((e.parse().ok()?, b.parse().ok()?)),
+        None => Some((rest.parse().ok()?, 0)),
+    }
+}
+
+/// The checkpoint files in `dir`, oldest first by the (epoch, batch) parsed from their names
+/// (never by text: `epoch-0003-batch-000081` comes after `epoch-0003`, and epoch 10000 after 9999).
 pub fn list(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("epoch-") && n.ends_with(".safetensors"))
-                })
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).and_then(parse_name).is_some())
                 .collect()
         })
         .unwrap_or_default();
-    v.sort();
+    v.sort_by_key(|p| p.file_name().and_then(|n| n.to_str()).and_then(parse_name));
     v
 }
 
@@ -239,13 +340,15 @@ mod tests {
             position: Position { epoch: 2, batch: 5, global_step: 77 },
             params: vec![NamedTensor { name: "a.weight".into(), shape: vec![2, 2], data: vec![1.0, -2.0, 3.5, 0.0] }],
             optimizer: vec![NamedTensor { name: "a.weight".into(), shape: vec![2, 2], data: vec![0.1; 4] }],
+            seed: Some(7),
+            epoch_losses: Some((std::collections::BTreeMap::from([("total".into(), 1.5)]), 3)),
         };
         let path = dir.path().join(file_name(&ck.position));
         ck.save(&path).unwrap();
         let back = Checkpoint::load(&path).unwrap();
         assert_eq!(
-            (back.position, back.params, back.optimizer),
-            (ck.position.clone(), ck.params.clone(), ck.optimizer.clone())
+            (back.position, back.params, back.optimizer, back.seed, back.epoch_losses),
+            (ck.position.clone(), ck.params.clone(), ck.optimizer.clone(), ck.seed, ck.epoch_losses.clone())
         );
         assert_eq!(list(dir.path()), vec![path.clone()]);
         // No temporary file is left behind; equal contents give equal bytes.
@@ -258,5 +361,124 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         assert!(Checkpoint::load(&path).unwrap_err().to_string().contains("not a valid npe checkpoint"));
+    }
+
+    fn saved(dir: &Path) -> (PathBuf, Vec<u8>) {
+        let ck = Checkpoint {
+            pipeline: "p".into(),
+            fingerprint: "f".into(),
+            backend: "burn".into(),
+            position: Position { epoch: 4, batch: 0, global_step: 40 },
+            params: vec![NamedTensor { name: "w".into(), shape: vec![3], data: vec![1.0, 2.0, 3.0] }],
+            optimizer: vec![NamedTensor { name: "w".into(), shape: vec![3], data: vec![0.5; 3] }],
+            seed: Some(1),
+            epoch_losses: None,
+        };
+        let path = dir.join("epoch-0004.safetensors");
+        ck.save(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        (path, bytes)
+    }
+
+    fn err(path: &Path) -> String {
+        Checkpoint::load(path).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_flipped_byte_in_any_tensor_is_found_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = saved(dir.path());
+        // The last 12 bytes are the momentum buffer, the 12 before them the weight.
+        // Data is in name order: the momentum buffer (`__optimizer__…`) first, then the weight.
+        for (at, name) in [(bytes.len() - 5, "w"), (bytes.len() - 17, "__optimizer__.momentum.w")] {
+            let mut b = bytes.clone();
+            b[at] ^= 0x10;
+            std::fs::write(&path, &b).unwrap();
+            let e = err(&path);
+            assert!(e.contains(&format!("tensor `{name}` is damaged")), "{e}");
+        }
+    }
+
+    #[test]
+    fn edited_metadata_and_removed_tensors_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = saved(dir.path());
+        for (key, value, want) in [
+            ("global_step", Some("3x"), "metadata `global_step` is `3x`"),
+            ("epoch", None, "metadata `epoch` is ``"),
+            ("format", Some("npe-checkpoint-9"), "format tag `npe-checkpoint-9`"),
+        ] {
+            std::fs::write(
+                &path,
+                edit_header(&bytes, |h| match value {
+                    Some(v) => h["__metadata__"][key] = serde_json::Value::String(v.into()),
+                    None => drop(h["__metadata__"].as_object_mut().unwrap().remove(key)),
+                }),
+            )
+            .unwrap();
+            let e = err(&path);
+            assert!(e.contains(want), "{key} → {value:?}: {e}");
+        }
+        // A tensor removed from the file (header and data) while the checksum record stays.
+        let hlen = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + hlen]).unwrap();
+        let ck = Checkpoint::load(&{
+            std::fs::write(&path, &bytes).unwrap();
+            path.clone()
+        })
+        .unwrap();
+        let mut meta = ck.meta("checkpoint");
+        meta.insert("crc32".into(), header["__metadata__"]["crc32"].as_str().unwrap().to_string());
+        std::fs::write(&path, serialize_with_sums(&[("w".into(), &ck.params[0])], meta)).unwrap();
+        let e = err(&path);
+        assert!(e.contains("missing: __optimizer__.momentum.w"), "{e}");
+    }
+
+    /// The file with its JSON header changed by `f` (lengths fixed up).
+    fn edit_header(bytes: &[u8], f: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let hlen = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + hlen]).unwrap();
+        f(&mut header);
+        let mut json = serde_json::to_vec(&header).unwrap();
+        while json.len() % 8 != 0 {
+            json.push(b' ');
+        }
+        let mut out = (json.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&bytes[8 + hlen..]);
+        out
+    }
+
+    /// `serialize`, keeping a given `crc32` entry (to fake a file that lost a tensor).
+    fn serialize_with_sums(tensors: &[(String, &NamedTensor)], meta: HashMap<String, String>) -> Vec<u8> {
+        let sums = meta["crc32"].clone();
+        edit_header(&serialize(tensors, meta), |h| h["__metadata__"]["crc32"] = serde_json::Value::String(sums))
+    }
+
+    #[test]
+    fn non_finite_models_are_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ck = Checkpoint::load(&saved(dir.path()).0).unwrap();
+        ck.params[0].data[1] = f32::NAN;
+        let path = dir.path().join("bad.safetensors");
+        let e = ck.save(&path).unwrap_err().to_string();
+        assert!(e.contains("tensor `w` holds NaN"), "{e}");
+        assert!(!path.exists());
+        assert!(ck.save_model(&path).is_err() && !path.exists());
+    }
+
+    #[test]
+    fn checkpoints_sort_by_position_not_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["epoch-0003-batch-000081", "epoch-0003", "epoch-10000", "epoch-9999", "epoch-0002-batch-000001"] {
+            std::fs::write(dir.path().join(format!("{n}.safetensors")), b"x").unwrap();
+        }
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        let names: Vec<String> =
+            list(dir.path()).iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            names,
+            ["epoch-0002-batch-000001", "epoch-0003", "epoch-0003-batch-000081", "epoch-9999", "epoch-10000"]
+        );
     }
 }

@@ -78,7 +78,14 @@ fn gradient(ops: &dyn Ops) -> Result<(), String> {
 }
 
 fn spec(name: &str) -> ParamSpec {
-    ParamSpec { name: name.into(), node: "n".into(), shape: vec![1], init: Init::Zeros, kind: ParamKind::Weight, decay: true }
+    ParamSpec {
+        name: name.into(),
+        node: "n".into(),
+        shape: vec![1],
+        init: Init::Zeros,
+        kind: ParamKind::Weight,
+        decay: true,
+    }
 }
 
 /// Two steps from p = 1 with gradients 0.5 then 0.2.
@@ -178,7 +185,8 @@ fn batch_norm(ops: &dyn Ops) -> Result<(), String> {
     let e = |e: crate::tensor::TensorError| e.0;
     let x = up(ops, &[1., 2., 3., 4., 5., 6., 7., 8.], &[4, 2])?;
     let (g, b) = (up(ops, &[1.0, 1.0], &[2])?, up(ops, &[0.0, 0.0], &[2])?);
-    let (rm, rv) = (ops.parameter(&[0.0, 0.0], &[2], false).map_err(e)?, ops.parameter(&[1.0, 1.0], &[2], false).map_err(e)?);
+    let (rm, rv) =
+        (ops.parameter(&[0.0, 0.0], &[2], false).map_err(e)?, ops.parameter(&[1.0, 1.0], &[2], false).map_err(e)?);
     let (y, new) = ops.batch_norm(&x, &g, &b, &rm, &rv, true, 0.1, 1e-5).map_err(e)?;
     let s = (5.0f64 + 1e-5).sqrt();
     close(&get(ops, &y)?, &[-3.0 / s, -3.0 / s, -1.0 / s, -1.0 / s, 1.0 / s, 1.0 / s, 3.0 / s, 3.0 / s], 1e-5)?;

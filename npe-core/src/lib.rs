@@ -17,9 +17,9 @@
 pub mod backend;
 pub mod batch;
 pub mod checkpoint;
+pub mod conformance;
 pub mod data;
 pub mod diag;
-pub mod conformance;
 pub mod exec;
 pub mod ir;
 pub mod kind;

@@ -18,7 +18,8 @@ fn edges() -> Vec<(String, String)> {
                 continue;
             }
             let rel = e.strip_prefix(&src).unwrap();
-            let top = rel.components().next().unwrap().as_os_str().to_string_lossy().trim_end_matches(".rs").to_string();
+            let top =
+                rel.components().next().unwrap().as_os_str().to_string_lossy().trim_end_matches(".rs").to_string();
             if top == "lib" {
                 continue;
             }
@@ -45,8 +46,11 @@ fn the_core_modules_have_no_cycle() {
         g.update_edge(ia, ib, ());
     }
     assert!(idx.contains_key("train") && idx.contains_key("types"), "the scan found the modules: {idx:?}");
-    let cycles: Vec<Vec<String>> =
-        tarjan_scc(&g).into_iter().filter(|c| c.len() > 1).map(|c| c.into_iter().map(|i| g[i].clone()).collect()).collect();
+    let cycles: Vec<Vec<String>> = tarjan_scc(&g)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .map(|c| c.into_iter().map(|i| g[i].clone()).collect())
+        .collect();
     assert!(cycles.is_empty(), "module cycles: {cycles:?}");
     // The leaf layer imports nothing from the crate.
     for leaf in ["types", "tensor"] {

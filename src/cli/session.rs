@@ -44,6 +44,15 @@ impl BackendArgs {
             ExitCode::from(EXIT_INVALID)
         })
     }
+
+    /// Error (exit 2) unless the chosen backend can use the device, before any data is read.
+    pub(crate) fn check_device(&self) -> Result<(), ExitCode> {
+        let (choice, device) = (self.choice()?, self.device()?);
+        backend(choice).ops(device, 0).map(drop).map_err(|e| {
+            eprintln!("error: --device {device} on backend `{choice}`: {e}");
+            ExitCode::from(EXIT_INVALID)
+        })
+    }
 }
 
 /// The backend object for a choice.

@@ -32,6 +32,30 @@ pub(crate) struct TrainArgs {
     /// Stop after this many optimisation steps, writing a resumable checkpoint.
     #[arg(long, value_name = "N")]
     pub stop_after_steps: Option<u64>,
+    /// With --resume: if the newest checkpoint is damaged, continue from the newest good one.
+    #[arg(long, requires = "resume")]
+    pub fallback: bool,
+}
+
+/// Hold an exclusive advisory lock on the run folder for the life of the run (the OS releases
+/// it if the process dies), so two runs cannot write into one folder.
+fn lock_run(out: &std::path::Path) -> Result<std::fs::File, String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let path = out.join(".npe.lock");
+    let f = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another npe run is writing into {}\n  hint: wait for it to finish, or choose another --out",
+            out.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -50,14 +74,25 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
         Err(code) => return code,
     };
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&ir.name));
+    if let Err(code) = args.backend.check_device() {
+        return code;
+    }
+    // The folder is locked and accepted before anything is written into it.
+    let _lock = match lock_run(&out) {
+        Ok(f) => f,
+        Err(m) => {
+            eprintln!("error: {m}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    if let Err(e) = npe_core::train::check_out(&out, args.resume) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
     let mut s = match session(ir, &args.backend, ext) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    if let Err(e) = std::fs::create_dir_all(&out) {
-        eprintln!("error: cannot create {}: {e}", out.display());
-        return ExitCode::from(EXIT_FAILURE);
-    }
     // Record what ran, for reproducibility.
     let _ = std::fs::write(out.join("pipeline.yaml"), &loaded.source.text);
     let run = serde_json::json!({
@@ -89,6 +124,7 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
         },
         stop: Some(stop),
         stop_after_steps: args.stop_after_steps,
+        fallback: args.fallback,
     };
     match s.train(&opts) {
         Ok(summary) => {

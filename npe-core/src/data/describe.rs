@@ -1,8 +1,8 @@
 //! What a data section implies for the graph, known without reading any file: class count,
 //! image shape after transforms, label shape.
 
-use crate::types::{Role, Sig};
 use crate::spec::{DataSource, DataSpec};
+use crate::types::{Role, Sig};
 
 /// The data source's outputs as the graph sees them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,8 +145,24 @@ pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
                 ),
             ));
         }
-        if n.std.iter().any(|s| !(*s > 0.0)) {
-            return Err(("data.normalize.std".into(), "every std must be > 0".into()));
+        if n.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
+            return Err(("data.normalize.std".into(), "every std must be a finite number > 0".into()));
+        }
+        if n.mean.iter().any(|m| !m.is_finite()) {
+            return Err(("data.normalize.mean".into(), "every mean must be a finite number".into()));
+        }
+    }
+    if spec.source == DataSource::Synthetic {
+        let s = &spec.synthetic;
+        if !(s.noise.is_finite() && s.noise >= 0.0) {
+            return Err(("data.synthetic.noise".into(), format!("must be a finite number ≥ 0, got {}", s.noise)));
+        }
+        if s.per_class == 0 || s.test_per_class == 0 {
+            let field = if s.per_class == 0 { "per_class" } else { "test_per_class" };
+            return Err((
+                format!("data.synthetic.{field}"),
+                "must be at least 1 (every class needs images to train and test on)".into(),
+            ));
         }
     }
     let lt = &spec.long_tail;

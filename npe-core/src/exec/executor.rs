@@ -91,7 +91,8 @@ impl GraphExecutor {
     fn step_losses(&self, parts: &[Tensor]) -> Result<StepLosses, ExecError> {
         let ops = self.ops.as_ref();
         let host = ops.download(&ops.detach(&ops.cat(parts, 0)?)?)?;
-        let parts: Vec<(String, f64)> = self.losses.iter().zip(&host).map(|((_, n), v)| (n.clone(), *v as f64)).collect();
+        let parts: Vec<(String, f64)> =
+            self.losses.iter().zip(&host).map(|((_, n), v)| (n.clone(), *v as f64)).collect();
         let total = parts.iter().map(|(_, v)| v).sum();
         Ok(StepLosses { parts, total })
     }
@@ -146,8 +147,11 @@ impl Executor for GraphExecutor {
         let ops = self.ops.as_ref();
         let _no_grad = ops.no_grad();
         // A training-mode forward may update running statistics in place: keep them.
-        let saved: Vec<(usize, Tensor)> =
-            self.store.buffers().map(|i| Ok((i, ops.deep_copy(&self.store.values[i])?))).collect::<Result<_, ExecError>>()?;
+        let saved: Vec<(usize, Tensor)> = self
+            .store
+            .buffers()
+            .map(|i| Ok((i, ops.deep_copy(&self.store.values[i])?)))
+            .collect::<Result<_, ExecError>>()?;
         let result = self.train_forward(batch, &self.store.values).and_then(|(parts, _)| self.step_losses(&parts));
         for (i, t) in saved {
             self.store.values[i] = t;
@@ -170,7 +174,8 @@ impl Executor for GraphExecutor {
         let values = self.plan.run(&mut cx, self.images(batch)?, &self.plan.needed(&wanted))?;
         let mut out = Vec::with_capacity(requests.len());
         for (r, &i) in requests.iter().zip(&wanted) {
-            let v = values[i].clone().ok_or_else(|| ExecError::Backend(format!("node `{}` was not computed", node(r))))?;
+            let v =
+                values[i].clone().ok_or_else(|| ExecError::Backend(format!("node `{}` was not computed", node(r))))?;
             out.push(match (r, v) {
                 (Request::Output(_), Value::Pems(v)) => {
                     let ts: Vec<Tensor> = v.iter().map(|h| h.tensor().cloned()).collect::<Result<_, _>>()?;

@@ -47,7 +47,13 @@ impl Optimizer {
 
     /// Update `params` in place from `grads` (None: not reached by the loss, not updated, as in
     /// PyTorch). Call with gradient recording off.
-    pub fn step(&mut self, ops: &dyn Ops, params: &mut [Tensor], grads: &[Option<Tensor>], lr: f64) -> Result<(), ExecError> {
+    pub fn step(
+        &mut self,
+        ops: &dyn Ops,
+        params: &mut [Tensor],
+        grads: &[Option<Tensor>],
+        lr: f64,
+    ) -> Result<(), ExecError> {
         self.steps += 1;
         for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
             let Some(g) = g else { continue };
@@ -131,19 +137,22 @@ impl Optimizer {
                 self.steps = t.data.first().copied().unwrap_or(0.0) as u64;
                 continue;
             }
-            let adam_base = |suffix: &str| t.name.strip_suffix(suffix).filter(|b| store.get(b).is_some_and(|i| self.kind[i] == OptimizerKind::Adamw));
+            let adam_base = |suffix: &str| {
+                t.name
+                    .strip_suffix(suffix)
+                    .filter(|b| store.get(b).is_some_and(|i| self.kind[i] == OptimizerKind::Adamw))
+            };
             let (base, second) = match (adam_base(".exp_avg_sq"), adam_base(".exp_avg")) {
                 (Some(b), _) => (b, true),
                 (None, Some(b)) => (b, false),
                 (None, None) => (t.name.as_str(), false),
             };
-            let i = store
-                .get(base)
-                .filter(|&i| store.specs[i].numel() == t.data.len())
-                .ok_or_else(|| ExecError::Parameter {
+            let i = store.get(base).filter(|&i| store.specs[i].numel() == t.data.len()).ok_or_else(|| {
+                ExecError::Parameter {
                     name: t.name.clone(),
                     message: "optimiser state for a parameter this model does not have (or of another size)".into(),
-                })?;
+                }
+            })?;
             let v = ops.upload(&t.data, &store.specs[i].shape)?;
             if second { self.second[i] = Some(v) } else { self.first[i] = Some(v) }
         }

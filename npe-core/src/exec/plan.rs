@@ -70,7 +70,12 @@ impl Plan {
 
     /// Names of the loss steps, and their indices, in execution order.
     pub fn losses(&self) -> Vec<(usize, String)> {
-        self.steps.iter().enumerate().filter(|(_, s)| s.category == Category::Loss).map(|(i, s)| (i, s.name.clone())).collect()
+        self.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.category == Category::Loss)
+            .map(|(i, s)| (i, s.name.clone()))
+            .collect()
     }
 
     /// The steps `targets` need (themselves and their ancestors), in execution order.
@@ -99,9 +104,9 @@ impl Plan {
                 .iter()
                 .map(|s| match s {
                     Src::Data => Ok(data.clone()),
-                    Src::Step(j) => out[*j].clone().ok_or_else(|| {
-                        ExecError::Backend(format!("input of `{}` was not computed", step.name))
-                    }),
+                    Src::Step(j) => out[*j]
+                        .clone()
+                        .ok_or_else(|| ExecError::Backend(format!("input of `{}` was not computed", step.name))),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             cx.set_frozen(step.frozen);

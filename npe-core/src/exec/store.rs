@@ -30,18 +30,17 @@ impl Store {
         frozen: &BTreeSet<String>,
     ) -> Result<Self, ExecError> {
         if specs.len() != initial.len() {
-            return Err(ExecError::Backend(format!(
-                "{} initial values for {} parameters",
-                initial.len(),
-                specs.len()
-            )));
+            return Err(ExecError::Backend(format!("{} initial values for {} parameters", initial.len(), specs.len())));
         }
         let trainable: Vec<bool> =
             specs.iter().map(|s| s.kind == ParamKind::Weight && !frozen.contains(&s.node)).collect();
         let mut values = Vec::with_capacity(specs.len());
         for ((s, t), &train) in specs.iter().zip(initial).zip(&trainable) {
             if s.name != t.name || t.data.len() != s.numel() {
-                return Err(param_err(&s.name, format!("initial value given for `{}` ({} values)", t.name, t.data.len())));
+                return Err(param_err(
+                    &s.name,
+                    format!("initial value given for `{}` ({} values)", t.name, t.data.len()),
+                ));
             }
             values.push(ops.parameter(&t.data, &s.shape, train)?);
         }
@@ -56,10 +55,15 @@ impl Store {
 
     /// The position of `t`'s name, if its size fits (`what` names the tensor in errors).
     pub fn check(&self, t: &NamedTensor, what: &str) -> Result<usize, ExecError> {
-        let i = self.get(&t.name).ok_or_else(|| param_err(&t.name, format!("{what} for a name this model does not have")))?;
+        let i = self
+            .get(&t.name)
+            .ok_or_else(|| param_err(&t.name, format!("{what} for a name this model does not have")))?;
         let spec = &self.specs[i];
         if spec.shape != t.shape || t.data.len() != spec.numel() {
-            return Err(param_err(&t.name, format!("{what} of shape {:?} does not match the model's {:?}", t.shape, spec.shape)));
+            return Err(param_err(
+                &t.name,
+                format!("{what} of shape {:?} does not match the model's {:?}", t.shape, spec.shape),
+            ));
         }
         Ok(i)
     }

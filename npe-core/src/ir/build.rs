@@ -1,5 +1,5 @@
-//! Spec → IR: resolve kinds, wire inputs, find cycles, infer signatures and check the
-//! combinations; every problem becomes a located diagnostic, all collected in one pass.
+//! Spec → IR in named passes (resolve, wire, cycles, order, infer, lint); every problem becomes a
+//! located diagnostic, all collected in one run.
 
 use super::{Ir, IrEdge, IrNode, NodeBody, Role, Sig};
 use crate::data::{DataSig, describe};
@@ -7,9 +7,9 @@ use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::kind::{Adjust, ParseError};
 use crate::nodes::Accuracy;
 use crate::registry::Registry;
-use crate::types::{Category, InferCtx};
 use crate::spec::load::deserialize_all;
 use crate::spec::{LoadedPipeline, ScheduleKind, Task};
+use crate::types::{Category, InferCtx};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::{BTreeMap, HashMap};
@@ -21,218 +21,286 @@ pub fn build(loaded: &LoadedPipeline, registry: &Registry) -> Result<(Ir, Diagno
 
 /// Like [`build`], with the data signature measured from the actual data (used at train time,
 /// when the files are read, so that e.g. an image folder's real class count is checked).
+///
+/// The passes run in order, each adding its diagnostics and marking what later passes must skip
+/// so that one mistake is reported once: `resolve` (data node, node kinds), `wire` (inputs),
+/// `cycles`, `order` (a stable topological order), `infer` (signatures) and `lint` (whole-pipeline
+/// checks: losses, double adjustment, untrained PEMs, training settings).
 pub fn build_with_data(
     loaded: &LoadedPipeline,
     registry: &Registry,
     data_override: Option<DataSig>,
 ) -> Result<(Ir, Diagnostics), Diagnostics> {
-    let spec = &loaded.spec;
-    let loc = &loaded.locator;
-    let mut diags = loaded.diagnostics.clone();
+    let mut p = Passes::resolve(loaded, registry, data_override);
+    p.wire();
+    p.cycles();
+    p.order();
+    p.infer();
+    p.lint();
+    p.finish()
+}
 
-    // The data node (its errors are already reported if the section did not parse).
-    let described = if loaded.data_ok || data_override.is_some() {
-        data_override.map(Ok).unwrap_or_else(|| describe(&spec.data))
-    } else {
-        Err((String::new(), String::new()))
-    };
-    let data = match described {
-        Err((path, _)) if path.is_empty() => None,
-        Ok(d) => Some(d),
-        Err((path, msg)) => {
-            diags.push(Diagnostic::error(loc.value(&path), msg));
-            None
-        }
-    };
-    if let Some(d) = &data {
-        match (spec.task, d.is_dense()) {
-            (Task::Classification, true) => diags.push(
-                Diagnostic::error(
-                    loc.value("data.source"),
-                    "this source has per-pixel labels but `task` is classification",
-                )
-                .with_hint("add `task: segmentation`"),
-            ),
-            (Task::Segmentation, false) => diags.push(
-                Diagnostic::error(loc.value("task"), "`task: segmentation` needs a source with per-pixel labels")
-                    .with_hint("segmentation sources: seg_digits, stare, ade20k"),
-            ),
-            _ => {}
-        }
-    }
+/// The state the passes share.
+struct Passes<'a> {
+    loaded: &'a LoadedPipeline,
+    data: Option<DataSig>,
+    diags: Diagnostics,
+    graph: DiGraph<IrNode, IrEdge>,
+    index: BTreeMap<String, NodeIndex>,
+    data_idx: NodeIndex,
+    /// Nodes with an unresolvable input.
+    broken: Vec<bool>,
+    /// Nodes on a cycle.
+    cyclic: Vec<bool>,
+    order: Vec<NodeIndex>,
+}
 
-    // Parse every node.
-    let mut graph: DiGraph<IrNode, IrEdge> = DiGraph::new();
-    let mut index = BTreeMap::new();
-    let data_sig = data.map(|d| d.image).unwrap_or(Sig::map(Role::Image, 1, 1, 1));
-    let data_idx =
-        graph.add_node(IrNode { name: "data".into(), body: NodeBody::Data, sig: data_sig, origin: loc.key("data") });
-    index.insert("data".to_string(), data_idx);
-    for n in &spec.nodes {
-        let path = format!("nodes.{}", n.name);
-        match registry.parse(&n.kind, &n.params) {
-            Ok(op) => {
-                let idx = graph.add_node(IrNode {
-                    name: n.name.clone(),
-                    body: NodeBody::Op(op),
-                    sig: Sig::scalar(Role::Report),
-                    origin: loc.key(&path),
-                });
-                index.insert(n.name.clone(), idx);
+impl<'a> Passes<'a> {
+    /// Describe the data and parse every node with its kind.
+    fn resolve(loaded: &'a LoadedPipeline, registry: &Registry, data_override: Option<DataSig>) -> Self {
+        let spec = &loaded.spec;
+        let loc = &loaded.locator;
+        let mut diags = loaded.diagnostics.clone();
+        // The data node (its errors are already reported if the section did not parse).
+        let described = if loaded.data_ok || data_override.is_some() {
+            data_override.map(Ok).unwrap_or_else(|| describe(&spec.data))
+        } else {
+            Err((String::new(), String::new()))
+        };
+        let data = match described {
+            Err((path, _)) if path.is_empty() => None,
+            Ok(d) => Some(d),
+            Err((path, msg)) => {
+                diags.push(Diagnostic::error(loc.value(&path), msg));
+                None
             }
-            Err(ParseError::UnknownKind) => diags.push(
-                Diagnostic::error(loc.value(&format!("{path}.kind")), format!("unknown node kind `{}`", n.kind))
-                    .with_opt_hint(
-                        did_you_mean(&n.kind, registry.names().iter())
-                            .or_else(|| Some("`npe kinds` lists the kinds".into())),
-                    ),
-            ),
-            Err(ParseError::Serde(_)) => {
-                // Report every bad field of the node, not just the first.
-                let _ = deserialize_all(&n.params, &path, loc, &mut diags, |p| match registry.parse(&n.kind, p) {
-                    Ok(op) => Ok(op),
-                    Err(ParseError::Serde(e)) => Err(e),
-                    Err(_) => Err(figment::Error::from(String::from("invalid node"))),
-                });
-            }
-            Err(ParseError::Custom(m)) => {
-                diags.push(Diagnostic::error(loc.key(&path), format!("node `{}`: {m}", n.name)))
+        };
+        if let Some(d) = &data {
+            match (spec.task, d.is_dense()) {
+                (Task::Classification, true) => diags.push(
+                    Diagnostic::error(
+                        loc.value("data.source"),
+                        "this source has per-pixel labels but `task` is classification",
+                    )
+                    .with_hint("add `task: segmentation`"),
+                ),
+                (Task::Segmentation, false) => diags.push(
+                    Diagnostic::error(loc.value("task"), "`task: segmentation` needs a source with per-pixel labels")
+                        .with_hint("segmentation sources: seg_digits, stare, ade20k"),
+                ),
+                _ => {}
             }
         }
-    }
 
-    // Wire inputs.
-    // Suggestions draw on every node of the file, parsed or not.
-    let names: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).chain(["data".to_string()]).collect();
-    let op_nodes: Vec<NodeIndex> = graph.node_indices().filter(|&i| i != data_idx).collect();
-    let mut broken = vec![false; graph.node_count()];
-    for &i in &op_nodes {
-        let name = graph[i].name.clone();
-        let inputs = graph[i].op().map(|op| op.inputs()).unwrap_or_default();
-        for inp in inputs {
-            let path = format!("nodes.{name}.{}", inp.port);
-            let src = &inp.source;
-            let Some(&s) = index.get(&src.node) else {
-                let spec_has = spec.nodes.iter().any(|n| n.name == src.node) || src.node == "data";
-                let msg = if spec_has {
-                    format!("`{}` reads node `{}`, which has errors of its own", name, src.node)
-                } else {
-                    format!("`{}` reads unknown node `{}`", name, src.node)
-                };
-                if !spec_has {
-                    diags.push(
-                        Diagnostic::error(loc.value(&path), msg).with_opt_hint(did_you_mean(&src.node, names.iter())),
-                    );
+        let mut graph: DiGraph<IrNode, IrEdge> = DiGraph::new();
+        let mut index = BTreeMap::new();
+        let data_sig = data.map(|d| d.image).unwrap_or(Sig::map(Role::Image, 1, 1, 1));
+        let data_idx = graph.add_node(IrNode {
+            name: "data".into(),
+            body: NodeBody::Data,
+            sig: data_sig,
+            origin: loc.key("data"),
+        });
+        index.insert("data".to_string(), data_idx);
+        for n in &spec.nodes {
+            let path = format!("nodes.{}", n.name);
+            match registry.parse(&n.kind, &n.params) {
+                Ok(op) => {
+                    let idx = graph.add_node(IrNode {
+                        name: n.name.clone(),
+                        body: NodeBody::Op(op),
+                        sig: Sig::scalar(Role::Report),
+                        origin: loc.key(&path),
+                    });
+                    index.insert(n.name.clone(), idx);
                 }
-                broken[i.index()] = true;
-                continue;
-            };
-            if let Some(out) = &src.output {
-                let ok = s == data_idx && out == "image";
-                if !ok {
-                    let hint = if s == data_idx && out == "label" {
-                        "labels reach losses and evaluators automatically; read `data` (the images)".to_string()
-                    } else if s == data_idx {
-                        "the data node's output is `data` (or `data.image`)".to_string()
+                Err(ParseError::UnknownKind) => diags.push(
+                    Diagnostic::error(loc.value(&format!("{path}.kind")), format!("unknown node kind `{}`", n.kind))
+                        .with_opt_hint(
+                            did_you_mean(&n.kind, registry.names().iter())
+                                .or_else(|| Some("`npe kinds` lists the kinds".into())),
+                        ),
+                ),
+                Err(ParseError::Serde(_)) => {
+                    // Report every bad field of the node, not just the first.
+                    let _ = deserialize_all(&n.params, &path, loc, &mut diags, |p| match registry.parse(&n.kind, p) {
+                        Ok(op) => Ok(op),
+                        Err(ParseError::Serde(e)) => Err(e),
+                        Err(_) => Err(figment::Error::from(String::from("invalid node"))),
+                    });
+                }
+                Err(ParseError::Custom(m)) => {
+                    diags.push(Diagnostic::error(loc.key(&path), format!("node `{}`: {m}", n.name)))
+                }
+            }
+        }
+
+        let n = graph.node_count();
+        Self {
+            loaded,
+            data,
+            diags,
+            graph,
+            index,
+            data_idx,
+            broken: vec![false; n],
+            cyclic: vec![false; n],
+            order: vec![],
+        }
+    }
+
+    /// Connect every input to its source; suggestions draw on every node of the file.
+    fn wire(&mut self) {
+        let (spec, loc) = (&self.loaded.spec, &self.loaded.locator);
+        let (graph, index, diags, broken, data_idx) =
+            (&mut self.graph, &self.index, &mut self.diags, &mut self.broken, self.data_idx);
+        let names: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).chain(["data".to_string()]).collect();
+        let op_nodes: Vec<NodeIndex> = graph.node_indices().filter(|&i| i != data_idx).collect();
+        for &i in &op_nodes {
+            let name = graph[i].name.clone();
+            let inputs = graph[i].op().map(|op| op.inputs()).unwrap_or_default();
+            for inp in inputs {
+                let path = format!("nodes.{name}.{}", inp.port);
+                let src = &inp.source;
+                let Some(&s) = index.get(&src.node) else {
+                    let spec_has = spec.nodes.iter().any(|n| n.name == src.node) || src.node == "data";
+                    let msg = if spec_has {
+                        format!("`{}` reads node `{}`, which has errors of its own", name, src.node)
                     } else {
-                        format!("write just `{}`", src.node)
+                        format!("`{}` reads unknown node `{}`", name, src.node)
                     };
-                    diags.push(
-                        Diagnostic::error(loc.value(&path), format!("node `{}` has no output `{out}`", src.node))
-                            .with_hint(hint),
-                    );
+                    if !spec_has {
+                        diags.push(
+                            Diagnostic::error(loc.value(&path), msg)
+                                .with_opt_hint(did_you_mean(&src.node, names.iter())),
+                        );
+                    }
                     broken[i.index()] = true;
                     continue;
+                };
+                if let Some(out) = &src.output {
+                    let ok = s == data_idx && out == "image";
+                    if !ok {
+                        let hint = if s == data_idx && out == "label" {
+                            "labels reach losses and evaluators automatically; read `data` (the images)".to_string()
+                        } else if s == data_idx {
+                            "the data node's output is `data` (or `data.image`)".to_string()
+                        } else {
+                            format!("write just `{}`", src.node)
+                        };
+                        diags.push(
+                            Diagnostic::error(loc.value(&path), format!("node `{}` has no output `{out}`", src.node))
+                                .with_hint(hint),
+                        );
+                        broken[i.index()] = true;
+                        continue;
+                    }
+                }
+                if s == i {
+                    diags.push(
+                        Diagnostic::error(loc.value(&path), format!("cycle: `{name}` reads its own output"))
+                            .with_hint("a node's input must come from another node"),
+                    );
+                }
+                graph.add_edge(s, i, IrEdge { port: inp.port.clone() });
+            }
+        }
+    }
+
+    /// Every strongly connected component with more than one node, and self-loops.
+    fn cycles(&mut self) {
+        let (spec, graph, diags, cyclic) = (&self.loaded.spec, &self.graph, &mut self.diags, &mut self.cyclic);
+        for scc in tarjan_scc(&graph) {
+            let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
+            if scc.len() > 1 || self_loop {
+                for &i in &scc {
+                    cyclic[i.index()] = true;
+                }
+                if scc.len() > 1 {
+                    let mut members: Vec<NodeIndex> = scc.clone();
+                    members.sort_by_key(|&i| spec.nodes.iter().position(|n| n.name == graph[i].name));
+                    let ring = cycle_path(&graph, &members);
+                    let first = &graph[members[0]];
+                    diags.push(
+                        Diagnostic::error(first.origin.clone(), format!("cycle: {}", ring.join(" → ")))
+                            .with_hint("the pipeline must be a DAG: break the loop by changing one of these inputs"),
+                    );
                 }
             }
-            if s == i {
-                diags.push(
-                    Diagnostic::error(loc.value(&path), format!("cycle: `{name}` reads its own output"))
-                        .with_hint("a node's input must come from another node"),
-                );
-            }
-            graph.add_edge(s, i, IrEdge { port: inp.port.clone() });
         }
     }
 
-    // Cycles: every strongly connected component with more than one node.
-    let mut cyclic = vec![false; graph.node_count()];
-    for scc in tarjan_scc(&graph) {
-        let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
-        if scc.len() > 1 || self_loop {
-            for &i in &scc {
-                cyclic[i.index()] = true;
+    /// Execution order (only meaningful without cycles): a topological sort that keeps file
+    /// order among independent nodes.
+    fn order(&mut self) {
+        self.order = stable_topo(&self.graph, self.data_idx, &self.cyclic);
+    }
+
+    /// Signatures in order; a node whose input failed is skipped (no cascade).
+    fn infer(&mut self) {
+        let (spec, data, data_idx) = (&self.loaded.spec, self.data, self.data_idx);
+        let (graph, index, diags, order) = (&mut self.graph, &self.index, &mut self.diags, &self.order);
+        let (broken, cyclic) = (&self.broken, &self.cyclic);
+        let ctx = InferCtx {
+            num_classes: data.map_or(0, |d| d.num_classes),
+            task: spec.task,
+            label_size: data.and_then(|d| d.label.spatial),
+        };
+        let mut inferred = vec![false; graph.node_count()];
+        inferred[data_idx.index()] = data.is_some();
+        for &i in order {
+            if i == data_idx || broken[i.index()] || cyclic[i.index()] {
+                continue;
             }
-            if scc.len() > 1 {
-                let mut members: Vec<NodeIndex> = scc.clone();
-                members.sort_by_key(|&i| spec.nodes.iter().position(|n| n.name == graph[i].name));
-                let ring = cycle_path(&graph, &members);
-                let first = &graph[members[0]];
-                diags.push(
-                    Diagnostic::error(first.origin.clone(), format!("cycle: {}", ring.join(" → ")))
-                        .with_hint("the pipeline must be a DAG: break the loop by changing one of these inputs"),
-                );
+            let NodeBody::Op(op) = &graph[i].body else { continue };
+            let op = op.clone();
+            let srcs: Vec<NodeIndex> = op.inputs().iter().map(|inp| index[&inp.source.node]).collect();
+            if srcs.iter().any(|s| !inferred[s.index()]) {
+                continue; // an input already has an error; do not cascade
+            }
+            let sigs: Vec<Sig> = srcs.iter().map(|s| graph[*s].sig).collect();
+            match op.infer(&sigs, &ctx) {
+                Ok(sig) => {
+                    graph[i].sig = sig;
+                    inferred[i.index()] = true;
+                }
+                Err(msg) => diags.push(Diagnostic::error(
+                    graph[i].origin.clone(),
+                    format!("node `{}` ({}): {msg}", graph[i].name, op.kind()),
+                )),
             }
         }
     }
 
-    // Execution order (only meaningful without cycles): a topological sort that keeps file order
-    // among independent nodes.
-    let order = stable_topo(&graph, data_idx, &cyclic);
-
-    // Infer signatures in order.
-    let ctx = InferCtx {
-        num_classes: data.map_or(0, |d| d.num_classes),
-        task: spec.task,
-        label_size: data.and_then(|d| d.label.spatial),
-    };
-    let mut inferred = vec![false; graph.node_count()];
-    inferred[data_idx.index()] = data.is_some();
-    for &i in &order {
-        if i == data_idx || broken[i.index()] || cyclic[i.index()] {
-            continue;
-        }
-        let NodeBody::Op(op) = &graph[i].body else { continue };
-        let op = op.clone();
-        let srcs: Vec<NodeIndex> = op.inputs().iter().map(|inp| index[&inp.source.node]).collect();
-        if srcs.iter().any(|s| !inferred[s.index()]) {
-            continue; // an input already has an error; do not cascade
-        }
-        let sigs: Vec<Sig> = srcs.iter().map(|s| graph[*s].sig).collect();
-        match op.infer(&sigs, &ctx) {
-            Ok(sig) => {
-                graph[i].sig = sig;
-                inferred[i.index()] = true;
-            }
-            Err(msg) => diags.push(Diagnostic::error(
-                graph[i].origin.clone(),
-                format!("node `{}` ({}): {msg}", graph[i].name, op.kind()),
-            )),
-        }
+    /// Whole-pipeline checks.
+    fn lint(&mut self) {
+        let loc = &self.loaded.locator;
+        let all: Vec<NodeIndex> = self.graph.node_indices().collect();
+        check_combinations(&self.graph, &all, loc, &mut self.diags);
+        let classes = self.data.map_or(0, |d| d.num_classes);
+        check_training(&self.loaded.spec, &self.graph, &self.index, classes, loc, &mut self.diags);
     }
 
-    // Whole-pipeline checks.
-    let all: Vec<NodeIndex> = graph.node_indices().collect();
-    check_combinations(&graph, &all, loc, &mut diags);
-    check_training(spec, &graph, &index, ctx.num_classes, loc, &mut diags);
-
-    if diags.has_errors() {
-        return Err(diags);
+    /// The IR, or every error found.
+    fn finish(self) -> Result<(Ir, Diagnostics), Diagnostics> {
+        if self.diags.has_errors() {
+            return Err(self.diags);
+        }
+        let spec = &self.loaded.spec;
+        let ir = Ir {
+            name: spec.name.clone(),
+            seed: spec.seed,
+            task: spec.task,
+            data_spec: spec.data.clone(),
+            data: self.data.expect("no errors means the data was described"),
+            train: spec.train.clone(),
+            eval: spec.eval.clone(),
+            graph: self.graph,
+            order: self.order,
+            index: self.index,
+        };
+        Ok((ir, self.diags))
     }
-    let ir = Ir {
-        name: spec.name.clone(),
-        seed: spec.seed,
-        task: spec.task,
-        data_spec: spec.data.clone(),
-        data: data.expect("no errors means the data was described"),
-        train: spec.train.clone(),
-        eval: spec.eval.clone(),
-        graph,
-        order,
-        index,
-    };
-    let warnings = diags;
-    Ok((ir, warnings))
 }
 
 /// Names around a cycle, starting and ending at the first member.
@@ -378,6 +446,15 @@ fn check_training(
     let mut err = |path: &str, msg: String, hint: Option<&str>| {
         diags.push(Diagnostic::error(loc.value(path), msg).with_opt_hint(hint.map(String::from)));
     };
+    // The name is the default output folder `runs/<name>`: a plain folder name only.
+    let n = &spec.name;
+    if n.starts_with('.') || !n.chars().all(|c| c.is_alphanumeric() || "_-.".contains(c)) {
+        err(
+            "name",
+            format!("`name: {n}` must be a plain folder name (letters, digits, `_`, `-`, `.`; not starting with `.`)"),
+            Some("it names the output folder runs/<name>; use --out for another place"),
+        );
+    }
     if t.epochs == 0 {
         err("train.epochs", "`epochs` must be at least 1".into(), None);
     }
@@ -433,8 +510,22 @@ fn check_training(
             None,
         );
     }
-    if !(s.gamma > 0.0 && s.min_lr >= 0.0) {
-        err("train.schedule", "`gamma` must be > 0 and `min_lr` ≥ 0".into(), None);
+    if !(s.gamma > 0.0 && s.gamma.is_finite() && s.min_lr >= 0.0 && s.min_lr.is_finite()) {
+        err("train.schedule", "`gamma` must be a finite number > 0 and `min_lr` a finite number ≥ 0".into(), None);
+    }
+    if t.max_steps_per_epoch == Some(0) {
+        err(
+            "train.max_steps_per_epoch",
+            "`max_steps_per_epoch` must be at least 1 (0 would train nothing)".into(),
+            None,
+        );
+    }
+    if t.checkpoint.keep_last == 0 {
+        err(
+            "train.checkpoint.keep_last",
+            "`keep_last` must be at least 1 (the checkpoint to resume from)".into(),
+            None,
+        );
     }
     if t.checkpoint.every_epochs == 0 || spec.eval.every_epochs == 0 {
         err("train.checkpoint.every_epochs", "cadences (`every_epochs`) must be at least 1".into(), None);
@@ -454,12 +545,18 @@ fn check_training(
         for (i, node) in group.nodes.iter().enumerate() {
             match index.get(node).map(|&n| &graph[n]) {
                 None => diags.push(
-                    Diagnostic::error(loc.value(&format!("{path}.nodes.{i}")), format!("parameter group names unknown node `{node}`"))
-                        .with_opt_hint(did_you_mean(node, names.iter())),
+                    Diagnostic::error(
+                        loc.value(&format!("{path}.nodes.{i}")),
+                        format!("parameter group names unknown node `{node}`"),
+                    )
+                    .with_opt_hint(did_you_mean(node, names.iter())),
                 ),
                 Some(n) if !n.category().is_some_and(Category::has_parameters) => diags.push(
-                    Diagnostic::error(loc.value(&format!("{path}.nodes.{i}")), format!("`{node}` ({}) has no parameters", n.kind()))
-                        .with_hint("parameter groups take backbones, heads or PEMs"),
+                    Diagnostic::error(
+                        loc.value(&format!("{path}.nodes.{i}")),
+                        format!("`{node}` ({}) has no parameters", n.kind()),
+                    )
+                    .with_hint("parameter groups take backbones, heads or PEMs"),
                 ),
                 _ => {}
             }
@@ -472,11 +569,10 @@ fn check_training(
                 Diagnostic::error(loc.value(&path), format!("`freeze` names unknown node `{f}`"))
                     .with_opt_hint(did_you_mean(f, names.iter())),
             ),
-            Some(n) if !n.category().is_some_and(Category::has_parameters) => diags
-                .push(
-                    Diagnostic::error(loc.value(&path), format!("`{f}` ({}) has no parameters to freeze", n.kind()))
-                        .with_hint("freeze backbones, heads or PEMs"),
-                ),
+            Some(n) if !n.category().is_some_and(Category::has_parameters) => diags.push(
+                Diagnostic::error(loc.value(&path), format!("`{f}` ({}) has no parameters to freeze", n.kind()))
+                    .with_hint("freeze backbones, heads or PEMs"),
+            ),
             _ => {}
         }
     }

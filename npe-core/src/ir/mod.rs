@@ -12,10 +12,10 @@ use crate::diag::Origin;
 use crate::kind::Node;
 use crate::spec::{DataSpec, EvalSpec, TrainSpec};
 use crate::types::{Category, Task};
-use std::sync::Arc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What a graph node is.
 #[derive(Clone, Debug)]

@@ -51,3 +51,11 @@ pub fn image_spatial(input: &Sig) -> Result<[usize; 2], String> {
     expect_role(input, &[Role::Image, Role::Features], "input")?;
     input.spatial.ok_or_else(|| format!("this backbone needs image-shaped input [N, C, H, W], got {input}"))
 }
+
+/// Error unless every `(field, value)` is a finite number.
+pub fn finite(fields: &[(&str, f64)]) -> Result<(), String> {
+    match fields.iter().find(|(_, v)| !v.is_finite()) {
+        Some((f, v)) => Err(format!("`{f}` must be a finite number, got {v}")),
+        None => Ok(()),
+    }
+}

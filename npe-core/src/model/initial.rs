@@ -1,7 +1,7 @@
 //! Deterministic parameter initialisation on the host.
 
-use crate::types::{Init, NamedTensor, ParamSpec};
 use crate::rng::{Rng, hash_str};
+use crate::types::{Init, NamedTensor, ParamSpec};
 
 /// Initial values of every spec: each parameter draws from its own stream (seed, name), so
 /// values do not depend on declaration order.

@@ -16,7 +16,6 @@ pub fn layout(ir: &Ir, _registry: &Registry) -> Vec<ParamSpec> {
     Plan::lower(ir).specs
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,10 @@ impl NodeDef for CrossEntropy {
     const SUMMARY: &'static str = "softmax cross-entropy on raw logits";
     type Lowered = ();
 
+    fn check(&self) -> Result<(), String> {
+        crate::kind::finite(&[("weight", self.weight)])
+    }
+
     fn inputs(&self) -> Vec<Input> {
         vec![Input::new("input", &self.input)]
     }

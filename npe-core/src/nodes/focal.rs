@@ -36,7 +36,7 @@ impl NodeDef for Focal {
         if !(self.gamma.is_finite() && self.gamma >= 0.0) {
             return Err(format!("`gamma` must be a finite number ≥ 0, got {}", self.gamma));
         }
-        Ok(())
+        crate::kind::finite(&[("weight", self.weight)])
     }
 
     fn inputs(&self) -> Vec<Input> {

@@ -28,6 +28,10 @@ impl NodeDef for LogitAdjustedCe {
     const SUMMARY: &'static str = "CE on logits + tau·log(prior from counts)";
     type Lowered = ();
 
+    fn check(&self) -> Result<(), String> {
+        crate::kind::finite(&[("tau", self.tau), ("weight", self.weight)])
+    }
+
     fn inputs(&self) -> Vec<Input> {
         vec![Input::new("input", &self.input)]
     }

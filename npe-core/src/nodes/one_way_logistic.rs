@@ -38,6 +38,10 @@ impl NodeDef for OneWayLogistic {
     const SUMMARY: &'static str = "softplus of the true-class PEM output";
     type Lowered = ();
 
+    fn check(&self) -> Result<(), String> {
+        crate::kind::finite(&[("weight", self.weight)])
+    }
+
     fn inputs(&self) -> Vec<Input> {
         vec![Input::new("input", &self.input)]
     }

@@ -23,6 +23,10 @@ impl NodeDef for PosthocLa {
     const SUMMARY: &'static str = "logits − tau·log(prior from counts)";
     type Lowered = ();
 
+    fn check(&self) -> Result<(), String> {
+        crate::kind::finite(&[("tau", self.tau)])
+    }
+
     fn inputs(&self) -> Vec<Input> {
         vec![Input::new("input", &self.input)]
     }

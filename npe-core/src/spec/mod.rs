@@ -18,8 +18,8 @@ pub use train::{
     CheckpointSpec, EvalSpec, OptimizerKind, OptimizerSpec, ParamGroup, ScheduleKind, ScheduleSpec, TrainSpec,
 };
 
-pub use crate::types::Task;
 use crate::types::Params;
+pub use crate::types::Task;
 
 /// One entry of `nodes:` before its kind is resolved.
 #[derive(Clone, Debug)]

@@ -44,7 +44,10 @@ impl Tensor {
     }
 
     fn foreign<T>() -> TensorError {
-        TensorError(format!("a tensor of another backend was passed where `{}` was expected", std::any::type_name::<T>()))
+        TensorError(format!(
+            "a tensor of another backend was passed where `{}` was expected",
+            std::any::type_name::<T>()
+        ))
     }
 }
 

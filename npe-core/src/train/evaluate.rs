@@ -109,21 +109,21 @@ pub fn evaluate(
     for (node, op) in ir.ops() {
         let any = op.as_any();
         if let Some(a) = any.downcast_ref::<Accuracy>() {
-                let groups = class_groups(&a.groups, &ds.train_counts);
-                let m = a.inputs.iter().map(|i| (i.node.clone(), confusion[&i.node].accuracy(&groups))).collect();
-                report.accuracy.insert(node.name.clone(), m);
-            } else if let Some(a) = any.downcast_ref::<Iou>() {
-                let tail: Vec<bool> = truth.iter().map(|&p| p < a.tail.pixel_fraction_below).collect();
-                let m = a.inputs.iter().map(|i| (i.node.clone(), confusion[&i.node].segmentation(&tail))).collect();
-                report.segmentation.insert(node.name.clone(), m);
-            } else if let Some(p) = any.downcast_ref::<PriorEstimate>() {
-                let fit = |sums: &(Vec<f64>, u64)| {
-                    let mean: Vec<f64> = sums.0.iter().map(|s| s / sums.1.max(1) as f64).collect();
-                    prior_fit(&mean, &truth)
-                };
-                let test_fit = fit(&pem_sums[&p.input.node]);
-                let train_fit = train_sums.get(&p.input.node).map(fit);
-                report.prior.insert(node.name.clone(), PriorReport { train: train_fit, test: test_fit });
+            let groups = class_groups(&a.groups, &ds.train_counts);
+            let m = a.inputs.iter().map(|i| (i.node.clone(), confusion[&i.node].accuracy(&groups))).collect();
+            report.accuracy.insert(node.name.clone(), m);
+        } else if let Some(a) = any.downcast_ref::<Iou>() {
+            let tail: Vec<bool> = truth.iter().map(|&p| p < a.tail.pixel_fraction_below).collect();
+            let m = a.inputs.iter().map(|i| (i.node.clone(), confusion[&i.node].segmentation(&tail))).collect();
+            report.segmentation.insert(node.name.clone(), m);
+        } else if let Some(p) = any.downcast_ref::<PriorEstimate>() {
+            let fit = |sums: &(Vec<f64>, u64)| {
+                let mean: Vec<f64> = sums.0.iter().map(|s| s / sums.1.max(1) as f64).collect();
+                prior_fit(&mean, &truth)
+            };
+            let test_fit = fit(&pem_sums[&p.input.node]);
+            let train_fit = train_sums.get(&p.input.node).map(fit);
+            report.prior.insert(node.name.clone(), PriorReport { train: train_fit, test: test_fit });
         }
     }
     Ok(report)

@@ -77,6 +77,16 @@ pub enum TrainError {
     /// A resume request that cannot be honoured.
     #[error("{0}")]
     Resume(String),
+    /// The model's weights stopped being finite; no checkpoint of it was written.
+    #[error(
+        "the model diverged: tensor `{tensor}` holds NaN or infinite values, so no checkpoint of it was written\n  hint: lower `train.optimizer.lr` or add warm-up; {last}"
+    )]
+    Diverged {
+        /// The first non-finite tensor.
+        tensor: String,
+        /// Where the last good checkpoint is.
+        last: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
@@ -96,6 +106,21 @@ pub struct TrainOptions {
     pub stop: Option<Arc<AtomicBool>>,
     /// Stop after this many optimisation steps in total, writing a checkpoint (tests, time limits).
     pub stop_after_steps: Option<u64>,
+    /// With `resume`: if the newest checkpoint is damaged, continue from the newest good one.
+    pub fallback: bool,
+}
+
+/// Whether `out` may receive a run: a fresh run needs a folder without checkpoints. Checked
+/// before anything is written into it.
+pub fn check_out(out: &Path, resume: bool) -> Result<(), TrainError> {
+    let ck_dir = out.join("checkpoints");
+    if !resume && !checkpoint::list(&ck_dir).is_empty() {
+        return Err(TrainError::Resume(format!(
+            "{} already holds checkpoints of an earlier run\n  hint: add --resume to continue it, or choose another --out",
+            ck_dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A model ready to train or evaluate: data, loaders, executor.
@@ -211,12 +236,79 @@ impl Session {
             position,
             params: self.exec.export()?,
             optimizer: self.exec.export_optimizer()?,
+            seed: Some(self.ir.seed),
+            epoch_losses: None,
         })
     }
 
-    /// Load parameters (and buffers) from a checkpoint or model file, checking it fits.
-    pub fn load_params(&mut self, path: &Path) -> Result<Checkpoint, TrainError> {
+    /// Write a checkpoint; a model that is no longer finite is reported as divergence, naming
+    /// the last checkpoint that was written.
+    fn save_checkpoint(&self, ck: Checkpoint, path: &Path, last: Option<&PathBuf>) -> Result<(), TrainError> {
+        match ck.save(path) {
+            Err(CheckpointError::NonFinite { tensor, .. }) => Err(TrainError::Diverged {
+                tensor,
+                last: last.map_or("no checkpoint was written yet".into(), |p| {
+                    format!("the last finite checkpoint is {}", p.display())
+                }),
+            }),
+            other => Ok(other?),
+        }
+    }
+
+    /// The newest checkpoint that loads and fits this run, for `--resume`. A damaged newest file
+    /// is an error naming the newest good one, unless `fallback` asks to continue from it.
+    fn resume_from(&mut self, existing: &[PathBuf], fallback: bool) -> Result<Checkpoint, TrainError> {
+        let mut first_err: Option<TrainError> = None;
+        for path in existing.iter().rev() {
+            match self.load_for_resume(path) {
+                Ok(ck) if first_err.is_none() || fallback => {
+                    if let Some(e) = first_err {
+                        tracing::warn!("{e}\n  continuing from {} (--fallback)", path.display());
+                    }
+                    return Ok(ck);
+                }
+                Ok(_) => {
+                    return Err(TrainError::Resume(format!(
+                        "{}\n  the newest good checkpoint is {}\n  hint: add --fallback to continue from it (or move the damaged file away)",
+                        first_err.expect("set"),
+                        path.display()
+                    )));
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or_else(|| TrainError::Resume("no checkpoint to resume".into())))
+    }
+
+    /// Load a checkpoint for resuming: model, seed and optimiser state must all fit.
+    fn load_for_resume(&mut self, path: &Path) -> Result<Checkpoint, TrainError> {
         let ck = Checkpoint::load(path)?;
+        if let Some(seed) = ck.seed.filter(|&s| s != self.ir.seed) {
+            return Err(TrainError::Resume(format!(
+                "{} was written by a run with seed {seed}; this run has seed {}",
+                path.display(),
+                self.ir.seed
+            )));
+        }
+        let uses_state = self.ir.train.optimizer.momentum != 0.0
+            || self.ir.train.optimizer.kind != crate::spec::OptimizerKind::Sgd
+            || self.ir.train.optimizer.param_groups.iter().any(|g| g.kind.is_some());
+        if uses_state && ck.position.global_step > 0 && ck.optimizer.is_empty() {
+            return Err(TrainError::Resume(format!(
+                "{} has no optimiser state (momentum), which this run needs to continue exactly",
+                path.display()
+            )));
+        }
+        self.check_fits(path, &ck)?;
+        self.exec.import(&ck.params)?;
+        self.exec.import_optimizer(&ck.optimizer)?;
+        Ok(ck)
+    }
+
+    /// Error unless `ck` holds every parameter of this model with its shape.
+    fn check_fits(&self, path: &Path, ck: &Checkpoint) -> Result<(), TrainError> {
         if ck.fingerprint != checkpoint::fingerprint(&self.params) {
             return Err(TrainError::Resume(format!(
                 "{} was written for a different model (pipeline `{}`); its parameters do not match `{}`",
@@ -225,6 +317,22 @@ impl Session {
                 self.ir.name
             )));
         }
+        let have: std::collections::HashSet<&str> = ck.params.iter().map(|t| t.name.as_str()).collect();
+        let missing: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).filter(|n| !have.contains(n)).collect();
+        if !missing.is_empty() {
+            return Err(TrainError::Resume(format!(
+                "{} lacks parameters of this model: {}",
+                path.display(),
+                missing.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Load parameters (and buffers) from a checkpoint or model file, checking it fits.
+    pub fn load_params(&mut self, path: &Path) -> Result<Checkpoint, TrainError> {
+        let ck = Checkpoint::load(path)?;
+        self.check_fits(path, &ck)?;
         self.exec.import(&ck.params)?;
         Ok(ck)
     }
@@ -249,36 +357,35 @@ impl Session {
         let out = &opts.out;
         let ck_dir = out.join("checkpoints");
         std::fs::create_dir_all(&ck_dir).map_err(io_err(&ck_dir))?;
+        check_out(out, opts.resume)?;
         let existing = checkpoint::list(&ck_dir);
+        let epochs = self.ir.train.epochs;
         let mut pos = Position { epoch: 0, batch: 0, global_step: 0 };
-        if opts.resume {
-            match existing.last() {
-                Some(path) => {
-                    let ck = self.load_params(path)?;
-                    self.exec.import_optimizer(&ck.optimizer)?;
-                    pos = ck.position.clone();
-                    tracing::info!(
-                        "resuming from {} (epoch {}, batch {}, step {})",
-                        path.display(),
-                        pos.epoch + 1,
-                        pos.batch,
-                        pos.global_step
-                    );
-                }
-                None => {
-                    tracing::info!("--resume: no checkpoint in {}, starting from scratch", ck_dir.display());
-                    self.apply_init_from()?;
+        let mut resumed_losses = None;
+        if opts.resume && !existing.is_empty() {
+            let ck = self.resume_from(&existing, opts.fallback)?;
+            pos = ck.position.clone();
+            resumed_losses = ck.epoch_losses.clone();
+            let summary_path = out.join("summary.json");
+            if pos.epoch >= epochs && pos.batch == 0 {
+                let done = std::fs::read(&summary_path).ok().and_then(|b| serde_json::from_slice::<Summary>(&b).ok());
+                if let Some(summary) = done {
+                    tracing::info!("{} finished all {epochs} epochs already; nothing to resume", out.display());
+                    return Ok(summary);
                 }
             }
-        } else if !existing.is_empty() {
-            return Err(TrainError::Resume(format!(
-                "{} already holds checkpoints of an earlier run\n  hint: add --resume to continue it, or choose another --out",
-                ck_dir.display()
-            )));
+            tracing::info!(
+                "resuming from checkpoint at epoch {}, batch {}, step {}",
+                pos.epoch + 1,
+                pos.batch,
+                pos.global_step
+            );
         } else {
+            if opts.resume {
+                tracing::info!("--resume: no checkpoint in {}, starting from scratch", ck_dir.display());
+            }
             self.apply_init_from()?;
         }
-        let epochs = self.ir.train.epochs;
         let spe = self.steps_per_epoch();
         let schedule = Schedule::new(self.ir.train.optimizer.lr, &self.ir.train.schedule, spe, epochs);
         let metrics_path = out.join("metrics.jsonl");
@@ -304,8 +411,8 @@ impl Session {
             let start = if epoch == pos.epoch { pos.batch } else { 0 };
             progress.start_epoch(epoch, spe, start);
             let t0 = Instant::now();
-            let mut sums: BTreeMap<String, f64> = BTreeMap::new();
-            let mut n_steps = 0usize;
+            let (mut sums, mut n_steps): (BTreeMap<String, f64>, usize) =
+                if epoch == pos.epoch { resumed_losses.take().unwrap_or_default() } else { Default::default() };
             let mut lr = schedule.lr(pos.global_step as usize);
             let mut it = self.train_loader.iter(epoch as u64, start);
             for b in start..spe {
@@ -341,7 +448,9 @@ impl Session {
                     progress.finish_epoch();
                     let here = Position { epoch, batch: b + 1, global_step: pos.global_step };
                     let path = ck_dir.join(checkpoint::file_name(&here));
-                    self.checkpoint(here)?.save(&path)?;
+                    let mut ck = self.checkpoint(here)?;
+                    ck.epoch_losses = Some((sums.clone(), n_steps));
+                    self.save_checkpoint(ck, &path, last_ck.as_ref())?;
                     return Err(TrainError::Interrupted { epoch: epoch + 1, batch: b + 1, checkpoint: path });
                 }
             }
@@ -368,7 +477,7 @@ impl Session {
             pos = Position { epoch: done, batch: 0, global_step: pos.global_step };
             if done % self.ir.train.checkpoint.every_epochs == 0 || done == epochs {
                 let path = ck_dir.join(checkpoint::file_name(&pos));
-                self.checkpoint(pos.clone())?.save(&path)?;
+                self.save_checkpoint(self.checkpoint(pos.clone())?, &path, last_ck.as_ref())?;
                 prune(&ck_dir, self.ir.train.checkpoint.keep_last, &path);
                 last_ck = Some(path);
             }
@@ -376,12 +485,14 @@ impl Session {
             if eval.is_some() {
                 last_eval = eval;
             }
-            if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) && done < epochs {
-                return Err(TrainError::Interrupted {
-                    epoch: done + 1,
-                    batch: 0,
-                    checkpoint: last_ck.clone().unwrap_or_default(),
-                });
+            let stop_now = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+                || opts.stop_after_steps.is_some_and(|n| pos.global_step >= n);
+            if stop_now && done < epochs {
+                let path = ck_dir.join(checkpoint::file_name(&pos));
+                if last_ck.as_ref() != Some(&path) {
+                    self.save_checkpoint(self.checkpoint(pos.clone())?, &path, last_ck.as_ref())?;
+                }
+                return Err(TrainError::Interrupted { epoch: done + 1, batch: 0, checkpoint: path });
             }
         }
         let eval = match last_eval {
@@ -483,7 +594,7 @@ fn prune(dir: &Path, keep: usize, current: &Path) {
     let all = checkpoint::list(dir);
     let n = all.len();
     for (i, p) in all.iter().enumerate() {
-        if p != current && i + keep.max(1) < n {
+        if p != current && i + keep < n {
             let _ = std::fs::remove_file(p);
         }
     }

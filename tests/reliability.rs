@@ -1,0 +1,173 @@
+//! What the "reliability" issue found on the old main, each reproduced here as a user would
+//! meet it: damaged checkpoints, two runs in one folder, resume corner cases, settings that
+//! are not numbers, devices that are not there.
+
+mod common;
+use common::{npe, run};
+use std::path::Path;
+
+/// quickstart.yaml, small: 6 epochs of 12 steps.
+const Q: &[&str] = &[
+    "--set",
+    "data.synthetic.per_class=300",
+    "--set",
+    "train.epochs=6",
+    "--set",
+    "train.batch_size=64",
+    "--set",
+    "data.loader.workers=1",
+];
+
+fn train(out: &Path, extra: &[&str]) -> (i32, String, String) {
+    run(npe()
+        .args(["train", "pipelines/quickstart.yaml", "--progress", "quiet"])
+        .args(Q)
+        .args(extra)
+        .arg("--out")
+        .arg(out))
+}
+
+fn checkpoints(out: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(out.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn settings_that_are_not_finite_or_train_nothing_are_located_errors() {
+    for (set, want) in [
+        ("data.synthetic.test_per_class=0", "data.synthetic.test_per_class"),
+        ("nodes.posthoc.tau=.nan", "`tau` must be a finite number"),
+        ("nodes.ce.weight=.inf", "`weight` must be a finite number"),
+        ("data.synthetic.noise=.nan", "data.synthetic.noise"),
+        ("train.schedule.min_lr=.inf", "`min_lr` a finite number"),
+        ("train.max_steps_per_epoch=0", "`max_steps_per_epoch` must be at least 1"),
+        ("train.checkpoint.keep_last=0", "`keep_last` must be at least 1"),
+        ("name=../../x", "must be a plain folder name"),
+    ] {
+        let (code, _, err) = run(npe().args(["check", "pipelines/quickstart.yaml", "--set", set]));
+        assert_eq!(code, 2, "{set}: {err}");
+        assert!(err.contains(want), "{set}: {err}");
+        assert!(err.contains("pipelines/quickstart.yaml:") || err.contains("--set"), "{set}: not located: {err}");
+    }
+}
+
+#[test]
+fn a_device_that_is_not_there_is_a_flag_error_before_any_data_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // The data root does not exist: a device error must come first, with exit 2.
+    let (code, _, err) = run(npe()
+        .args(["train", "pipelines/fashion_mnist_lt.yaml", "--device", "wgpu", "--set", "data.root=/nonexistent"])
+        .arg("--out")
+        .arg(dir.path()));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--device wgpu") && !err.contains("/nonexistent"), "{err}");
+    assert!(!dir.path().join("run.json").exists(), "nothing is written for a refused run");
+}
+
+#[test]
+fn a_refused_run_leaves_the_folder_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = train(dir.path(), &["--set", "train.epochs=1"]);
+    assert_eq!(code, 0, "{err}");
+    let before = std::fs::read(dir.path().join("run.json")).unwrap();
+    let (code, _, err) = train(dir.path(), &["--set", "train.epochs=2", "--set", "seed=9"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already holds checkpoints"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("run.json")).unwrap(), before, "run.json was overwritten");
+}
+
+#[test]
+fn two_runs_cannot_share_an_output_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = npe()
+        .args(["train", "pipelines/quickstart.yaml", "--progress", "quiet", "--set", "train.epochs=500"])
+        .arg("--out")
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first run holds the folder (it writes run.json after locking it).
+    let t0 = std::time::Instant::now();
+    while !dir.path().join("run.json").exists() {
+        assert!(t0.elapsed().as_secs() < 60, "the first run never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let before = std::fs::read(dir.path().join("run.json")).unwrap();
+    let (code, _, err) = train(dir.path(), &["--resume"]);
+    first.kill().unwrap();
+    let _ = first.wait();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("another npe run is writing into"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("run.json")).unwrap(), before);
+}
+
+#[test]
+fn resuming_a_finished_run_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = train(dir.path(), &["--set", "train.epochs=2"]);
+    assert_eq!(code, 0, "{err}");
+    let summary = std::fs::read(dir.path().join("summary.json")).unwrap();
+    let (code, _, err) = train(dir.path(), &["--set", "train.epochs=2", "--resume"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("finished all 2 epochs already"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("summary.json")).unwrap(), summary, "summary.json was rewritten");
+}
+
+#[test]
+fn the_newest_checkpoint_is_the_one_resumed_also_mid_epoch_and_beyond_epoch_9999() {
+    let dir = tempfile::tempdir().unwrap();
+    // 12 steps per epoch: step 18 is in the middle of epoch 2.
+    let (code, _, err) = train(dir.path(), &["--stop-after-steps", "18"]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(checkpoints(dir.path()), ["epoch-0001-batch-000006.safetensors", "epoch-0001.safetensors"]);
+    let (code, _, err) = train(dir.path(), &["--resume", "--stop-after-steps", "24"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("resuming from checkpoint at epoch 2, batch 6"), "{err}");
+    // A step limit at an epoch's end stops there too (it used to run on).
+    assert!(err.contains("interrupted at epoch 3, batch 0"), "{err}");
+}
+
+#[test]
+fn a_damaged_newest_checkpoint_names_the_good_one_and_fallback_uses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = train(dir.path(), &["--stop-after-steps", "30"]);
+    assert_eq!(code, 3, "{err}");
+    let names = checkpoints(dir.path());
+    let newest = dir.path().join("checkpoints").join(names.iter().find(|n| n.contains("batch")).unwrap());
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let n = bytes.len();
+    bytes[n - 100] ^= 0x40;
+    std::fs::write(&newest, bytes).unwrap();
+    let (code, _, err) = train(dir.path(), &["--resume"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("is damaged")
+            && err.contains("the newest good checkpoint is")
+            && err.contains("epoch-0002.safetensors"),
+        "{err}"
+    );
+    let (code, _, err) = train(dir.path(), &["--resume", "--fallback"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn a_checkpoint_of_another_seed_or_missing_its_optimiser_state_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = train(dir.path(), &["--stop-after-steps", "12"]);
+    assert_eq!(code, 3, "{err}");
+    let (code, _, err) = train(dir.path(), &["--resume", "--set", "seed=5"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("seed 0; this run has seed 5"), "{err}");
+    // The same checkpoint with its momentum buffers removed.
+    let path = dir.path().join("checkpoints/epoch-0001.safetensors");
+    let mut ck = npe_core::checkpoint::Checkpoint::load(&path).unwrap();
+    ck.optimizer.clear();
+    ck.save(&path).unwrap();
+    let (code, _, err) = train(dir.path(), &["--resume"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("has no optimiser state"), "{err}");
+}
