@@ -171,3 +171,38 @@ fn a_checkpoint_of_another_seed_or_missing_its_optimiser_state_is_refused() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("has no optimiser state"), "{err}");
 }
+
+#[test]
+fn npe_data_verify_lists_every_unreadable_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    for split in ["train", "test"] {
+        for (c, class) in ["cat", "dog"].iter().enumerate() {
+            for i in 0..3 {
+                let p = root.join(split).join(class).join(format!("{i}.png"));
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                image::RgbImage::from_pixel(8, 8, image::Rgb([40 * c as u8, 9, 9])).save(&p).unwrap();
+            }
+        }
+    }
+    std::fs::write(root.join("train/dog/empty.jpg"), b"").unwrap();
+    std::fs::write(root.join("test/cat/notes.jpg"), b"this is text").unwrap();
+    let pipeline = dir.path().join("p.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name: v\ndata:\n  source: image_folder\n  root: {}\n  num_classes: 2\n  augment: {{resize: 8, center_crop: 8}}\nnodes:\n  f: {{kind: mlp, input: data, hidden: [8]}}\n  l: {{kind: linear, input: f}}\n  ce: {{kind: cross_entropy, input: l}}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(npe().args(["data", "--verify"]).arg(&pipeline));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("empty.jpg") && err.contains("notes.jpg"), "{err}");
+    assert!(err.contains("2 of 14 files cannot be decoded"), "{err}");
+    std::fs::remove_file(root.join("train/dog/empty.jpg")).unwrap();
+    std::fs::remove_file(root.join("test/cat/notes.jpg")).unwrap();
+    let (code, _, err) = run(npe().args(["data", "--verify"]).arg(&pipeline));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("verified: all 12 image files decode"), "{err}");
+}

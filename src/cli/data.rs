@@ -14,7 +14,7 @@ pub(crate) fn groups_of(ir: &Ir) -> GroupsSpec {
     npe_core::train::primary_groups(ir)
 }
 
-pub(crate) fn run(file: &Path, set: &SetArgs, json: bool, registry: &Registry) -> ExitCode {
+pub(crate) fn run(file: &Path, set: &SetArgs, json: bool, verify: bool, registry: &Registry) -> ExitCode {
     let (_, ir) = match load_ir(file, set, registry) {
         Ok(x) => x,
         Err(code) => return code,
@@ -26,6 +26,21 @@ pub(crate) fn run(file: &Path, set: &SetArgs, json: bool, registry: &Registry) -
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    if verify {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (checked, bad) = data::verify(&ds, threads);
+        if !bad.is_empty() {
+            for b in &bad {
+                eprintln!("unreadable: {}: {}", b.path.display(), b.reason);
+            }
+            eprintln!(
+                "error: {} of {checked} files cannot be decoded\n  hint: replace or remove them (the loader would stop on the first one mid-epoch)",
+                bad.len()
+            );
+            return ExitCode::from(EXIT_FAILURE);
+        }
+        eprintln!("verified: all {checked} image files decode");
+    }
     let groups = groups_of(&ir);
     let counts: Vec<usize> = ds.train_counts.iter().map(|&c| c as usize).collect();
     // Segmentation: head/tail by the `iou` evaluator's pixel-share threshold.

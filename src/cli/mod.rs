@@ -77,6 +77,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also decode every image file (and label map) and list each unreadable one; exit 1 if any.
+        #[arg(long)]
+        verify: bool,
         #[command(flatten)]
         set: SetArgs,
     },
@@ -101,7 +104,7 @@ pub fn main_with(ext: Extensions) -> ExitCode {
         Command::Eval(args) => eval::run(args, &ext),
         Command::Compare(args) => compare::run(&args),
         Command::Bench(args) => bench::run(args, &ext),
-        Command::Data { file, json, set } => data::run(&file, &set, json, &ext.registry),
+        Command::Data { file, json, verify, set } => data::run(&file, &set, json, verify, &ext.registry),
     }
 }
 

@@ -15,9 +15,11 @@ pub mod pickle;
 pub mod seg;
 mod seg_sources;
 pub mod synthetic;
+mod verify;
 
 pub use dataset::{Dataset, DenseImages, MaskMap, Masks, Pixels, Provenance, Split};
 pub use describe::{DataSig, describe, source_name};
 pub use error::{DataError, Result};
 pub use load::{FASHION_MNIST_DEB, SplitKind, data_home, default_normalization, load, loader, resolve_root};
 pub use loader::{BatchIter, Loader, LoaderOptions};
+pub use verify::{Unreadable, verify};
