@@ -94,6 +94,27 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
     move |source| CheckpointError::Io { path: path.to_path_buf(), source }
 }
 
+/// Test hook of the fault-injection test (`tests/fault_injection.rs`): with
+/// `NPETEST_PAUSE_IN_WRITE_MS` set, every atomic write pauses between writing its temporary
+/// file and renaming it, so a test can kill the process inside a checkpoint write.
+fn test_pause() {
+    if let Some(ms) = std::env::var("NPETEST_PAUSE_IN_WRITE_MS").ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
+/// Remove temporary files that a killed process left in `dir` (`.NAME.tmp-PID`); call only
+/// while holding the folder (no other writer).
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".tmp-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Write `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -104,6 +125,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
         let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
         f.write_all(bytes).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
+        test_pause();
         std::fs::rename(&tmp, path).map_err(io(path))
     })();
     if written.is_err() {
@@ -214,9 +236,14 @@ impl Checkpoint {
     /// Read a checkpoint or model file.
     pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
         let bytes = std::fs::read(path).map_err(io(path))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Read a checkpoint or model from its bytes (`path` names it in errors).
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointError> {
         let invalid = |m: String| CheckpointError::Invalid { path: path.to_path_buf(), message: m };
-        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| invalid(e.to_string()))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| invalid(e.to_string()))?;
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| invalid(e.to_string()))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| invalid(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let get = |k: &str| meta.get(k).cloned().unwrap_or_default();
         let format = get("format");

@@ -172,6 +172,17 @@ fn push_hwc(planar: &[u8], out: &mut Vec<u8>) {
 
 fn read_binary(path: &Path, which: Cifar, pixels: &mut Vec<u8>, labels: &mut Vec<u16>) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    parse_binary(&bytes, path, which, pixels, labels)
+}
+
+/// Parse a binary-release batch (`path` names it in errors); appends HWC pixels and labels.
+pub fn parse_binary(
+    bytes: &[u8],
+    path: &Path,
+    which: Cifar,
+    pixels: &mut Vec<u8>,
+    labels: &mut Vec<u16>,
+) -> Result<()> {
     let head = if which == Cifar::Ten { 1 } else { 2 };
     let rec = head + PIXELS;
     if bytes.is_empty() || bytes.len() % rec != 0 {
@@ -203,7 +214,18 @@ fn read_binary(path: &Path, which: Cifar, pixels: &mut Vec<u8>, labels: &mut Vec
 
 fn read_python(path: &Path, which: Cifar, pixels: &mut Vec<u8>, labels: &mut Vec<u16>) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let v = pickle::load(&bytes)
+    parse_python(&bytes, path, which, pixels, labels)
+}
+
+/// Parse a python-release batch (a pickled dict; `path` names it in errors).
+pub fn parse_python(
+    bytes: &[u8],
+    path: &Path,
+    which: Cifar,
+    pixels: &mut Vec<u8>,
+    labels: &mut Vec<u16>,
+) -> Result<()> {
+    let v = pickle::load(bytes)
         .map_err(|e| DataError::corrupt(path, e.offset, format!("not a readable pickle: {}", e.message)))?;
     let key = if which == Cifar::Ten { "labels" } else { "fine_labels" };
     let data =

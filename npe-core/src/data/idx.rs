@@ -16,6 +16,11 @@ pub struct IdxArray {
 /// Read a whole file, transparently gunzipping if it starts with the gzip magic.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    gunzip_if_gz(raw, path)
+}
+
+/// `raw` gunzipped if it starts with the gzip magic (`path` names it in errors).
+pub fn gunzip_if_gz(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 4);
         flate2::read::MultiGzDecoder::new(&raw[..])

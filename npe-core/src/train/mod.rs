@@ -358,6 +358,9 @@ impl Session {
         let ck_dir = out.join("checkpoints");
         std::fs::create_dir_all(&ck_dir).map_err(io_err(&ck_dir))?;
         check_out(out, opts.resume)?;
+        // What a killed run was writing when it died.
+        checkpoint::remove_stale_temporaries(&ck_dir);
+        checkpoint::remove_stale_temporaries(out);
         let existing = checkpoint::list(&ck_dir);
         let epochs = self.ir.train.epochs;
         let mut pos = Position { epoch: 0, batch: 0, global_step: 0 };
