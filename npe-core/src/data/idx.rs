@@ -23,9 +23,22 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
 pub fn gunzip_if_gz(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::corrupt(path, 0, format!("gzip stream is damaged or truncated: {e}")))?;
+        let mut dec = flate2::read::MultiGzDecoder::new(&raw[..]);
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match dec.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                // The offset is into the decompressed data: where the stream stopped making sense.
+                Err(e) => {
+                    return Err(DataError::corrupt(
+                        path,
+                        out.len() as u64,
+                        format!("gzip stream is damaged or truncated after {} decompressed bytes: {e}", out.len()),
+                    ));
+                }
+            }
+        }
         Ok(out)
     } else {
         Ok(raw)
@@ -200,7 +213,8 @@ mod tests {
         let f = dir.path().join("t.gz");
         let z = gz(&good);
         std::fs::write(&f, &z[..z.len() / 2]).unwrap();
-        assert!(read_idx(&f).unwrap_err().to_string().contains("gzip stream is damaged"));
+        let e = read_idx(&f).unwrap_err().to_string();
+        assert!(e.contains("gzip stream is damaged") && !e.contains("byte offset 0"), "{e}");
     }
 
     #[test]

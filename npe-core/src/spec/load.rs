@@ -81,6 +81,64 @@ fn env_provider() -> Env {
 }
 
 /// Parse one `--set key=value` flag; the value is read as YAML (`5`, `true`, `[64, 32]`, text).
+/// What a `--set` flag does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SetOp {
+    /// `key=value`: merged into the file's value (maps merge key by key).
+    Merge(String, serde_yaml::Value),
+    /// `key:=value`: replaces the file's value whole (a map loses the keys it does not repeat).
+    Replace(String, serde_yaml::Value),
+    /// `~key`: removes the key (its default applies).
+    Delete(String),
+}
+
+/// Parse a `--set` flag: `key=value`, `key:=value` or `~key`.
+pub fn parse_set_op(flag: &str) -> Result<SetOp, String> {
+    let check = |key: &str| -> Result<String, String> {
+        let key = key.trim();
+        if key.is_empty() || key.split('.').any(|s| s.is_empty()) {
+            return Err(format!("`--set {flag}`: the key must be a dotted path like `train.epochs`"));
+        }
+        Ok(key.to_string())
+    };
+    if let Some(key) = flag.strip_prefix('~') {
+        return Ok(SetOp::Delete(check(key)?));
+    }
+    let (key, value) = parse_set(flag)?;
+    match key.strip_suffix(':') {
+        Some(k) => Ok(SetOp::Replace(check(k)?, value)),
+        None => Ok(SetOp::Merge(key, value)),
+    }
+}
+
+/// Apply a replace (`Some`) or delete (`None`) at a dotted path of `dict`; an error names the
+/// missing part.
+fn edit_path(dict: &mut Dict, path: &str, value: Option<figment::value::Value>) -> Result<(), String> {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut cur = dict;
+    for (i, part) in parts[..parts.len() - 1].iter().enumerate() {
+        let entry = match value.is_some() {
+            true => cur.entry(part.to_string()).or_insert_with(|| figment::value::Value::from(Dict::new())),
+            false => cur.get_mut(*part).ok_or_else(|| format!("there is no `{}` to remove", parts[..=i].join(".")))?,
+        };
+        cur = match entry {
+            figment::value::Value::Dict(_, d) => d,
+            _ => return Err(format!("`{}` is not a map", parts[..=i].join("."))),
+        };
+    }
+    let last = parts[parts.len() - 1];
+    match value {
+        Some(v) => {
+            cur.insert(last.to_string(), v);
+        }
+        None => {
+            cur.remove(last).ok_or_else(|| format!("there is no `{path}` to remove"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Parse a `key=value` flag (the value read as YAML).
 pub fn parse_set(flag: &str) -> Result<(String, serde_yaml::Value), String> {
     let (key, value) = flag.split_once('=').ok_or_else(|| format!("`--set {flag}`: expected KEY=VALUE"))?;
     let key = key.trim();
@@ -148,16 +206,18 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
         }
         figment = figment.merge(Named { inner: env_provider(), name: ENV_PROVIDER });
     }
+    let mut edits = vec![];
     for flag in &overrides.sets {
-        match parse_set(flag) {
-            Ok((key, value)) => {
+        match parse_set_op(flag) {
+            Ok(SetOp::Merge(key, value)) => {
                 locator.add_override(key.clone(), Origin::Flag(flag.clone()));
                 figment = figment.merge(Named { inner: Serialized::default(&key, value), name: SET_PROVIDER });
             }
+            Ok(op) => edits.push((flag, op)),
             Err(m) => diags.push(Diagnostic::error(Origin::Flag(flag.clone()), m)),
         }
     }
-    let dict: Dict = match figment.extract() {
+    let mut dict: Dict = match figment.extract() {
         Ok(d) => d,
         Err(e) => {
             for err in e {
@@ -166,6 +226,28 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
             return Err(diags);
         }
     };
+    // Replacements and deletions, after the merges, in flag order.
+    for (flag, op) in edits {
+        let (key, value) = match op {
+            SetOp::Replace(key, value) => {
+                let v = figment::Figment::from(Serialized::default(&key, value))
+                    .find_value(&key)
+                    .map_err(|e| e.to_string());
+                (key, Some(v))
+            }
+            SetOp::Delete(key) => (key, None),
+            SetOp::Merge(..) => unreachable!("merged above"),
+        };
+        locator.add_override(key.clone(), Origin::Flag(flag.clone()));
+        let result = match value {
+            Some(Err(m)) => Err(m),
+            Some(Ok(v)) => edit_path(&mut dict, &key, Some(v)),
+            None => edit_path(&mut dict, &key, None),
+        };
+        if let Err(m) = result {
+            diags.push(Diagnostic::error(Origin::Flag(flag.clone()), format!("`--set {flag}`: {m}")));
+        }
+    }
 
     // 3. Sections, each on its own.
     for key in dict.keys() {
@@ -419,5 +501,29 @@ pub(crate) fn figment_diag(err: &figment::Error, prefix: &str, loc: &Locator) ->
         }
         Kind::Message(m) => Diagnostic::error(loc.value(&path), format!("{}: {m}", at(&path))),
         other => Diagnostic::error(loc.value(&path), format!("{}: {other}", at(&path))),
+    }
+}
+
+#[cfg(test)]
+mod set_op_tests {
+    use super::*;
+
+    fn load(sets: &[&str]) -> Result<LoadedPipeline, Diagnostics> {
+        let yaml = "name: t\ndata: {source: synthetic}\nnodes:\n  f: {kind: mlp, input: data}\ntrain:\n  epochs: 4\n  schedule: {kind: multistep, milestones: [2, 3]}\n";
+        let o = Overrides { sets: sets.iter().map(|s| s.to_string()).collect(), env: false };
+        load_source(SourceText::from_string("t.yaml", yaml), &o)
+    }
+
+    #[test]
+    fn replace_and_delete_where_merge_would_keep_old_keys() {
+        // Merging keeps `milestones`, which cosine rejects later; replacing drops it.
+        let merged = load(&["train.schedule={kind: cosine}"]).unwrap();
+        assert_eq!(merged.spec.train.schedule.milestones, vec![2, 3]);
+        let replaced = load(&["train.schedule:={kind: cosine}"]).unwrap();
+        assert!(replaced.spec.train.schedule.milestones.is_empty());
+        let deleted = load(&["~train.schedule.milestones", "train.schedule.kind=cosine"]).unwrap();
+        assert!(deleted.spec.train.schedule.milestones.is_empty());
+        let e = load(&["~train.nothing"]).unwrap().diagnostics.to_string();
+        assert!(e.contains("there is no `train.nothing` to remove"), "{e}");
     }
 }
