@@ -8,6 +8,7 @@ mod eval;
 mod graph;
 mod kinds;
 mod session;
+mod study;
 mod train;
 
 use crate::Extensions;
@@ -66,6 +67,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Finished runs side by side: accuracy by group, IoU, prior fit, differences to the first.
     Compare(compare::CompareArgs),
+    /// Run a study: pipelines × variants × seeds, then the table (mean ± std) and a report.
+    Study(study::StudyArgs),
     /// Benchmarks: training throughput of the backends, data loader throughput.
     Bench(bench::BenchArgs),
     /// List the node kinds this program knows.
@@ -104,6 +107,7 @@ pub fn main_with(ext: Extensions) -> ExitCode {
         Command::Eval(args) => eval::run(args, &ext),
         Command::Compare(args) => compare::run(&args),
         Command::Bench(args) => bench::run(args, &ext),
+        Command::Study(args) => study::run(args, &ext),
         Command::Data { file, json, verify, set } => data::run(&file, &set, json, verify, &ext.registry),
     }
 }

@@ -9,6 +9,7 @@ pub mod plot;
 mod progress;
 pub mod report;
 pub mod schedule;
+pub mod study;
 
 pub use evaluate::{class_groups, evaluate};
 pub use progress::ProgressMode;

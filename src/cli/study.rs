@@ -1,0 +1,238 @@
+//! `npe study STUDY.yaml`: run a grid of pipelines × variants × seeds (finished runs reused,
+//! interrupted ones resumed, `--jobs` at once) and write the table: mean ± std over seeds as
+//! Markdown, CSV and JSON, and an HTML report with every run's plots.
+
+use super::{EXIT_FAILURE, EXIT_INVALID, SetArgs, load_ir};
+use crate::Extensions;
+use npe_core::train::Summary;
+use npe_core::train::study::{self, PlannedRun, RunState, StudySpec};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Mutex;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct StudyArgs {
+    /// Study file (see studies/*.yaml).
+    pub file: PathBuf,
+    /// Runs trained at once (each uses `train.threads` kernel threads).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Print the plan and a time estimate from a short timing probe; train nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Backend for runs whose study does not name one.
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Folder for the studies' runs and tables (`<root>/<name>/`).
+    #[arg(long, default_value = "runs/studies")]
+    pub root: PathBuf,
+}
+
+fn train_cmd(run: &PlannedRun, backend: Option<&str>, extra: &[String]) -> Command {
+    let mut c = Command::new(std::env::current_exe().expect("own path"));
+    c.arg("train").arg(&run.pipeline).args(["--progress", "quiet"]);
+    for s in run.sets.iter().chain(extra) {
+        c.args(["--set", s]);
+    }
+    if let Some(b) = backend {
+        c.args(["--backend", b]);
+    }
+    c
+}
+
+fn read_summary(dir: &Path) -> Option<Summary> {
+    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).ok()?).ok()
+}
+
+/// Seconds to train every unfinished run, from one short probe run of each pipeline.
+fn estimate(pending: &[&PlannedRun], backend: Option<&str>, ext: &Extensions) -> Option<f64> {
+    let mut total = 0.0;
+    let mut ips_of: std::collections::BTreeMap<PathBuf, (f64, usize)> = Default::default();
+    for run in pending {
+        if !ips_of.contains_key(&run.pipeline) {
+            let dir = tempfile::tempdir().ok()?;
+            let probe = ["train.epochs=1".to_string(), "train.max_steps_per_epoch=5".into()];
+            let status = train_cmd(run, backend, &probe)
+                .arg("--out")
+                .arg(dir.path())
+                .stderr(Stdio::null())
+                .stdout(Stdio::null())
+                .status()
+                .ok()?;
+            let s = read_summary(dir.path()).filter(|_| status.success())?;
+            ips_of.insert(run.pipeline.clone(), (s.images_per_second, s.data.train_images));
+        }
+        let (ips, images) = ips_of[&run.pipeline];
+        let set = SetArgs { sets: run.sets.clone() };
+        let epochs = load_ir(&run.pipeline, &set, &ext.registry).ok()?.1.train.epochs;
+        total += epochs as f64 * images as f64 / ips.max(1e-9);
+    }
+    Some(total)
+}
+
+fn hms(s: f64) -> String {
+    let s = s.round() as u64;
+    format!("{}h {:02}min", s / 3600, (s % 3600) / 60)
+}
+
+pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
+    let spec = match StudySpec::load(&args.file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let root = args.root.join(&spec.name);
+    let plan = spec.plan(&root);
+    let backend = spec.backend.clone().or(args.backend.clone());
+    // Every run's pipeline must be valid before anything trains.
+    for run in &plan {
+        if load_ir(&run.pipeline, &SetArgs { sets: run.sets.clone() }, &ext.registry).is_err() {
+            eprintln!("error: run `{}` (seed {}) is not a valid pipeline (see above)", run.row, run.seed);
+            return ExitCode::from(EXIT_INVALID);
+        }
+    }
+    let states: Vec<RunState> = plan.iter().map(|r| study::state(&r.out)).collect();
+    let todo: Vec<&PlannedRun> =
+        plan.iter().zip(&states).filter(|(_, s)| **s != RunState::Done).map(|(r, _)| r).collect();
+    if args.dry_run {
+        println!("study `{}`: {} runs in {}", spec.name, plan.len(), root.display());
+        for (r, s) in plan.iter().zip(&states) {
+            println!(
+                "  {:<12} {:<28} seed {:<3} {}",
+                format!("{s:?}").to_lowercase(),
+                r.row,
+                r.seed,
+                r.pipeline.display()
+            );
+        }
+        match estimate(&todo, backend.as_deref(), ext) {
+            Some(t) => println!(
+                "{} to train: about {} on one job, {} with --jobs {} (from a 5-step probe of each pipeline)",
+                todo.len(),
+                hms(t),
+                hms(t / args.jobs.max(1) as f64),
+                args.jobs.max(1)
+            ),
+            None => println!("{} to train (the timing probe failed; run one to see why)", todo.len()),
+        }
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = std::fs::create_dir_all(&root) {
+        eprintln!("error: cannot create {}: {e}", root.display());
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let queue = Mutex::new(todo.clone().into_iter().enumerate());
+    let failed = Mutex::new(vec![]);
+    let n = todo.len();
+    std::thread::scope(|s| {
+        for _ in 0..args.jobs.max(1) {
+            s.spawn(|| {
+                loop {
+                    let Some((i, run)) = queue.lock().unwrap().next() else { break };
+                    let log = root.join(format!("{}.log", run.out.file_name().unwrap().to_string_lossy()));
+                    let resume = study::state(&run.out) == RunState::Interrupted;
+                    let mut cmd = train_cmd(run, backend.as_deref(), &[]);
+                    cmd.arg("--out").arg(&run.out);
+                    if resume {
+                        cmd.arg("--resume");
+                    }
+                    let status =
+                        std::fs::File::create(&log).and_then(|f| cmd.stdout(f.try_clone()?).stderr(f).status());
+                    let ok = status.as_ref().is_ok_and(|s| s.success());
+                    let what = match read_summary(&run.out).filter(|_| ok) {
+                        Some(s) => {
+                            let m = s
+                                .eval
+                                .accuracy
+                                .values()
+                                .next()
+                                .and_then(|o| o.values().last())
+                                .map(|a| a.mean_per_class);
+                            format!("done{}", m.map_or(String::new(), |m| format!(", last output {:.2}%", 100.0 * m)))
+                        }
+                        None => {
+                            failed.lock().unwrap().push(run.out.clone());
+                            format!("FAILED (see {})", log.display())
+                        }
+                    };
+                    eprintln!(
+                        "[{}/{n}] {} seed {}{}: {what}",
+                        i + 1,
+                        run.row,
+                        run.seed,
+                        if resume { " (resumed)" } else { "" }
+                    );
+                }
+            });
+        }
+    });
+    let finished: Vec<(PlannedRun, Summary)> =
+        plan.iter().filter_map(|r| read_summary(&r.out).map(|s| (r.clone(), s))).collect();
+    let rows = study::aggregate(&finished);
+    let header = format!(
+        "## {}\n\n{}Generated by `npe study {}` on {} CPU cores; {} of {} runs finished. Percentages are mean ± sample std over seeds {:?} of mean per-class accuracy on the balanced test split; prior r / slope are seed means of the learned prior's fit (training split).\n\nData: {}\n\n",
+        spec.name,
+        spec.description.as_deref().map_or(String::new(), |d| format!("{d}\n\n")),
+        args.file.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        finished.len(),
+        plan.len(),
+        spec.seeds,
+        rows.first().map_or("—".into(), |r| r.data.clone()),
+    );
+    let md = format!("{header}{}", study::markdown(&rows));
+    let html = html_report(&spec.name, &md, &finished);
+    let json = serde_json::to_vec_pretty(&rows).expect("rows serialize");
+    for (name, bytes) in [
+        ("results.md", md.as_bytes()),
+        ("results.csv", study::csv(&rows).as_bytes()),
+        ("results.json", &json[..]),
+        ("report.html", html.as_bytes()),
+    ] {
+        if let Err(e) = npe_core::checkpoint::write_atomic(&root.join(name), bytes) {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    }
+    println!("{md}");
+    println!("wrote {}/results.{{md,csv,json}} and report.html", root.display());
+    let failed = failed.into_inner().unwrap();
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "error: {} run(s) failed; rerun the same command to retry them (finished runs are kept)",
+            failed.len()
+        );
+        ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+/// A self-contained page: the table and every run's plots (inlined SVG).
+fn html_report(name: &str, md: &str, runs: &[(PlannedRun, Summary)]) -> String {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let mut rows = String::new();
+    for line in md.lines().filter(|l| l.starts_with('|') && !l.starts_with("|:")) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        rows.push_str(&format!(
+            "<tr>{}</tr>\n",
+            cells.iter().map(|c| format!("<td>{}</td>", esc(c))).collect::<String>()
+        ));
+    }
+    let mut plots = String::new();
+    for (r, _) in runs {
+        plots.push_str(&format!("<h3>{} — seed {}</h3>\n<div class=\"plots\">", esc(&r.row), r.seed));
+        for f in ["curves.svg", "per_class.svg", "prior.svg"] {
+            if let Ok(svg) = std::fs::read_to_string(r.out.join(f)) {
+                plots.push_str(&format!("<div>{svg}</div>"));
+            }
+        }
+        plots.push_str("</div>\n");
+    }
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>npe study {n}</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:4px 8px;text-align:right}}tr:first-child td{{font-weight:bold}}.plots{{display:flex;flex-wrap:wrap;gap:1em}}</style></head><body><h1>npe study {n}</h1><table>{rows}</table><h2>Runs</h2>{plots}</body></html>\n",
+        n = esc(name)
+    )
+}

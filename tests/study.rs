@@ -1,0 +1,75 @@
+//! `npe study`: a small grid on the built-in data — two runs (CE made from the NPE pipeline by
+//! removing and replacing nodes with `--set ~key` / `key:=value`) × two seeds, two at a time —
+//! then the table; a second call reuses every finished run.
+
+mod common;
+use common::{npe, run};
+
+#[test]
+fn a_study_trains_its_grid_tabulates_mean_and_std_and_reuses_finished_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yaml");
+    std::fs::write(
+        &file,
+        r#"name: tiny
+seeds: [0, 1]
+set: [train.epochs=2, data.synthetic.per_class=300, data.loader.workers=1]
+runs:
+  ce:
+    pipeline: pipelines/quickstart.yaml
+    set: ["~nodes.prior", "~nodes.pem_loss", "~nodes.npe", "~nodes.prior_fit", "nodes.accuracy.inputs:=[logits, posthoc]"]
+  npe:
+    pipeline: pipelines/quickstart.yaml
+"#,
+    )
+    .unwrap();
+    let root = dir.path().join("out");
+    let args = |extra: &[&str]| {
+        let mut c = npe();
+        c.arg("study").arg(&file).arg("--root").arg(&root).args(extra);
+        c
+    };
+    let (code, out, err) = run(&mut args(&["--dry-run"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("4 runs") && out.matches("pending").count() == 4 && out.contains("about"), "{out}");
+    let (code, out, err) = run(&mut args(&["--jobs", "2"]));
+    assert_eq!(code, 0, "{err}");
+    let md = std::fs::read_to_string(root.join("tiny/results.md")).unwrap();
+    assert_eq!(
+        out.trim_end().lines().last().unwrap(),
+        format!("wrote {}/tiny/results.{{md,csv,json}} and report.html", root.display())
+    );
+    for row in ["| ce | logits | 2 |", "| ce | posthoc | 2 |", "| npe | npe | 2 |", "| npe | logits | 2 |"] {
+        assert!(md.contains(row), "{row} missing:\n{md}");
+    }
+    assert!(!md.contains("| ce | npe |"), "the CE run must have no PEM:\n{md}");
+    assert!(md.contains(" ± "), "seed std missing:\n{md}");
+    assert_eq!(std::fs::read_to_string(root.join("tiny/results.csv")).unwrap().lines().count(), 1 + 5);
+    assert!(std::fs::read_to_string(root.join("tiny/report.html")).unwrap().contains("<svg"));
+    // Everything is reused the second time.
+    let (code, _, err) = run(&mut args(&[]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("[1/"), "a finished run was trained again: {err}");
+    assert_eq!(std::fs::read_to_string(root.join("tiny/results.md")).unwrap(), md);
+}
+
+/// Every shipped study plans runs that are valid pipelines (no data needed to check them).
+#[test]
+fn every_shipped_study_is_a_grid_of_valid_pipelines() {
+    use npe_core::spec::{Overrides, load_file};
+    use npe_core::train::study::StudySpec;
+    let mut n = 0;
+    for e in std::fs::read_dir(common::root().join("studies")).unwrap() {
+        let path = e.unwrap().path();
+        let spec = StudySpec::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        for run in spec.plan(std::path::Path::new("out")) {
+            let o = Overrides { sets: run.sets.clone(), env: false };
+            let loaded =
+                load_file(&common::root().join(&run.pipeline), &o).unwrap_or_else(|d| panic!("{}: {d}", run.row));
+            npe_core::ir::build(&loaded, &npe_core::Registry::builtin())
+                .unwrap_or_else(|d| panic!("{} {:?}: {d}", run.row, run.sets));
+            n += 1;
+        }
+    }
+    assert_eq!(n, 15 + 45 + 45, "fashion 5 runs × 3 seeds; CIFAR-10/100 5 runs × 3 imbalance factors × 3 seeds");
+}
