@@ -12,6 +12,7 @@
 use npe::core::backend::ExecError;
 use npe::core::kind::{Cx, Declare, NodeDef, Value, first, image_spatial};
 use npe::core::nn::{Conv2d, kaiming};
+use npe::core::tensor::PoolOpts;
 use npe::core::types::{Category, InferCtx, Init, Input, NodeRef, Role, Sig};
 use serde::Deserialize;
 use std::process::ExitCode;
@@ -68,7 +69,7 @@ impl NodeDef for ConvStack {
     fn forward(&self, convs: &Vec<Conv2d>, cx: &mut Cx, inputs: Vec<Value>) -> Result<Value, ExecError> {
         let mut h = first(inputs)?.map(cx.ops)?;
         for conv in convs {
-            h = cx.ops.max_pool2d(&cx.ops.relu(&conv.forward(cx, &h)?)?, 2, 2)?;
+            h = cx.ops.max_pool2d(&cx.ops.relu(&conv.forward(cx, &h)?)?, PoolOpts::square(2))?;
         }
         Ok(Value::Vec(Value::Map(h).flat(cx.ops)?))
     }

@@ -7,7 +7,8 @@ use burn::tensor::module::{self, interpolate};
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Gradients, Int, Tensor as BT, TensorData};
 use npe_core::tensor::{
-    AutodiffOps, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, TResult, Tensor, TensorError,
+    AutodiffOps, ConvOpts, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, TResult, Tensor,
+    TensorError,
 };
 
 /// A float or index tensor of any rank, carried as rank 1.
@@ -275,9 +276,9 @@ fn squeeze(t: BT<1>, dims: &[usize], keepdim: bool) -> TResult<Tensor> {
 }
 
 impl NnOps for BurnOps {
-    fn conv2d(&self, x: &Tensor, k: &Tensor, b: Option<&Tensor>, stride: usize, padding: usize) -> TResult<Tensor> {
+    fn conv2d(&self, x: &Tensor, k: &Tensor, b: Option<&Tensor>, o: ConvOpts) -> TResult<Tensor> {
         let b = b.map(at::<1>).transpose()?;
-        let opts = ConvOptions::new([stride, stride], [padding, padding], [1, 1], 1);
+        let opts = ConvOptions::new([o.stride, o.stride], [o.padding, o.padding], [1, 1], o.groups);
         Ok(w(erase(module::conv2d(at::<4>(x)?, at::<4>(k)?, b, opts))))
     }
     fn matmul(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
@@ -313,8 +314,10 @@ impl NnOps for BurnOps {
         let rv = rv.inner() * (1.0 - momentum) + var * (momentum * unbias);
         Ok((w(y), Some((w(rm), w(rv)))))
     }
-    fn max_pool2d(&self, x: &Tensor, kernel: usize, stride: usize) -> TResult<Tensor> {
-        let opts = MaxPoolOptions::new([kernel, kernel]).with_stride([stride, stride]);
+    fn max_pool2d(&self, x: &Tensor, o: PoolOpts) -> TResult<Tensor> {
+        let opts = MaxPoolOptions::new([o.kernel, o.kernel])
+            .with_stride([o.stride, o.stride])
+            .with_padding([o.padding, o.padding]);
         Ok(w(erase(module::max_pool2d(at::<4>(x)?, opts))))
     }
     fn resize_bilinear(&self, x: &Tensor, size: [usize; 2]) -> TResult<Tensor> {

@@ -3,7 +3,8 @@
 //! batch norm's running statistics).
 
 use npe_core::tensor::{
-    AutodiffOps, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, TResult, Tensor, TensorError,
+    AutodiffOps, ConvOpts, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, TResult, Tensor,
+    TensorError,
 };
 use tch::{Device, Kind, TchError};
 
@@ -164,9 +165,9 @@ impl MathOps for TchOps {
 }
 
 impl NnOps for TchOps {
-    fn conv2d(&self, x: &Tensor, k: &Tensor, b: Option<&Tensor>, stride: usize, padding: usize) -> TResult<Tensor> {
-        let (s, p) = (stride as i64, padding as i64);
-        w(t(x)?.f_conv2d(t(k)?, b.map(t).transpose()?, [s, s], [p, p], [1, 1], 1))
+    fn conv2d(&self, x: &Tensor, k: &Tensor, b: Option<&Tensor>, o: ConvOpts) -> TResult<Tensor> {
+        let (s, p) = (o.stride as i64, o.padding as i64);
+        w(t(x)?.f_conv2d(t(k)?, b.map(t).transpose()?, [s, s], [p, p], [1, 1], o.groups as i64))
     }
     fn matmul(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
         w(t(a)?.f_matmul(t(b)?))
@@ -190,9 +191,9 @@ impl NnOps for TchOps {
         let (g, b, m, v) = (t(weight)?, t(bias)?, t(running_mean)?, t(running_var)?);
         Ok((w(t(x)?.f_batch_norm(Some(g), Some(b), Some(m), Some(v), train, momentum, eps, true))?, None))
     }
-    fn max_pool2d(&self, x: &Tensor, kernel: usize, stride: usize) -> TResult<Tensor> {
-        let (k, s) = (kernel as i64, stride as i64);
-        w(t(x)?.f_max_pool2d([k, k], [s, s], [0, 0], [1, 1], false))
+    fn max_pool2d(&self, x: &Tensor, o: PoolOpts) -> TResult<Tensor> {
+        let (k, s, p) = (o.kernel as i64, o.stride as i64, o.padding as i64);
+        w(t(x)?.f_max_pool2d([k, k], [s, s], [p, p], [1, 1], false))
     }
     fn resize_bilinear(&self, x: &Tensor, [h, wd]: [usize; 2]) -> TResult<Tensor> {
         w(t(x)?.f_upsample_bilinear2d([h as i64, wd as i64], false, None, None))

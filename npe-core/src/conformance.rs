@@ -14,7 +14,7 @@ use crate::types::{Init, NodeRef, ParamKind, ParamSpec};
 type Check = fn(&dyn Ops) -> Result<(), String>;
 
 /// Every check, by name.
-pub const CHECKS: [(&str, Check); 10] = [
+pub const CHECKS: [(&str, Check); 11] = [
     ("shapes and reductions", shapes_and_reductions),
     ("autodiff gradient", gradient),
     ("sgd matches torch.optim.SGD", sgd),
@@ -25,6 +25,7 @@ pub const CHECKS: [(&str, Check); 10] = [
     ("batch norm and running statistics", batch_norm),
     ("bilinear resize (align_corners = false)", resize),
     ("option-A shortcut", option_a),
+    ("grouped convolution and padded max-pool", grouped_and_pool),
 ];
 
 /// Run every check; the error lists each failure with its name.
@@ -214,4 +215,18 @@ fn option_a(ops: &dyn Ops) -> Result<(), String> {
         return Err(format!("shape {:?}", ops.shape(&y)));
     }
     close(&get(ops, &y)?, &[0., 0., 0., 0., 0., 2., 8., 10., 0., 0., 0., 0.], 0.0)
+}
+
+fn grouped_and_pool(ops: &dyn Ops) -> Result<(), String> {
+    use crate::tensor::{ConvOpts, PoolOpts};
+    let e = |e: crate::tensor::TensorError| e.0;
+    let x = up(ops, &[1., 2., 3., 4., 5., 6., 7., 8.], &[1, 2, 2, 2])?;
+    let w = up(ops, &[2.0, 3.0], &[2, 1, 1, 1])?;
+    let y = ops.conv2d(&x, &w, None, ConvOpts { groups: 2, ..ConvOpts::default() }).map_err(e)?;
+    close(&get(ops, &y)?, &[2., 4., 6., 8., 15., 18., 21., 24.], 1e-6)?;
+    let p = ops.max_pool2d(&x, PoolOpts { kernel: 3, stride: 2, padding: 1 }).map_err(e)?;
+    if ops.shape(&p).map_err(e)? != [1, 2, 1, 1] {
+        return Err(format!("pool shape {:?}", ops.shape(&p)));
+    }
+    close(&get(ops, &p)?, &[4.0, 8.0], 0.0)
 }

@@ -58,3 +58,37 @@ mod tests {
         assert!(std > 0.0003 && std < 0.002, "std {std}");
     }
 }
+
+#[cfg(test)]
+mod torchvision_tests {
+    use super::*;
+    use crate::spec::{Overrides, load_source};
+
+    fn weights(arch: &str) -> (usize, Vec<ParamSpec>) {
+        let yaml = format!(
+            "name: r\ndata: {{source: synthetic, synthetic: {{size: 64, channels: 3}}}}\nnodes:\n  features: {{kind: resnet, input: data, arch: {arch}}}\n  l: {{kind: linear, input: features}}\n  ce: {{kind: cross_entropy, input: l}}\n"
+        );
+        let loaded =
+            load_source(crate::source::SourceText::from_string("t.yaml", yaml), &Overrides::default()).unwrap();
+        let ir = crate::ir::build(&loaded, &Registry::builtin()).unwrap().0;
+        let specs: Vec<ParamSpec> =
+            layout(&ir, &Registry::builtin()).into_iter().filter(|s| s.node == "features").collect();
+        (specs.iter().filter(|s| s.kind == ParamKind::Weight).map(|s| s.numel()).sum(), specs)
+    }
+
+    /// torchvision's totals minus the 1000-way `fc` (2048 · 1000 + 1000 = 2,049,000).
+    #[test]
+    fn torchvision_parameter_counts_and_names() {
+        for (arch, total) in [("resnet50", 25_557_032), ("resnext50_32x4d", 25_028_904), ("resnet152", 60_192_808)] {
+            let (n, specs) = weights(arch);
+            assert_eq!(n, total - 2_049_000, "{arch}");
+            let get = |name: &str| specs.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{arch}: no {name}"));
+            assert_eq!(get("features.conv1.weight").shape, vec![64, 3, 7, 7]);
+            assert_eq!(get("features.layer1.0.downsample.0.weight").shape, vec![256, 64, 1, 1]);
+            assert!(specs.iter().any(|s| s.name == "features.layer4.2.bn3.running_var"));
+        }
+        let (_, specs) = weights("resnext50_32x4d");
+        let conv2 = specs.iter().find(|s| s.name == "features.layer1.0.conv2.weight").unwrap();
+        assert_eq!(conv2.shape, vec![128, 4, 3, 3], "32 groups of width 4");
+    }
+}

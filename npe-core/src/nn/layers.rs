@@ -2,7 +2,7 @@
 
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, ParamId};
-use crate::tensor::{TResult, Tensor};
+use crate::tensor::{ConvOpts, TResult, Tensor};
 use crate::types::Init;
 
 /// PyTorch's batch-norm defaults.
@@ -49,38 +49,48 @@ impl Linear {
 pub struct Conv2d {
     weight: ParamId,
     bias: Option<ParamId>,
-    stride: usize,
-    padding: usize,
+    opts: ConvOpts,
 }
 
 impl Conv2d {
     /// A `k×k` convolution with stride 1 and no padding (see [`stride`](Self::stride),
     /// [`padding`](Self::padding)).
     pub fn new(d: &mut Declare, name: &str, [out, inp, k]: [usize; 3], weight: Init, bias: Option<Init>) -> Self {
+        Self::grouped(d, name, [out, inp, k], 1, weight, bias)
+    }
+
+    /// A grouped convolution (`groups` divides `inp` and `out`): weight `[out, inp / groups, k, k]`.
+    pub fn grouped(
+        d: &mut Declare,
+        name: &str,
+        [out, inp, k]: [usize; 3],
+        groups: usize,
+        weight: Init,
+        bias: Option<Init>,
+    ) -> Self {
         let mut d = d.scope(name);
         Self {
-            weight: d.weight("weight", vec![out, inp, k, k], weight),
+            weight: d.weight("weight", vec![out, inp / groups, k, k], weight),
             bias: bias.map(|b| d.weight("bias", vec![out], b)),
-            stride: 1,
-            padding: 0,
+            opts: ConvOpts { groups, ..ConvOpts::default() },
         }
     }
 
     /// With this stride.
     pub fn stride(mut self, stride: usize) -> Self {
-        self.stride = stride;
+        self.opts.stride = stride;
         self
     }
 
     /// With this zero padding.
     pub fn padding(mut self, padding: usize) -> Self {
-        self.padding = padding;
+        self.opts.padding = padding;
         self
     }
 
     /// `[N, in, H, W]` → `[N, out, H', W']`.
     pub fn forward(&self, cx: &Cx, x: &Tensor) -> TResult<Tensor> {
-        cx.ops.conv2d(x, cx.param(self.weight), self.bias.map(|b| cx.param(b)), self.stride, self.padding)
+        cx.ops.conv2d(x, cx.param(self.weight), self.bias.map(|b| cx.param(b)), self.opts)
     }
 }
 

@@ -62,7 +62,7 @@ impl NodeDef for SmallCnn {
             h = norm.forward(cx, &conv.forward(cx, &h)?)?;
             ops.relu_(&mut h)?;
             if i + 1 < stages.len() {
-                h = ops.max_pool2d(&h, 2, 2)?;
+                h = ops.max_pool2d(&h, crate::tensor::PoolOpts::square(2))?;
             }
         }
         Ok(Value::Vec(ops.mean_dims(&h, &[2, 3], false)?))

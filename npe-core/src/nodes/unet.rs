@@ -100,7 +100,7 @@ impl NodeDef for UNet {
         let mut skips = vec![];
         for (l, block) in net.down.iter().enumerate() {
             if l > 0 {
-                h = ops.max_pool2d(&h, 2, 2)?;
+                h = ops.max_pool2d(&h, crate::tensor::PoolOpts::square(2))?;
             }
             h = block.forward(cx, &h)?;
             skips.push(h.clone());

@@ -8,7 +8,7 @@ mod handle;
 mod ops;
 
 pub use handle::Tensor;
-pub use ops::{AutodiffOps, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops};
+pub use ops::{AutodiffOps, ConvOpts, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts};
 
 /// A failed tensor operation, as the backend reports it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

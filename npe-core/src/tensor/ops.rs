@@ -11,6 +11,41 @@ use std::any::Any;
 /// Gradients of one backward pass, as the backend keeps them.
 pub type Grads = Box<dyn Any>;
 
+/// Geometry of a 2-D convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvOpts {
+    /// Stride (both axes).
+    pub stride: usize,
+    /// Zero padding (both axes).
+    pub padding: usize,
+    /// Channel groups (1: dense; ResNeXt: 32).
+    pub groups: usize,
+}
+
+impl Default for ConvOpts {
+    fn default() -> Self {
+        Self { stride: 1, padding: 0, groups: 1 }
+    }
+}
+
+/// Geometry of a 2-D pooling window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolOpts {
+    /// Window side.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding (pads with −∞ for max pooling).
+    pub padding: usize,
+}
+
+impl PoolOpts {
+    /// A `k×k` window moving by `k`, no padding.
+    pub fn square(k: usize) -> Self {
+        Self { kernel: k, stride: k, padding: 0 }
+    }
+}
+
 /// Creation, host transfer and shapes.
 pub trait CreationOps {
     /// A float tensor from row-major host values.
@@ -116,8 +151,8 @@ pub trait MathOps: CreationOps {
 
 /// Neural-network primitives.
 pub trait NnOps: MathOps {
-    /// 2-D convolution, weight `[out, in, k, k]`, optional bias `[out]`.
-    fn conv2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, padding: usize) -> TResult<Tensor>;
+    /// 2-D convolution, weight `[out, in / groups, k, k]`, optional bias `[out]`.
+    fn conv2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOpts) -> TResult<Tensor>;
     /// Matrix product of `[n, k]` and `[k, m]`.
     fn matmul(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor>;
     /// `x · Wᵀ + b` for `x: [n, in]`, `W: [out, in]`, `b: [out]`.
@@ -147,7 +182,7 @@ pub trait NnOps: MathOps {
         eps: f64,
     ) -> TResult<(Tensor, Option<(Tensor, Tensor)>)>;
     /// Max pooling of `[N, C, H, W]` with a square window.
-    fn max_pool2d(&self, x: &Tensor, kernel: usize, stride: usize) -> TResult<Tensor>;
+    fn max_pool2d(&self, x: &Tensor, opts: PoolOpts) -> TResult<Tensor>;
     /// Bilinear resize of `[N, C, H, W]` (align_corners = false).
     fn resize_bilinear(&self, x: &Tensor, size: [usize; 2]) -> TResult<Tensor>;
     /// `log softmax` along `dim`.
