@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (Graphviz and
-# Fashion-MNIST from Debian, libtorch 2.13.0 from PyPI), then builds once and runs every test of
-# both backends. CI runs exactly this (.ci/run).
+# Fashion-MNIST from Debian, libtorch 2.13.0 and TensorBoard from PyPI), then builds once and
+# runs every test of both backends. CI runs exactly this (.ci/run).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -17,6 +17,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 eval "$(scripts/libtorch.sh)"
+# tests/tensorboard.rs reads npe's event files back with TensorBoard itself (pip, ~20 s once).
+export TENSORBOARD_PYTHON="${NPE_TORCH_VENV:-$root/.venv-torch}/bin/python"
+"$TENSORBOARD_PYTHON" -c "import tensorboard" 2>/dev/null || "$TENSORBOARD_PYTHON" -m pip install -q tensorboard >&2
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 cargo test --release --features tch --workspace "$@"
 

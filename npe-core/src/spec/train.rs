@@ -216,6 +216,10 @@ pub struct TrainSpec {
     /// CPU threads for the backend's kernels (0 = all cores). Default 0.
     #[serde(default)]
     pub threads: usize,
+    /// Also write TensorBoard event files under `<out>/tensorboard/` (`tensorboard --logdir runs`).
+    /// Default false.
+    #[serde(default)]
+    pub tensorboard: bool,
 }
 
 impl Default for TrainSpec {
@@ -231,6 +235,7 @@ impl Default for TrainSpec {
             checkpoint: CheckpointSpec::default(),
             max_steps_per_epoch: None,
             threads: 0,
+            tensorboard: false,
         }
     }
 }

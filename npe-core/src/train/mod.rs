@@ -10,6 +10,7 @@ mod progress;
 pub mod report;
 pub mod schedule;
 pub mod study;
+pub mod tensorboard;
 
 pub use evaluate::{class_groups, evaluate};
 pub use progress::ProgressMode;
@@ -393,6 +394,12 @@ impl Session {
         let spe = self.steps_per_epoch();
         let schedule = Schedule::new(self.ir.train.optimizer.lr, &self.ir.train.schedule, spe, epochs);
         let metrics_path = out.join("metrics.jsonl");
+        let tensorboard = if self.ir.train.tensorboard {
+            let dir = out.join("tensorboard");
+            Some(tensorboard::EventWriter::create(&dir).map_err(io_err(&dir))?)
+        } else {
+            None
+        };
         keep_records_up_to(&metrics_path, pos.epoch)?;
         let mut progress = progress::Progress::new(opts.progress, epochs);
         let mut train_seconds = 0.0;
@@ -478,6 +485,9 @@ impl Session {
                 eval: eval.clone(),
             };
             append_record(&metrics_path, &record)?;
+            if let Some(tb) = &tensorboard {
+                tb.epoch(&record).map_err(io_err(&out.join("tensorboard")))?;
+            }
             pos = Position { epoch: done, batch: 0, global_step: pos.global_step };
             if done % self.ir.train.checkpoint.every_epochs == 0 || done == epochs {
                 let path = ck_dir.join(checkpoint::file_name(&pos));
