@@ -48,23 +48,26 @@ impl Frame {
             (y0 + y1) / 2.0,
             esc(ylabel)
         );
+        // Axes end on round numbers, ticks at 1, 2 or 5 × 10^k.
+        let (xt, yt) = (nice_ticks(x, 6), nice_ticks(y, 5));
+        let x = if xticks { (xt[0], *xt.last().unwrap()) } else { x };
+        let y = (yt[0], *yt.last().unwrap());
         let mut f = Frame { x, y, svg };
         if xticks {
-            for i in 0..=5 {
-                let v = x.0 + (x.1 - x.0) * i as f64 / 5.0;
+            for &v in &xt {
                 let px = f.px(v);
-                let _ = write!(f.svg, r#"<text x="{px}" y="{}" text-anchor="middle">{}</text>"#, y0 + 16.0, tick(v));
+                let _ =
+                    write!(f.svg, r#"<text x="{px}" y="{}" text-anchor="middle">{}</text>"#, y0 + 16.0, tick(v, &xt));
             }
         }
-        for i in 0..=4 {
-            let v = y.0 + (y.1 - y.0) * i as f64 / 4.0;
+        for &v in &yt {
             let py = f.py(v);
             let _ = write!(
                 f.svg,
                 r##"<line x1="{x0}" x2="{x1}" y1="{py}" y2="{py}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
                 x0 - 4.0,
                 py + 4.0,
-                tick(v)
+                tick(v, &yt)
             );
         }
         f
@@ -111,8 +114,36 @@ impl Frame {
     }
 }
 
-fn tick(v: f64) -> String {
-    if v.abs() >= 100.0 || v == v.round() { format!("{v:.0}") } else { format!("{v:.2}") }
+/// A "nice" number close to `x`: 1, 2, 5 or 10 × 10^k (Heckbert, Graphics Gems 1990).
+fn nice(x: f64, round: bool) -> f64 {
+    let e = x.log10().floor();
+    let f = x / 10f64.powf(e);
+    let n = match round {
+        true if f < 1.5 => 1.0,
+        true if f < 3.0 => 2.0,
+        true if f < 7.0 => 5.0,
+        true => 10.0,
+        false if f <= 1.0 => 1.0,
+        false if f <= 2.0 => 2.0,
+        false if f <= 5.0 => 5.0,
+        false => 10.0,
+    };
+    n * 10f64.powf(e)
+}
+
+/// Round tick values covering `(lo, hi)`, about `n` of them, first and last outside or on it.
+fn nice_ticks((lo, hi): (f64, f64), n: usize) -> Vec<f64> {
+    let span = nice((hi - lo).max(1e-9), false);
+    let step = nice(span / (n.max(2) - 1) as f64, true);
+    let (a, b) = ((lo / step).floor() as i64, (hi / step).ceil() as i64);
+    (a..=b).map(|i| i as f64 * step).collect()
+}
+
+/// A tick label with as many decimals as the step needs.
+fn tick(v: f64, ticks: &[f64]) -> String {
+    let step = if ticks.len() > 1 { ticks[1] - ticks[0] } else { 1.0 };
+    let decimals = (-step.log10().floor()).max(0.0) as usize;
+    format!("{:.*}", decimals, if v.abs() < step * 1e-9 { 0.0 } else { v })
 }
 
 fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
@@ -284,5 +315,21 @@ pub fn write_all(dir: &Path, records: &[EpochRecord], last: &EvalReport, classes
         if let Err(e) = crate::checkpoint::write_atomic(&dir.join(name), svg.as_bytes()) {
             tracing::warn!("could not write {name}: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_numbers() {
+        let t = nice_ticks((40.9, 87.03), 5);
+        assert_eq!(t, vec![40.0, 50.0, 60.0, 70.0, 80.0, 90.0]);
+        assert_eq!(t.iter().map(|&v| tick(v, &t)).collect::<Vec<_>>(), ["40", "50", "60", "70", "80", "90"]);
+        let t = nice_ticks((0.12, 0.47), 5);
+        assert_eq!(t.iter().map(|&v| tick(v, &t)).collect::<Vec<_>>(), ["0.1", "0.2", "0.3", "0.4", "0.5"]);
+        let t = nice_ticks((1.0, 15.0), 6);
+        assert!(t.iter().all(|v| v.fract() == 0.0) && t[0] <= 1.0 && *t.last().unwrap() >= 15.0, "{t:?}");
     }
 }
