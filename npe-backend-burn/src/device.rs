@@ -4,6 +4,7 @@
 use burn::tensor::Device;
 use npe_core::backend::{Device as NpeDevice, ExecError};
 
+#[cfg_attr(all(feature = "cuda", feature = "wgpu"), allow(dead_code))]
 fn not_compiled(device: NpeDevice, feature: &str) -> ExecError {
     ExecError::Device {
         device,
