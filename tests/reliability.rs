@@ -52,6 +52,8 @@ fn settings_that_are_not_finite_or_train_nothing_are_located_errors() {
         assert_eq!(code, 2, "{set}: {err}");
         assert!(err.contains(want), "{set}: {err}");
         assert!(err.contains("pipelines/quickstart.yaml:") || err.contains("--set"), "{set}: not located: {err}");
+        // One mistake, one error: a data error does not drag a false one about the groups along.
+        assert!(!err.contains("head ≤ tail ≤ 0"), "{set}: {err}");
     }
 }
 

@@ -576,7 +576,9 @@ fn check_training(
             _ => {}
         }
     }
-    for n in graph.node_weights() {
+    // Without a described data source (its error is already reported) there is no class count
+    // to check the groups against.
+    for n in graph.node_weights().filter(|_| num_classes > 0) {
         if let Some(p) = n.op().and_then(|op| op.as_any().downcast_ref::<Accuracy>()) {
             if let Err(m) = p.groups.validate(num_classes) {
                 diags.push(Diagnostic::error(

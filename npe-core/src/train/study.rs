@@ -143,18 +143,24 @@ pub fn state(out: &Path) -> RunState {
     }
 }
 
-/// `mean ± std` (sample std; just the mean for one seed) of percentages.
-fn mean_std(xs: &[f64]) -> String {
+/// Mean and sample standard deviation (0 for one value); None for no values.
+fn stat(xs: &[f64]) -> Option<(f64, f64)> {
     if xs.is_empty() {
-        return "—".into();
+        return None;
     }
     let n = xs.len() as f64;
     let m = xs.iter().sum::<f64>() / n;
-    if xs.len() == 1 {
-        return pct(Some(m));
+    let sd = if xs.len() > 1 { (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+    Some((m, sd))
+}
+
+/// `mean ± std` of percentages over seeds (just the mean for one seed).
+fn mean_std(xs: &[f64]) -> String {
+    match stat(xs) {
+        None => "—".into(),
+        Some((m, _)) if xs.len() == 1 => pct(Some(m)),
+        Some((m, sd)) => format!("{} ± {:.2}", pct(Some(m)), 100.0 * sd),
     }
-    let sd = (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-    format!("{} ± {:.2}", pct(Some(m)), 100.0 * sd)
 }
 
 /// One aggregated table row.
@@ -227,9 +233,7 @@ pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
         "| run | output | seeds | mean per-class | head | medium | tail | prior r | prior slope |\n|:--|:--|--:|--:|--:|--:|--:|--:|--:|\n",
     );
-    let fit = |xs: &[f64]| {
-        if xs.is_empty() { "—".to_string() } else { format!("{:.3}", xs.iter().sum::<f64>() / xs.len() as f64) }
-    };
+    let fit = |xs: &[f64]| stat(xs).map_or("—".to_string(), |(m, _)| format!("{m:.3}"));
     for r in rows {
         let _ = writeln!(
             s,
@@ -252,15 +256,9 @@ pub fn markdown(rows: &[Row]) -> String {
 pub fn csv(rows: &[Row]) -> String {
     let mut s =
         String::from("run,output,seeds,mean_per_class,mean_per_class_std,head,medium,tail,prior_r,prior_slope\n");
-    let stat = |xs: &[f64]| -> (f64, f64) {
-        let n = xs.len().max(1) as f64;
-        let m = xs.iter().sum::<f64>() / n;
-        let sd = if xs.len() > 1 { (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
-        (m, sd)
-    };
     for r in rows {
-        let (m, sd) = stat(&r.mean_per_class);
-        let opt = |xs: &[f64]| if xs.is_empty() { String::new() } else { format!("{:.6}", stat(xs).0) };
+        let (m, sd) = stat(&r.mean_per_class).unwrap_or((f64::NAN, 0.0));
+        let opt = |xs: &[f64]| stat(xs).map_or(String::new(), |(m, _)| format!("{m:.6}"));
         let _ = writeln!(
             s,
             "\"{}\",{},{},{m:.6},{sd:.6},{},{},{},{},{}",
