@@ -208,3 +208,44 @@ fn npe_data_verify_lists_every_unreadable_image() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("verified: all 12 image files decode"), "{err}");
 }
+
+#[test]
+fn an_unreadable_image_stops_training_naming_it_unless_on_corrupt_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    for split in ["train", "test"] {
+        for (c, class) in ["cat", "dog"].iter().enumerate() {
+            for i in 0..8 {
+                let p = root.join(split).join(class).join(format!("{i}.png"));
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                image::RgbImage::from_pixel(8, 8, image::Rgb([100 * c as u8, 9, i as u8])).save(&p).unwrap();
+            }
+        }
+    }
+    std::fs::write(root.join("train/dog/broken.jpg"), b"not an image").unwrap();
+    let pipeline = dir.path().join("p.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name: v\ndata:\n  source: image_folder\n  root: {}\n  num_classes: 2\n  augment: {{resize: 8, center_crop: 8}}\nnodes:\n  f: {{kind: mlp, input: data, hidden: [8]}}\n  l: {{kind: linear, input: f}}\n  ce: {{kind: cross_entropy, input: l}}\n  accuracy: {{kind: accuracy, inputs: [l]}}\ntrain: {{epochs: 1, batch_size: 4}}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let (code, _, err) = run(npe().arg("train").arg(&pipeline).args(["--progress", "quiet", "--out"]).arg(&out));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("broken.jpg"), "{err}");
+    let out = dir.path().join("run2");
+    let (code, _, err) = run(npe()
+        .arg("train")
+        .arg(&pipeline)
+        .args(["--progress", "quiet", "--set", "data.on_corrupt=skip", "--out"])
+        .arg(&out));
+    assert_eq!(code, 0, "{err}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let skipped = summary["data"]["skipped_files"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{summary}");
+    assert!(skipped[0].as_str().unwrap().ends_with("broken.jpg"));
+    assert_eq!(summary["data"]["train_images"], 16);
+}

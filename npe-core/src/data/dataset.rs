@@ -199,6 +199,8 @@ pub struct Dataset {
     pub train_counts: Vec<u64>,
     /// Label ignored in segmentation maps.
     pub ignore_index: u8,
+    /// Unreadable image files left out (`data.on_corrupt: skip`).
+    pub skipped_files: Vec<std::path::PathBuf>,
 }
 
 impl Dataset {

@@ -202,6 +202,26 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Dataset> {
             });
         }
     }
+    let mut skipped_files = vec![];
+    let (train, test) = if spec.on_corrupt == crate::spec::OnCorrupt::Skip {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut keep = |split: Split| {
+            let bad: std::collections::HashSet<PathBuf> =
+                super::verify::verify_split(&split, threads).into_iter().map(|u| u.path).collect();
+            let Pixels::Files { paths, .. } = &split.pixels else { return split };
+            let positions: Vec<usize> =
+                (0..split.len()).filter(|&i| !bad.contains(&paths[split.index[i] as usize])).collect();
+            for p in &bad {
+                tracing::warn!("left out unreadable image {} (data.on_corrupt: skip)", p.display());
+            }
+            skipped_files.extend(bad);
+            split.subset(&positions)
+        };
+        (keep(train), keep(test))
+    } else {
+        (train, test)
+    };
+    skipped_files.sort();
     let (train, counts) = longtail::apply(&train, c, &spec.long_tail, seed)?;
     let name = match spec.long_tail.profile {
         Profile::None => name,
@@ -218,6 +238,7 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Dataset> {
         channels,
         train_counts: counts.into_iter().map(|n| n as u64).collect(),
         ignore_index: spec.ignore_index,
+        skipped_files,
     })
 }
 

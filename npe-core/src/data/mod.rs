@@ -15,7 +15,7 @@ pub mod pickle;
 pub mod seg;
 mod seg_sources;
 pub mod synthetic;
-mod verify;
+pub(crate) mod verify;
 
 pub use dataset::{Dataset, DenseImages, MaskMap, Masks, Pixels, Provenance, Split};
 pub use describe::{DataSig, describe, source_name};

@@ -156,6 +156,7 @@ fn seg_digits(spec: &DataSpec, root: &Path, seed: u64) -> Result<Dataset> {
         channels: 1,
         train_counts: counts,
         ignore_index: spec.ignore_index,
+        skipped_files: vec![],
     })
 }
 
@@ -265,6 +266,7 @@ fn stare(spec: &DataSpec, root: &Path) -> Result<Dataset> {
         channels: 3,
         train_counts: counts,
         ignore_index: spec.ignore_index,
+        skipped_files: vec![],
     })
 }
 
@@ -355,6 +357,7 @@ fn ade20k(spec: &DataSpec, root: &Path) -> Result<Dataset> {
         channels: 3,
         train_counts: counts,
         ignore_index: spec.ignore_index,
+        skipped_files: vec![],
     })
 }
 

@@ -30,6 +30,15 @@ fn files(split: &Split) -> Vec<(PathBuf, usize)> {
 pub fn verify(ds: &Dataset, threads: usize) -> (usize, Vec<Unreadable>) {
     let mut all = files(&ds.train);
     all.extend(files(&ds.test));
+    check(all, threads)
+}
+
+/// The unreadable files of one split.
+pub fn verify_split(split: &Split, threads: usize) -> Vec<Unreadable> {
+    check(files(split), threads).1
+}
+
+fn check(mut all: Vec<(PathBuf, usize)>, threads: usize) -> (usize, Vec<Unreadable>) {
     all.sort();
     all.dedup();
     let threads = threads.max(1);
@@ -81,6 +90,7 @@ mod tests {
             channels: 3,
             train_counts: vec![3],
             ignore_index: 255,
+            skipped_files: vec![],
         };
         let (checked, bad) = verify(&ds, 2);
         assert_eq!(checked, 3);

@@ -336,6 +336,22 @@ pub struct DataSpec {
     /// Label value ignored by segmentation losses and metrics. Default 255.
     #[serde(default = "default_ignore")]
     pub ignore_index: u8,
+    /// What an unreadable image file does: `fail` (default: the error names it) or `skip`
+    /// (every file is decoded once when the data loads; unreadable ones are left out and
+    /// counted in the summary). Image folders and list files only.
+    #[serde(default)]
+    pub on_corrupt: OnCorrupt,
+}
+
+/// See [`DataSpec::on_corrupt`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCorrupt {
+    /// Stop with an error naming the file.
+    #[default]
+    Fail,
+    /// Leave unreadable files out (checked when the data loads).
+    Skip,
 }
 
 /// STARE annotator.

@@ -10,7 +10,7 @@ pub mod yaml_map;
 
 pub use data::{
     Annotator, AugmentSpec, CropSpec, DataFormat, DataSource, DataSpec, ItemSource, LoaderSpec, LongTailSpec,
-    NormalizeSpec, Profile, SegDigitsSpec, StareSpec, SyntheticSpec,
+    NormalizeSpec, OnCorrupt, Profile, SegDigitsSpec, StareSpec, SyntheticSpec,
 };
 pub use load::{LoadedPipeline, Overrides, load_file, load_source};
 pub use locate::Locator;

@@ -316,6 +316,7 @@ mod tests {
             train_images: 100,
             test_images: 50,
             groups: vec![],
+            skipped_files: vec![],
         };
         RunResult { label: label.into(), backend: Some("tch cpu".into()), epochs: Some(3), data: Some(data), eval }
     }

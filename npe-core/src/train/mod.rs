@@ -351,6 +351,7 @@ impl Session {
             train_images: self.data.train.len(),
             test_images: self.data.test.len(),
             groups: groups.iter().map(|&g| ["head", "medium", "tail"][g].to_string()).collect(),
+            skipped_files: self.data.skipped_files.iter().map(|p| p.display().to_string()).collect(),
         }
     }
 

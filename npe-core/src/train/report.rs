@@ -65,6 +65,9 @@ pub struct DataReport {
     pub test_images: usize,
     /// Group of each class (head/medium/tail) of the first accuracy evaluator.
     pub groups: Vec<String>,
+    /// Unreadable image files left out (`data.on_corrupt: skip`).
+    #[serde(default)]
+    pub skipped_files: Vec<String>,
 }
 
 /// `summary.json`.
