@@ -249,3 +249,12 @@ fn an_unreadable_image_stops_training_naming_it_unless_on_corrupt_skip() {
     assert!(skipped[0].as_str().unwrap().ends_with("broken.jpg"));
     assert_eq!(summary["data"]["train_images"], 16);
 }
+
+#[test]
+fn the_scripts_own_npe_variables_are_not_pipeline_overrides() {
+    let (code, _, err) = run(npe()
+        .args(["check", "pipelines/quickstart.yaml"])
+        .env("NPE_TORCH_VENV", "/opt/venv")
+        .env("NPE_TORCH_FULL", "1"));
+    assert_eq!(code, 0, "{err}");
+}

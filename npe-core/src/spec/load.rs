@@ -16,7 +16,8 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 
 /// Environment variables with the `NPE_` prefix that configure the program, not the pipeline.
-pub const RESERVED_ENV: [&str; 6] = ["log", "backend", "device", "threads", "out", "data_home"];
+pub const RESERVED_ENV: [&str; 8] =
+    ["log", "backend", "device", "threads", "out", "data_home", "torch_venv", "torch_full"];
 
 /// Overrides layered over the file: `NPE_` environment variables, then `--set` flags (later wins).
 #[derive(Clone, Debug, Default)]
@@ -80,7 +81,6 @@ fn env_provider() -> Env {
     Env::prefixed("NPE_").split("__").ignore(&RESERVED_ENV)
 }
 
-/// Parse one `--set key=value` flag; the value is read as YAML (`5`, `true`, `[64, 32]`, text).
 /// What a `--set` flag does.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SetOp {
@@ -138,7 +138,7 @@ fn edit_path(dict: &mut Dict, path: &str, value: Option<figment::value::Value>) 
     Ok(())
 }
 
-/// Parse a `key=value` flag (the value read as YAML).
+/// Parse one `--set key=value` flag; the value is read as YAML (`5`, `true`, `[64, 32]`, text).
 pub fn parse_set(flag: &str) -> Result<(String, serde_yaml::Value), String> {
     let (key, value) = flag.split_once('=').ok_or_else(|| format!("`--set {flag}`: expected KEY=VALUE"))?;
     let key = key.trim();
