@@ -59,3 +59,21 @@ pub fn finite(fields: &[(&str, f64)]) -> Result<(), String> {
         None => Ok(()),
     }
 }
+
+/// Error unless every input of an evaluator is logits, all maps (`maps`) or all vectors; the
+/// message points at the evaluator that fits the other shape.
+pub fn expect_logits_each(inputs: &[Sig], maps: bool) -> Result<(), String> {
+    for (i, s) in inputs.iter().enumerate() {
+        expect_role(s, &[Role::Logits], &format!("inputs.{i}"))?;
+        match (maps, s.is_map()) {
+            (false, true) => {
+                return Err(format!("`inputs.{i}` is a dense map ({s}); use `iou` for segmentation outputs"));
+            }
+            (true, false) => {
+                return Err(format!("`inputs.{i}` is not a dense map ({s}); use `accuracy` for classification"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -7,7 +7,9 @@ mod cx;
 mod declare;
 mod value;
 
-pub use checks::{check_classes, check_label_size, check_task_shape, expect_role, finite, image_spatial};
+pub use checks::{
+    check_classes, check_label_size, check_task_shape, expect_logits_each, expect_role, finite, image_spatial,
+};
 pub use cx::{Cx, Targets};
 pub use declare::{Declare, ParamId};
 pub use value::{Value, first};

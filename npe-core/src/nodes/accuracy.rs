@@ -1,7 +1,7 @@
 //! `accuracy`: mean per-class accuracy (the balanced-test metric), per-class accuracy and
 //! head/medium/tail group means, for each input. Computed on the host from argmax predictions.
 
-use crate::kind::{Declare, NodeDef, expect_role};
+use crate::kind::{Declare, NodeDef, expect_logits_each};
 use crate::types::{Category, InferCtx, Input, NodeRef, Role, Sig};
 use serde::{Deserialize, Serialize};
 
@@ -115,12 +115,7 @@ impl NodeDef for Accuracy {
     }
 
     fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
-        for (i, s) in inputs.iter().enumerate() {
-            expect_role(s, &[Role::Logits], &format!("inputs.{i}"))?;
-            if s.is_map() {
-                return Err(format!("`inputs.{i}` is a dense map ({s}); use `iou` for segmentation outputs"));
-            }
-        }
+        expect_logits_each(inputs, false)?;
         Ok(Sig::scalar(Role::Report))
     }
 

@@ -1,6 +1,6 @@
 //! `iou`: per-class IoU, mIoU, mean pixel accuracy and tail mIoU (segmentation), on the host.
 
-use crate::kind::{Declare, NodeDef, expect_role};
+use crate::kind::{Declare, NodeDef, expect_logits_each};
 use crate::types::{Category, InferCtx, Input, NodeRef, Role, Sig};
 use serde::{Deserialize, Serialize};
 
@@ -45,12 +45,7 @@ impl NodeDef for Iou {
     }
 
     fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
-        for (i, s) in inputs.iter().enumerate() {
-            expect_role(s, &[Role::Logits], &format!("inputs.{i}"))?;
-            if !s.is_map() {
-                return Err(format!("`inputs.{i}` is not a dense map ({s}); use `accuracy` for classification"));
-            }
-        }
+        expect_logits_each(inputs, true)?;
         Ok(Sig::scalar(Role::Report))
     }
 
