@@ -77,6 +77,25 @@ pub enum Request {
     Argmax(String),
     /// PEM outputs averaged over the spatial axes: `[M, N, C]`.
     SpatialMean(String),
+    /// Per-class sums over the batch (and pixels): `[3, C]`, row 0 `Σ w_k h̄_k` (`h̄` a PEM
+    /// node's output averaged over its PEMs, maps resized to the logits' size; 0 without
+    /// `values`), row 1 `Σ w_k` (`w = softmax(weights)`, 1 without `weights`), row 2 the count.
+    ClassSums {
+        /// A `pem` node.
+        values: Option<String>,
+        /// A logits node whose softmax weighs each image (pixel) per class.
+        weights: Option<String>,
+    },
+}
+
+impl Request {
+    /// The nodes this request reads.
+    pub fn nodes(&self) -> Vec<&str> {
+        match self {
+            Request::Output(n) | Request::Argmax(n) | Request::SpatialMean(n) => vec![n],
+            Request::ClassSums { values, weights } => values.iter().chain(weights).map(String::as_str).collect(),
+        }
+    }
 }
 
 /// A host tensor returned by [`Executor::infer`].
@@ -168,4 +187,8 @@ pub trait Executor {
     fn export_optimizer(&self) -> Result<Vec<NamedTensor>, ExecError>;
     /// Restore optimiser state.
     fn import_optimizer(&mut self, tensors: &[NamedTensor]) -> Result<(), ExecError>;
+    /// Give an adjuster the calibration it uses at inference (`npe_la`'s `readout` and
+    /// `scale: auto`, `posthoc_la`'s `prior: predicted`), computed by the evaluation from
+    /// unlabelled training images: a `[C]` vector and a scale. Not a parameter: never saved.
+    fn set_calibration(&mut self, node: &str, vector: Option<&HostTensor>, scale: f64) -> Result<(), ExecError>;
 }

@@ -51,6 +51,10 @@ pub struct Checkpoint {
     pub epoch_losses: Option<(std::collections::BTreeMap<String, f64>, usize)>,
 }
 
+/// Parameter magnitude taken as divergence: no trained network has weights this large, and
+/// float32 products of such weights overflow to infinity within a few layers.
+pub const DIVERGED_MAGNITUDE: f32 = 1e12;
+
 /// Problems reading or writing checkpoints.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -62,13 +66,16 @@ pub enum CheckpointError {
         /// Error.
         source: std::io::Error,
     },
-    /// A tensor holds NaN or infinity: such a model is never written.
-    #[error("refusing to write {path}: tensor `{tensor}` holds NaN or infinite values (the model diverged)")]
+    /// A tensor holds NaN, infinity or a magnitude past [`DIVERGED_MAGNITUDE`]: such a model
+    /// is never written.
+    #[error("refusing to write {path}: tensor `{tensor}` holds {what} (the model diverged)")]
     NonFinite {
         /// File not written.
         path: PathBuf,
-        /// The first non-finite tensor.
+        /// The first diverged tensor.
         tensor: String,
+        /// What it holds.
+        what: String,
     },
     /// Not a readable safetensors file, or not ours.
     #[error("{path}: not a valid npe checkpoint: {message}")]
@@ -207,15 +214,26 @@ impl Checkpoint {
         m
     }
 
-    /// Error unless every value is finite.
+    /// Error unless every value is finite and below [`DIVERGED_MAGNITUDE`].
     fn check_finite<'a>(
         path: &Path,
         tensors: impl IntoIterator<Item = &'a NamedTensor>,
     ) -> Result<(), CheckpointError> {
-        match tensors.into_iter().find(|t| t.data.iter().any(|v| !v.is_finite())) {
-            Some(t) => Err(CheckpointError::NonFinite { path: path.to_path_buf(), tensor: t.name.clone() }),
-            None => Ok(()),
+        for t in tensors {
+            let what = if t.data.iter().any(|v| !v.is_finite()) {
+                "NaN or infinite values".to_string()
+            } else {
+                let big = t.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+                if big <= DIVERGED_MAGNITUDE {
+                    continue;
+                }
+                format!(
+                    "values of magnitude {big:.1e} (above {DIVERGED_MAGNITUDE:.0e}, where float32 activations overflow)"
+                )
+            };
+            return Err(CheckpointError::NonFinite { path: path.to_path_buf(), tensor: t.name.clone(), what });
         }
+        Ok(())
     }
 
     /// Write the full training state.
@@ -492,6 +510,19 @@ mod tests {
         assert!(e.contains("tensor `w` holds NaN"), "{e}");
         assert!(!path.exists());
         assert!(ck.save_model(&path).is_err() && !path.exists());
+    }
+
+    #[test]
+    fn finite_but_exploded_models_are_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ck = Checkpoint::load(&saved(dir.path()).0).unwrap();
+        ck.params[0].data[1] = 3e29;
+        let path = dir.path().join("bad.safetensors");
+        let e = ck.save(&path).unwrap_err().to_string();
+        assert!(e.contains("tensor `w` holds values of magnitude 3.0e29"), "{e}");
+        assert!(!path.exists());
+        ck.params[0].data[1] = 1e6;
+        ck.save(&path).unwrap();
     }
 
     #[test]

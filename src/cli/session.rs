@@ -131,13 +131,28 @@ pub(crate) fn print_report(report: &EvalReport, classes: &[String], groups: &[St
             }
         }
     }
+    if !report.calibration.is_empty() {
+        println!("\ncalibrated on unlabelled training images (no labels, no counts):");
+        for (node, c) in &report.calibration {
+            let v = c.vector.as_ref().map_or(String::new(), |v| {
+                let v: Vec<String> = v.iter().take(20).map(|x| format!("{x:.3}")).collect();
+                format!("  vector {}", v.join(" "))
+            });
+            println!("  {node:<12} scale {:.3}{v}", c.scale);
+        }
+    }
     for (ev, p) in &report.prior {
         println!("\n{ev}: learned prior vs true training prior");
-        let rows = [("train split", p.train.as_ref()), ("test split", Some(&p.test))];
-        for (split, f) in rows {
+        let rows = [
+            ("h̄ over the train split", p.train.as_ref()),
+            ("h̄ over the test split", Some(&p.test)),
+            ("h̄ posterior read-out", p.train_posterior.as_ref()),
+            ("classifier's mean softmax", p.train_predicted.as_ref()),
+        ];
+        for (what, f) in rows {
             if let Some(f) = f {
                 println!(
-                    "  h̄ over the {split:<11}: r {:.4}  spearman {:.4}  slope {:.3}  KL {:.4}",
+                    "  {what:<26}: r {:.4}  spearman {:.4}  slope {:.3}  KL {:.4}",
                     f.r, f.spearman, f.slope, f.kl
                 );
             }

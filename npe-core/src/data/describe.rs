@@ -126,7 +126,8 @@ pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
         return Err((
             "data.augment".into(),
             format!(
-                "`{}` images vary in size: set `augment.center_crop` (or `random_crop`) so batches have one size",
+                "the size of `{}` images is only known once they are read, and the pipeline is checked before: \
+                 set `augment.center_crop` (or `random_crop`, after `resize` if they vary) to fix the input size",
                 source_name(spec.source)
             ),
         ));
@@ -197,7 +198,9 @@ mod tests {
     #[test]
     fn folder_needs_class_count_and_fixed_size() {
         assert!(describe(&spec("{source: image_folder}")).unwrap_err().1.contains("num_classes"));
-        assert!(describe(&spec("{source: image_folder, num_classes: 3}")).unwrap_err().1.contains("center_crop"));
+        let e = describe(&spec("{source: image_folder, num_classes: 3}")).unwrap_err().1;
+        assert!(e.contains("center_crop") && e.contains("only known once they are read"), "{e}");
+        assert!(!e.contains("vary in size"), "the images were not read, so nothing says they vary: {e}");
         let d =
             describe(&spec("{source: image_folder, num_classes: 3, augment: {resize: 40, center_crop: 32}}")).unwrap();
         assert_eq!(d.image.dims(), vec![3, 32, 32]);

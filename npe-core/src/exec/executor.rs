@@ -5,7 +5,7 @@ use super::{Optimizer, Plan, Store};
 use crate::backend::{BuildContext, ExecError, Executor, HostTensor, Request, StepLosses};
 use crate::batch::HostBatch;
 use crate::ir::Ir;
-use crate::kind::{Cx, Targets, Value};
+use crate::kind::{Calibration, Cx, Targets, Value};
 use crate::tensor::{Ops, Tensor};
 use crate::types::NamedTensor;
 
@@ -19,6 +19,7 @@ pub struct GraphExecutor {
     ignore_index: i64,
     losses: Vec<(usize, String)>,
     train_steps: Vec<usize>,
+    calibrations: Vec<Option<Calibration>>,
     describe: String,
 }
 
@@ -33,6 +34,7 @@ impl GraphExecutor {
         let losses = plan.losses();
         let train_steps = plan.needed(&losses.iter().map(|(i, _)| *i).collect::<Vec<_>>());
         let describe = ops.describe();
+        let calibrations = vec![None; plan.len()];
         Ok(Self {
             ops,
             plan,
@@ -42,6 +44,7 @@ impl GraphExecutor {
             ignore_index: ctx.ignore_index,
             losses,
             train_steps,
+            calibrations,
             describe,
         })
     }
@@ -96,6 +99,39 @@ impl GraphExecutor {
         let total = parts.iter().map(|(_, v)| v).sum();
         Ok(StepLosses { parts, total })
     }
+}
+
+/// `[3, C]`: per class, `Σ w_k h̄_k`, `Σ w_k` and the count, over images (and pixels); `h̄` the
+/// mean of the PEM outputs `pems` (maps resized to the weights' size; 0 without PEMs),
+/// `w = softmax(weights)` (1 without weights).
+fn class_sums(ops: &dyn Ops, pems: Option<&[Value]>, weights: Option<&Value>) -> Result<Tensor, ExecError> {
+    let w = weights.map(|w| w.tensor().and_then(|t| Ok(ops.exp(&ops.log_softmax(t, 1)?)?))).transpose()?;
+    let size = w.as_ref().map(|w| ops.shape(w)).transpose()?;
+    let mut mean: Option<Tensor> = None;
+    for h in pems.unwrap_or_default() {
+        let mut t = h.tensor()?.clone();
+        let s = ops.shape(&t)?;
+        if let Some(size) = size.as_ref().filter(|z| z.len() == 4 && s.len() == 4 && z[2..] != s[2..]) {
+            t = ops.resize_bilinear(&t, [size[2], size[3]])?;
+        }
+        mean = Some(match mean {
+            Some(m) => ops.add(&m, &t)?,
+            None => t,
+        });
+    }
+    let n = pems.map_or(1, <[Value]>::len) as f64;
+    let mean = mean.map(|m| ops.mul_scalar(&m, 1.0 / n)).transpose()?;
+    let like = w.as_ref().or(mean.as_ref()).ok_or_else(|| ExecError::Backend("class sums of nothing".into()))?;
+    let dims: Vec<usize> = (0..ops.shape(like)?.len()).filter(|&d| d != 1).collect();
+    let ones = ops.add_scalar(&ops.mul_scalar(like, 0.0)?, 1.0)?;
+    let w = w.unwrap_or_else(|| ones.clone());
+    let num = match &mean {
+        Some(m) => ops.sum_dims(&ops.mul(&w, m)?, &dims, false)?,
+        None => ops.sum_dims(&ops.mul_scalar(&w, 0.0)?, &dims, false)?,
+    };
+    let den = ops.sum_dims(&w, &dims, false)?;
+    let count = ops.sum_dims(&ones, &dims, false)?;
+    Ok(ops.stack(&[num, den, count], 0)?)
 }
 
 fn host(ops: &dyn Ops, t: &Tensor) -> Result<HostTensor, ExecError> {
@@ -162,20 +198,25 @@ impl Executor for GraphExecutor {
     fn infer(&mut self, batch: &HostBatch, requests: &[Request]) -> Result<Vec<HostTensor>, ExecError> {
         let ops = self.ops.as_ref();
         let _no_grad = ops.no_grad();
-        let node = |r: &Request| match r {
-            Request::Output(n) | Request::Argmax(n) | Request::SpatialMean(n) => n.clone(),
-        };
+        let step = |n: &str| self.plan.step(n).ok_or_else(|| ExecError::Backend(format!("unknown node `{n}`")));
         let mut wanted = vec![];
         for r in requests {
-            let n = node(r);
-            wanted.push(self.plan.step(&n).ok_or_else(|| ExecError::Backend(format!("unknown node `{n}`")))?);
+            for n in r.nodes() {
+                wanted.push(step(n)?);
+            }
         }
-        let mut cx = Cx::new(ops, &self.store.values, false, None, &self.log_prior);
+        let mut cx =
+            Cx::new(ops, &self.store.values, false, None, &self.log_prior).with_calibrations(&self.calibrations);
         let values = self.plan.run(&mut cx, self.images(batch)?, &self.plan.needed(&wanted))?;
+        let value = |n: &str| -> Result<Value, ExecError> {
+            values[step(n)?].clone().ok_or_else(|| ExecError::Backend(format!("node `{n}` was not computed")))
+        };
         let mut out = Vec::with_capacity(requests.len());
-        for (r, &i) in requests.iter().zip(&wanted) {
-            let v =
-                values[i].clone().ok_or_else(|| ExecError::Backend(format!("node `{}` was not computed", node(r))))?;
+        for r in requests {
+            let v = match r {
+                Request::ClassSums { .. } => Value::Pems(vec![]),
+                _ => value(r.nodes()[0])?,
+            };
             out.push(match (r, v) {
                 (Request::Output(_), Value::Pems(v)) => {
                     let ts: Vec<Tensor> = v.iter().map(|h| h.tensor().cloned()).collect::<Result<_, _>>()?;
@@ -193,10 +234,22 @@ impl Executor for GraphExecutor {
                     }
                     host(ops, &ops.stack(&means, 0)?)?
                 }
+                (Request::ClassSums { values, weights }, _) => {
+                    let pems = values.as_deref().map(|n| value(n)?.pems()).transpose()?;
+                    let weights = weights.as_deref().map(value).transpose()?;
+                    host(ops, &class_sums(ops, pems.as_deref(), weights.as_ref())?)?
+                }
                 (r, _) => return Err(ExecError::Backend(format!("cannot answer {r:?} for this node"))),
             });
         }
         Ok(out)
+    }
+
+    fn set_calibration(&mut self, node: &str, vector: Option<&HostTensor>, scale: f64) -> Result<(), ExecError> {
+        let i = self.plan.step(node).ok_or_else(|| ExecError::Backend(format!("unknown node `{node}`")))?;
+        let vector = vector.map(|v| self.ops.upload(&v.data, &v.shape)).transpose()?;
+        self.calibrations[i] = Some(Calibration { vector, scale });
+        Ok(())
     }
 
     fn export(&self) -> Result<Vec<NamedTensor>, ExecError> {

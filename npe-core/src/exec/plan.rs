@@ -68,6 +68,16 @@ impl Plan {
         self.by_name.get(name).copied()
     }
 
+    /// Number of steps.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether there are no steps.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
     /// Names of the loss steps, and their indices, in execution order.
     pub fn losses(&self) -> Vec<(usize, String)> {
         self.steps
@@ -109,14 +119,14 @@ impl Plan {
                         .ok_or_else(|| ExecError::Backend(format!("input of `{}` was not computed", step.name))),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            cx.set_frozen(step.frozen);
+            cx.set_step(i, step.frozen);
             let value = step.module.forward(cx, inputs).map_err(|e| match e {
                 ExecError::Backend(m) => ExecError::Backend(format!("node `{}`: {m}", step.name)),
                 other => other,
             })?;
             out[i] = Some(value);
         }
-        cx.set_frozen(false);
+        cx.set_step(0, false);
         Ok(out)
     }
 }

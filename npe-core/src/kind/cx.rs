@@ -32,6 +32,17 @@ pub struct Cx<'a> {
     targets: Option<&'a Targets>,
     log_prior: &'a Tensor,
     running: Vec<(ParamId, Tensor)>,
+    calibrations: &'a [Option<Calibration>],
+    step: usize,
+}
+
+/// An adjuster's calibration from unlabelled training images (see `Executor::set_calibration`).
+#[derive(Clone, Debug)]
+pub struct Calibration {
+    /// A `[C]` vector (a dataset-level read-out or an estimated log-prior).
+    pub vector: Option<Tensor>,
+    /// A fitted scale.
+    pub scale: f64,
 }
 
 impl<'a> Cx<'a> {
@@ -43,7 +54,23 @@ impl<'a> Cx<'a> {
         targets: Option<&'a Targets>,
         log_prior: &'a Tensor,
     ) -> Self {
-        Self { ops, params, train, frozen: false, targets, log_prior, running: vec![] }
+        Self { ops, params, train, frozen: false, targets, log_prior, running: vec![], calibrations: &[], step: 0 }
+    }
+
+    /// With the adjusters' calibrations, by step (see [`calibration`](Self::calibration)).
+    pub fn with_calibrations(mut self, calibrations: &'a [Option<Calibration>]) -> Self {
+        self.calibrations = calibrations;
+        self
+    }
+
+    /// The current node's calibration, when the evaluation computed one.
+    pub fn calibration(&self) -> Option<&Calibration> {
+        self.calibrations.get(self.step).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn set_step(&mut self, step: usize, frozen: bool) {
+        self.step = step;
+        self.frozen = frozen;
     }
 
     /// A declared parameter.
@@ -55,10 +82,6 @@ impl<'a> Cx<'a> {
     /// and keeps its running statistics).
     pub fn train(&self) -> bool {
         self.train && !self.frozen
-    }
-
-    pub(crate) fn set_frozen(&mut self, frozen: bool) {
-        self.frozen = frozen;
     }
 
     /// The batch's labels (losses only).

@@ -2,6 +2,7 @@
 //! parameters, validation, shape inference, parameter declaration and forward pass. The core
 //! erases it to [`Node`] (in the IR) and [`Module`] (in the lowered plan).
 
+pub mod calibrate;
 mod checks;
 mod cx;
 mod declare;
@@ -10,7 +11,7 @@ mod value;
 pub use checks::{
     check_classes, check_label_size, check_task_shape, expect_logits_each, expect_role, finite, image_spatial,
 };
-pub use cx::{Cx, Targets};
+pub use cx::{Calibration, Cx, Targets};
 pub use declare::{Declare, ParamId};
 pub use value::{Value, first};
 

@@ -29,10 +29,14 @@ pub fn cross_entropy(cx: &Cx, logits: &Value) -> Result<Tensor, ExecError> {
 
 /// `logits + tau · log(prior)` along the class axis.
 pub fn add_log_prior(cx: &Cx, logits: Value, tau: f64) -> Result<Value, ExecError> {
-    let ops = cx.ops;
-    let lp = ops.mul_scalar(cx.log_prior(), tau)?;
-    let c = ops.shape(&lp)?[0];
+    add_class_vector(cx.ops, logits, cx.log_prior(), tau)
+}
+
+/// `logits + scale · v`, a `[C]` vector broadcast over images (and pixels).
+pub fn add_class_vector(ops: &dyn Ops, logits: Value, v: &Tensor, scale: f64) -> Result<Value, ExecError> {
+    let v = ops.mul_scalar(v, scale)?;
+    let c = ops.shape(&v)?[0];
     let t = logits.tensor()?;
     let shape: Vec<usize> = if matches!(logits, Value::Map(_)) { vec![1, c, 1, 1] } else { vec![1, c] };
-    logits.like(ops.add(t, &ops.reshape(&lp, &shape)?)?)
+    logits.like(ops.add(t, &ops.reshape(&v, &shape)?)?)
 }

@@ -7,5 +7,5 @@ mod loss;
 mod resnet;
 
 pub use layers::{BatchNorm, Conv2d, Linear, Proj, kaiming, torch_default};
-pub use loss::{add_log_prior, cross_entropy, true_class_mean};
+pub use loss::{add_class_vector, add_log_prior, cross_entropy, true_class_mean};
 pub use resnet::{CifarResNet, RESNET_DEPTHS, check_depth};

@@ -9,4 +9,6 @@ include!(concat!(env!("OUT_DIR"), "/builtin_kinds.rs"));
 
 pub use accuracy::{Accuracy, GroupBy, GroupsSpec};
 pub use iou::{Iou, TailSpec};
+pub use npe_la::{Auto, NpeLa, Readout, Scale};
+pub use posthoc_la::{PosthocLa, PriorSource};
 pub use prior_estimate::PriorEstimate;

@@ -358,7 +358,10 @@ mod tests {
     fn no_prior_leaves_out_the_prior_table() {
         let mut r = run("npe", "D", &[("npe", 0.8, 0.6)]);
         let fit = PriorFit { r: 0.95, spearman: 0.97, slope: 1.1, kl: 0.1, estimate: vec![], truth: vec![] };
-        r.eval.prior.insert("prior_fit".into(), super::super::report::PriorReport { train: None, test: fit });
+        r.eval.prior.insert(
+            "prior_fit".into(),
+            super::super::report::PriorReport { train: None, train_posterior: None, train_predicted: None, test: fit },
+        );
         let with = compare(std::slice::from_ref(&r), &CompareOptions::default());
         assert!(with.contains("Learned prior") && with.contains("0.9500"), "{with}");
         let without = compare(&[r], &CompareOptions { no_prior: true, ..Default::default() });

@@ -1,40 +1,97 @@
-//! Evaluation: run the executor over the test split (and a training subset for the prior
-//! estimate) and compute every evaluator's metrics on the host.
+//! Evaluation: read the PEMs on a training subset (the prior estimate, and the dataset-level
+//! read-outs `npe_la` may use), then run the executor over the test split and compute every
+//! evaluator's metrics on the host.
 
 use super::TrainError;
 use super::metrics::{Confusion, prior_fit};
-use super::report::{EvalReport, PriorReport};
+use super::report::{CalibrationReport, EvalReport, PriorReport};
 use crate::backend::{Executor, HostTensor, Request};
 use crate::data::{Dataset, Loader};
 use crate::ir::Ir;
-use crate::nodes::{Accuracy, GroupsSpec, Iou, PriorEstimate};
+use crate::kind::calibrate::{ClassStats, StatsOf, ln};
+use crate::nodes::{Accuracy, GroupsSpec, Iou, NpeLa, PosthocLa, PriorEstimate};
 use std::collections::BTreeMap;
 
-/// What to ask the executor for, and where each answer goes.
+/// What to ask the executor for, on the test split and on the training subset.
 struct Plan {
     requests: Vec<Request>,
+    train: Vec<Request>,
+    /// Adjusters calibrated on the training subset.
+    calibrated: Vec<(String, Calibrated)>,
+}
+
+/// An adjuster that calibrates on unlabelled training images.
+enum Calibrated {
+    Npe(NpeLa),
+    Posthoc(PosthocLa),
+}
+
+impl Calibrated {
+    fn requests(&self) -> Vec<Request> {
+        match self {
+            Calibrated::Npe(n) => n.calibration_requests(),
+            Calibrated::Posthoc(n) => n.calibration_requests(),
+        }
+    }
+
+    fn calibrate(&self, stats: StatsOf) -> (Option<Vec<f64>>, f64) {
+        match self {
+            Calibrated::Npe(n) => n.calibrate(stats),
+            Calibrated::Posthoc(n) => n.calibrate(stats),
+        }
+    }
+}
+
+fn add(list: &mut Vec<Request>, r: Request) {
+    if !list.contains(&r) {
+        list.push(r);
+    }
 }
 
 impl Plan {
     fn new(ir: &Ir) -> Self {
-        let mut requests: Vec<Request> = vec![];
-        let mut add = |r: Request| {
-            if !requests.contains(&r) {
-                requests.push(r);
-            }
-        };
-        for (_, op) in ir.ops() {
+        let (mut requests, mut train, mut calibrated) = (vec![], vec![], vec![]);
+        for (node, op) in ir.ops() {
             let any = op.as_any();
             if let Some(a) = any.downcast_ref::<Accuracy>() {
-                a.inputs.iter().for_each(|i| add(Request::Argmax(i.node.clone())));
+                a.inputs.iter().for_each(|i| add(&mut requests, Request::Argmax(i.node.clone())));
             } else if let Some(a) = any.downcast_ref::<Iou>() {
-                a.inputs.iter().for_each(|i| add(Request::Argmax(i.node.clone())));
+                a.inputs.iter().for_each(|i| add(&mut requests, Request::Argmax(i.node.clone())));
             } else if let Some(p) = any.downcast_ref::<PriorEstimate>() {
-                add(Request::SpatialMean(p.input.node.clone()));
+                add(&mut requests, Request::SpatialMean(p.input.node.clone()));
+                add(&mut train, Request::SpatialMean(p.input.node.clone()));
+                if let Some(l) = &p.logits {
+                    add(&mut train, posterior(&p.input.node, &l.node));
+                    add(&mut train, predicted(&l.node));
+                }
+            } else {
+                let c = match (any.downcast_ref::<NpeLa>(), any.downcast_ref::<PosthocLa>()) {
+                    (Some(n), _) => Calibrated::Npe(n.clone()),
+                    (_, Some(n)) => Calibrated::Posthoc(n.clone()),
+                    _ => continue,
+                };
+                let r = c.requests();
+                if !r.is_empty() {
+                    r.into_iter().for_each(|r| add(&mut train, r));
+                    calibrated.push((node.name.clone(), c));
+                }
             }
         }
-        Self { requests }
+        Self { requests, train, calibrated }
     }
+}
+
+fn posterior(pem: &str, logits: &str) -> Request {
+    Request::ClassSums { values: Some(pem.into()), weights: Some(logits.into()) }
+}
+
+fn predicted(logits: &str) -> Request {
+    Request::ClassSums { values: None, weights: Some(logits.into()) }
+}
+
+/// Whether evaluating `ir` reads the training images (prior estimate or `npe_la` read-outs).
+pub fn reads_training_images(ir: &Ir) -> bool {
+    !Plan::new(ir).train.is_empty()
 }
 
 /// Class groups (0 head, 1 medium, 2 tail) of `groups` given training counts.
@@ -67,8 +124,43 @@ pub fn evaluate(
     let plan = Plan::new(ir);
     let classes = ds.num_classes();
     let mut report = EvalReport::default();
-    if plan.requests.is_empty() {
+    if plan.requests.is_empty() && plan.train.is_empty() {
         return Ok(report);
+    }
+    // The training subset first: the read-outs `npe_la` needs on the test split.
+    let mut train_sums: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
+    let mut class_stats: Vec<(Request, ClassStats)> =
+        plan.train.iter().map(|r| (r.clone(), ClassStats::default())).collect();
+    if !plan.train.is_empty() {
+        let Some(loader) = prior_train else {
+            return Err(TrainError::Exec(crate::backend::ExecError::Backend(
+                "evaluation reads the training images (prior_estimate, or npe_la with a readout) but \
+                 `eval.prior_train_samples` is 0\n  hint: set it > 0 (default 5000)"
+                    .into(),
+            )));
+        };
+        for batch in loader.iter(0, 0) {
+            let batch = batch?;
+            let out = exec.infer(&batch, &plan.train)?;
+            for ((r, t), (_, acc)) in plan.train.iter().zip(&out).zip(&mut class_stats) {
+                match r {
+                    Request::SpatialMean(node) => {
+                        let e = train_sums.entry(node.clone()).or_insert_with(|| (vec![0.0; classes], 0));
+                        add_pem(&mut e.0, &mut e.1, t);
+                    }
+                    _ => acc.add(&t.data),
+                }
+            }
+        }
+    }
+    let stats_of =
+        |want: &Request| class_stats.iter().find(|(r, _)| r == want).map(|(_, s)| s.clone()).unwrap_or_default();
+    for (node, c) in &plan.calibrated {
+        let (vector, scale) = c.calibrate(&stats_of);
+        let host =
+            vector.as_ref().map(|v| HostTensor { shape: vec![v.len()], data: v.iter().map(|&x| x as f32).collect() });
+        exec.set_calibration(node, host.as_ref(), scale)?;
+        report.calibration.insert(node.clone(), CalibrationReport { scale, vector });
     }
     let mut confusion: BTreeMap<String, Confusion> = BTreeMap::new();
     let mut pem_sums: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
@@ -84,26 +176,10 @@ pub fn evaluate(
                     let e = pem_sums.entry(node.clone()).or_insert_with(|| (vec![0.0; classes], 0));
                     add_pem(&mut e.0, &mut e.1, t);
                 }
-                Request::Output(_) => {}
+                Request::Output(_) | Request::ClassSums { .. } => {}
             }
         }
         report.test_images += batch.len();
-    }
-    // Training-split mean of the PEMs: the estimate of the training prior.
-    let mut train_sums: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
-    let pem_requests: Vec<Request> =
-        plan.requests.iter().filter(|r| matches!(r, Request::SpatialMean(_))).cloned().collect();
-    if let (Some(loader), false) = (prior_train, pem_requests.is_empty()) {
-        for batch in loader.iter(0, 0) {
-            let batch = batch?;
-            let out = exec.infer(&batch, &pem_requests)?;
-            for (r, t) in pem_requests.iter().zip(&out) {
-                if let Request::SpatialMean(node) = r {
-                    let e = train_sums.entry(node.clone()).or_insert_with(|| (vec![0.0; classes], 0));
-                    add_pem(&mut e.0, &mut e.1, t);
-                }
-            }
-        }
     }
     let truth = ds.train_prior();
     for (node, op) in ir.ops() {
@@ -123,7 +199,19 @@ pub fn evaluate(
             };
             let test_fit = fit(&pem_sums[&p.input.node]);
             let train_fit = train_sums.get(&p.input.node).map(fit);
-            report.prior.insert(node.name.clone(), PriorReport { train: train_fit, test: test_fit });
+            let train_posterior = p
+                .logits
+                .as_ref()
+                .filter(|_| prior_train.is_some())
+                .map(|l| prior_fit(&stats_of(&posterior(&p.input.node, &l.node)).mean(), &truth));
+            let train_predicted = p.logits.as_ref().filter(|_| prior_train.is_some()).map(|l| {
+                let minus_ln: Vec<f64> = ln(&stats_of(&predicted(&l.node)).share()).iter().map(|v| -v).collect();
+                prior_fit(&minus_ln, &truth)
+            });
+            report.prior.insert(
+                node.name.clone(),
+                PriorReport { train: train_fit, train_posterior, train_predicted, test: test_fit },
+            );
         }
     }
     Ok(report)

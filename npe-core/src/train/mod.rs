@@ -14,7 +14,7 @@ pub mod tensorboard;
 
 pub use evaluate::{class_groups, evaluate};
 pub use progress::ProgressMode;
-pub use report::{DataReport, EpochRecord, EvalOutput, EvalReport, PriorReport, Summary};
+pub use report::{CalibrationReport, DataReport, EpochRecord, EvalOutput, EvalReport, PriorReport, Summary};
 pub use schedule::Schedule;
 
 use crate::backend::{Backend, BuildContext, Device, ExecError, Executor, StepLosses};
@@ -22,7 +22,7 @@ use crate::checkpoint::{self, Checkpoint, CheckpointError, Position};
 use crate::data::{self, DataError, Dataset, Loader, SplitKind};
 use crate::ir::Ir;
 use crate::model::{NamedTensor, ParamSpec, initial_values, layout};
-use crate::nodes::{Accuracy, GroupsSpec, PriorEstimate};
+use crate::nodes::{Accuracy, GroupsSpec};
 use crate::registry::Registry;
 use crate::rng::Rng;
 use std::collections::BTreeMap;
@@ -81,11 +81,13 @@ pub enum TrainError {
     Resume(String),
     /// The model's weights stopped being finite; no checkpoint of it was written.
     #[error(
-        "the model diverged: tensor `{tensor}` holds NaN or infinite values, so no checkpoint of it was written\n  hint: lower `train.optimizer.lr` or add warm-up; {last}"
+        "the model diverged: tensor `{tensor}` holds {what}, so no checkpoint of it was written\n  hint: lower `train.optimizer.lr` or add warm-up; {last}"
     )]
     Diverged {
-        /// The first non-finite tensor.
+        /// The first diverged tensor.
         tensor: String,
+        /// What it holds.
+        what: String,
         /// Where the last good checkpoint is.
         last: String,
     },
@@ -181,7 +183,7 @@ impl Session {
             data::loader(&data, &data.train, &ir.data_spec, SplitKind::Train, t.batch_size, t.drop_last, ir.seed)?;
         let test_loader =
             data::loader(&data, &data.test, &ir.data_spec, SplitKind::Eval, ir.eval.batch_size, false, ir.seed)?;
-        let wants_prior = ir.nodes_of::<PriorEstimate>().next().is_some();
+        let wants_prior = evaluate::reads_training_images(&ir);
         let prior_loader = if wants_prior && ir.eval.prior_train_samples > 0 {
             let n = data.train.len().min(ir.eval.prior_train_samples);
             let mut pick = Rng::stream(ir.seed, &[0x9e1]).permutation(data.train.len());
@@ -247,8 +249,9 @@ impl Session {
     /// the last checkpoint that was written.
     fn save_checkpoint(&self, ck: Checkpoint, path: &Path, last: Option<&PathBuf>) -> Result<(), TrainError> {
         match ck.save(path) {
-            Err(CheckpointError::NonFinite { tensor, .. }) => Err(TrainError::Diverged {
+            Err(CheckpointError::NonFinite { tensor, what, .. }) => Err(TrainError::Diverged {
                 tensor,
+                what,
                 last: last.map_or("no checkpoint was written yet".into(), |p| {
                     format!("the last finite checkpoint is {}", p.display())
                 }),

@@ -10,13 +10,35 @@ use std::collections::BTreeMap;
 pub struct PriorReport {
     /// `h̄` averaged over training images (no augmentation): the estimate of the training prior.
     pub train: Option<PriorFit>,
+    /// The posterior read-out on the training images: class k's `h̄_k` weighted by the
+    /// classifier's `p_k(x)` (when `prior_estimate` names the `logits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_posterior: Option<PriorFit>,
+    /// The prior the classifier implies: its mean softmax over the training images (`posthoc_la`'s
+    /// `prior: predicted`; when `prior_estimate` names the `logits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_predicted: Option<PriorFit>,
     /// `h̄` averaged over the (balanced) test images.
     pub test: PriorFit,
+}
+
+/// What an adjuster calibrated on unlabelled training images (`npe_la` with `readout` or
+/// `scale: auto`, `posthoc_la` with `prior: predicted`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationReport {
+    /// The scale used (`npe_la`; 1 for `posthoc_la`).
+    pub scale: f64,
+    /// The `[C]` vector added (read-out `h̄`, or the estimated log-prior), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f64>>,
 }
 
 /// Evaluation of every evaluator node.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct EvalReport {
+    /// Adjusters calibrated on training images: node → what they use.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub calibration: BTreeMap<String, CalibrationReport>,
     /// `accuracy` evaluators: evaluator → evaluated output → metrics.
     pub accuracy: BTreeMap<String, BTreeMap<String, Accuracy>>,
     /// `prior_estimate` evaluators: evaluator → fit.

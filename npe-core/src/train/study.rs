@@ -184,6 +184,13 @@ pub struct Row {
     pub prior_r: Vec<f64>,
     /// See `prior_r`.
     pub prior_slope: Vec<f64>,
+    /// Fit of the prior the classifier implies (its mean softmax over training images), per
+    /// seed, when `prior_estimate` names the logits: Pearson r and slope.
+    pub classifier_prior_r: Vec<f64>,
+    /// See `classifier_prior_r`.
+    pub classifier_prior_slope: Vec<f64>,
+    /// The scale this output used, when calibrated on training images (`npe_la` `scale: auto`).
+    pub scale: Vec<f64>,
     /// The data of the first seed's run.
     pub data: String,
 }
@@ -194,6 +201,7 @@ pub fn aggregate(runs: &[(PlannedRun, Summary)]) -> Vec<Row> {
     for (plan, s) in runs {
         let Some(outputs) = s.eval.accuracy.values().next() else { continue };
         let prior = s.eval.prior.values().next().and_then(|p| p.train.clone());
+        let classifier = s.eval.prior.values().next().and_then(|p| p.train_predicted.clone());
         for (output, acc) in outputs {
             let i = match rows.iter().position(|r| r.row == plan.row && &r.output == output) {
                 Some(i) => i,
@@ -208,6 +216,9 @@ pub fn aggregate(runs: &[(PlannedRun, Summary)]) -> Vec<Row> {
                         tail: vec![],
                         prior_r: vec![],
                         prior_slope: vec![],
+                        classifier_prior_r: vec![],
+                        classifier_prior_slope: vec![],
+                        scale: vec![],
                         data: format!("{} ({})", s.data.name, s.data.provenance),
                     });
                     rows.len() - 1
@@ -223,6 +234,13 @@ pub fn aggregate(runs: &[(PlannedRun, Summary)]) -> Vec<Row> {
                 r.prior_r.push(p.r);
                 r.prior_slope.push(p.slope);
             }
+            if let Some(p) = &classifier {
+                r.classifier_prior_r.push(p.r);
+                r.classifier_prior_slope.push(p.slope);
+            }
+            if let Some(c) = s.eval.calibration.get(output).filter(|c| c.vector.is_none()) {
+                r.scale.push(c.scale);
+            }
         }
     }
     rows
@@ -231,13 +249,13 @@ pub fn aggregate(runs: &[(PlannedRun, Summary)]) -> Vec<Row> {
 /// The rows as a Markdown table (percentages, mean ± std over seeds).
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| run | output | seeds | mean per-class | head | medium | tail | prior r | prior slope |\n|:--|:--|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| run | output | seeds | mean per-class | head | medium | tail | PEM prior r | PEM slope | classifier prior r | classifier slope | fitted scale |\n|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     let fit = |xs: &[f64]| stat(xs).map_or("—".to_string(), |(m, _)| format!("{m:.3}"));
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.row,
             r.output,
             r.seeds,
@@ -246,7 +264,10 @@ pub fn markdown(rows: &[Row]) -> String {
             mean_std(&r.medium),
             mean_std(&r.tail),
             fit(&r.prior_r),
-            fit(&r.prior_slope)
+            fit(&r.prior_slope),
+            fit(&r.classifier_prior_r),
+            fit(&r.classifier_prior_slope),
+            fit(&r.scale)
         );
     }
     s
@@ -254,14 +275,15 @@ pub fn markdown(rows: &[Row]) -> String {
 
 /// The rows as CSV (one line per row and seed-aggregate, fractions in [0, 1]).
 pub fn csv(rows: &[Row]) -> String {
-    let mut s =
-        String::from("run,output,seeds,mean_per_class,mean_per_class_std,head,medium,tail,prior_r,prior_slope\n");
+    let mut s = String::from(
+        "run,output,seeds,mean_per_class,mean_per_class_std,head,medium,tail,prior_r,prior_slope,classifier_prior_r,classifier_prior_slope,scale\n",
+    );
     for r in rows {
         let (m, sd) = stat(&r.mean_per_class).unwrap_or((f64::NAN, 0.0));
         let opt = |xs: &[f64]| stat(xs).map_or(String::new(), |(m, _)| format!("{m:.6}"));
         let _ = writeln!(
             s,
-            "\"{}\",{},{},{m:.6},{sd:.6},{},{},{},{},{}",
+            "\"{}\",{},{},{m:.6},{sd:.6},{},{},{},{},{},{},{},{}",
             r.row,
             r.output,
             r.seeds,
@@ -269,7 +291,10 @@ pub fn csv(rows: &[Row]) -> String {
             opt(&r.medium),
             opt(&r.tail),
             opt(&r.prior_r),
-            opt(&r.prior_slope)
+            opt(&r.prior_slope),
+            opt(&r.classifier_prior_r),
+            opt(&r.classifier_prior_slope),
+            opt(&r.scale)
         );
     }
     s
