@@ -253,6 +253,23 @@ fn a_diverging_run_stops_with_a_hint() {
     assert!(err.contains("the training loss is not finite") && err.contains("lower `train.optimizer.lr`"), "{err}");
 }
 
+/// Weights that explode while the loss stays finite (lr 3 on the quickstart) are divergence
+/// too: no checkpoint of such a model is written, and the error names the tensor.
+#[test]
+fn an_exploding_but_finite_model_is_not_checkpointed() {
+    for backend in ["burn", "tch"].into_iter().filter(|b| backends().iter().any(|x| x.name() == *b)) {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, _, err) = run(npe()
+            .args(["train", "pipelines/quickstart.yaml", "--progress", "quiet", "--backend", backend])
+            .args(["--set", "train.optimizer.lr=3", "--set", "train.epochs=2", "--set", "train.threads=1", "--out"])
+            .arg(dir.path()));
+        assert_eq!(code, 1, "{backend}: {err}");
+        assert!(err.contains("the model diverged") && err.contains("holds values of magnitude"), "{backend}: {err}");
+        let written = std::fs::read_dir(dir.path().join("checkpoints")).map_or(0, |d| d.count());
+        assert_eq!(written, 0, "{backend}: no checkpoint of an exploded model");
+    }
+}
+
 #[test]
 fn missing_data_says_how_to_get_it() {
     let (code, _, err) = run(npe().args(["train", "pipelines/cifar10_lt.yaml"]));
