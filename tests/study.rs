@@ -40,7 +40,8 @@ runs:
         format!("wrote {}/tiny/results.{{md,csv,json}} and report.html", root.display())
     );
     for row in ["| ce | logits | 2 |", "| ce | posthoc | 2 |", "| npe | npe | 2 |", "| npe | logits | 2 |"] {
-        assert!(md.contains(row), "{row} missing:\n{md}");
+        let row = format!("{row} mean per-class accuracy |");
+        assert!(md.contains(&row), "{row} missing:\n{md}");
     }
     assert!(!md.contains("| ce | npe |"), "the CE run must have no PEM:\n{md}");
     assert!(md.contains(" ± "), "seed std missing:\n{md}");
@@ -51,6 +52,52 @@ runs:
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("[1/"), "a finished run was trained again: {err}");
     assert_eq!(std::fs::read_to_string(root.join("tiny/results.md")).unwrap(), md);
+
+    // An adjuster added afterwards: --reevaluate puts it into the table without training.
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "  npe:\n    pipeline: pipelines/quickstart.yaml\n",
+        "  npe:\n    pipeline: pipelines/quickstart.yaml\n    set: [\"nodes.pred:={kind: posthoc_la, input: logits, prior: predicted}\", \"nodes.accuracy.inputs:=[logits, npe, pred]\"]\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    let (code, _, err) = run(&mut args(&["--only", "npe", "--reevaluate"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("[1/"), "re-evaluation must not train: {err}");
+    assert_eq!(err.matches("re-evaluated npe seed").count(), 2, "{err}");
+    let md = std::fs::read_to_string(root.join("tiny/results.md")).unwrap();
+    assert!(md.contains("| npe | pred | 2 | mean per-class accuracy |"), "{md}");
+    assert!(md.contains("| ce | posthoc | 2 |"), "runs not selected stay in the table:\n{md}");
+    assert!(root.join("tiny/npe-s0/summary.before-reevaluate.json").is_file());
+    let (code, _, err) = run(&mut args(&["--only", "nope"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no run `nope`") && err.contains("ce, npe"), "{err}");
+}
+
+/// A segmentation study tabulates mIoU and the tail classes' mIoU.
+#[test]
+fn a_segmentation_study_tabulates_miou() {
+    if !std::path::Path::new("/usr/share/datasets/fashion-mnist").is_dir() {
+        panic!("Fashion-MNIST is missing: `apt-get install dataset-fashion-mnist` (scripts/test.sh installs it)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("seg.yaml");
+    std::fs::write(
+        &file,
+        r#"name: seg
+seeds: [0]
+set: [train.epochs=1, data.seg_digits.train_images=64, data.seg_digits.test_images=16, eval.prior_train_samples=32, data.loader.workers=1]
+runs:
+  npe:
+    pipeline: pipelines/seg_digits_lt.yaml
+"#,
+    )
+    .unwrap();
+    let root = dir.path().join("out");
+    let (code, _, err) = run(npe().arg("study").arg(&file).arg("--root").arg(&root));
+    assert_eq!(code, 0, "{err}");
+    let md = std::fs::read_to_string(root.join("seg/results.md")).unwrap();
+    for output in ["logits", "npe", "posthoc"] {
+        assert!(md.contains(&format!("| npe | {output} | 1 | mIoU |")), "{output}:\n{md}");
+    }
 }
 
 /// Every shipped study plans runs that are valid pipelines (no data needed to check them).
@@ -71,5 +118,9 @@ fn every_shipped_study_is_a_grid_of_valid_pipelines() {
             n += 1;
         }
     }
-    assert_eq!(n, 15 + 45 + 45, "fashion 5 runs × 3 seeds; CIFAR-10/100 5 runs × 3 imbalance factors × 3 seeds");
+    assert_eq!(
+        n,
+        15 + 45 + 45 + 8 + 9 + 6 + 2,
+        "fashion 5 runs × 3 seeds; CIFAR-10/100 5 runs × 3 imbalance factors × 3 seeds; CIFAR-10 JPEG 20 epochs 4 × 2; seg-digits 3 × 3, STARE 2 × 3, ADE20K 2 × 1"
+    );
 }

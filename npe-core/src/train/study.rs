@@ -170,6 +170,9 @@ pub struct Row {
     pub row: String,
     /// Evaluated output (`logits`, `npe`, `posthoc`, ...).
     pub output: String,
+    /// What the numbers are: `mean per-class accuracy` (head/medium/tail accuracy) or, for
+    /// segmentation, `mIoU` (tail: mean IoU of the tail classes; no head/medium).
+    pub metric: String,
     /// Seeds aggregated.
     pub seeds: usize,
     /// Per seed, in [0, 1]: mean per-class accuracy, head, medium, tail.
@@ -199,16 +202,29 @@ pub struct Row {
 pub fn aggregate(runs: &[(PlannedRun, Summary)]) -> Vec<Row> {
     let mut rows: Vec<Row> = vec![];
     for (plan, s) in runs {
-        let Some(outputs) = s.eval.accuracy.values().next() else { continue };
+        // (mean, head, medium, tail) per output: accuracy, or segmentation's mIoU and tail mIoU.
+        type Scores = (f64, Option<f64>, Option<f64>, Option<f64>);
+        let (metric, outputs): (&str, Vec<(&String, Scores)>) =
+            match (s.eval.accuracy.values().next(), s.eval.segmentation.values().next()) {
+                (Some(acc), _) => (
+                    "mean per-class accuracy",
+                    acc.iter().map(|(o, a)| (o, (a.mean_per_class, a.head, a.medium, a.tail))).collect(),
+                ),
+                (None, Some(seg)) => {
+                    ("mIoU", seg.iter().map(|(o, m)| (o, (m.miou, None, None, m.tail_miou))).collect())
+                }
+                (None, None) => continue,
+            };
         let prior = s.eval.prior.values().next().and_then(|p| p.train.clone());
         let classifier = s.eval.prior.values().next().and_then(|p| p.train_predicted.clone());
-        for (output, acc) in outputs {
+        for (output, (mean, head, medium, tail)) in outputs {
             let i = match rows.iter().position(|r| r.row == plan.row && &r.output == output) {
                 Some(i) => i,
                 None => {
                     rows.push(Row {
                         row: plan.row.clone(),
                         output: output.clone(),
+                        metric: metric.into(),
                         seeds: 0,
                         mean_per_class: vec![],
                         head: vec![],
@@ -226,10 +242,10 @@ pub fn aggregate(runs: &[(PlannedRun, Summary)]) -> Vec<Row> {
             };
             let r = &mut rows[i];
             r.seeds += 1;
-            r.mean_per_class.push(acc.mean_per_class);
-            r.head.extend(acc.head);
-            r.medium.extend(acc.medium);
-            r.tail.extend(acc.tail);
+            r.mean_per_class.push(mean);
+            r.head.extend(head);
+            r.medium.extend(medium);
+            r.tail.extend(tail);
             if let Some(p) = &prior {
                 r.prior_r.push(p.r);
                 r.prior_slope.push(p.slope);
@@ -249,16 +265,17 @@ pub fn aggregate(runs: &[(PlannedRun, Summary)]) -> Vec<Row> {
 /// The rows as a Markdown table (percentages, mean ± std over seeds).
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| run | output | seeds | mean per-class | head | medium | tail | PEM prior r | PEM slope | classifier prior r | classifier slope | fitted scale |\n|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+        "| run | output | seeds | metric | mean | head | medium | tail | PEM prior r | PEM slope | classifier prior r | classifier slope | fitted scale |\n|:--|:--|--:|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     let fit = |xs: &[f64]| stat(xs).map_or("—".to_string(), |(m, _)| format!("{m:.3}"));
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.row,
             r.output,
             r.seeds,
+            r.metric,
             mean_std(&r.mean_per_class),
             mean_std(&r.head),
             mean_std(&r.medium),
@@ -283,10 +300,11 @@ pub fn csv(rows: &[Row]) -> String {
         let opt = |xs: &[f64]| stat(xs).map_or(String::new(), |(m, _)| format!("{m:.6}"));
         let _ = writeln!(
             s,
-            "\"{}\",{},{},{m:.6},{sd:.6},{},{},{},{},{},{},{},{}",
+            "\"{}\",{},{},{},{m:.6},{sd:.6},{},{},{},{},{},{},{},{}",
             r.row,
             r.output,
             r.seeds,
+            r.metric,
             opt(&r.head),
             opt(&r.medium),
             opt(&r.tail),
