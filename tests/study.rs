@@ -46,7 +46,14 @@ runs:
     assert!(!md.contains("| ce | npe |"), "the CE run must have no PEM:\n{md}");
     assert!(md.contains(" ± "), "seed std missing:\n{md}");
     assert_eq!(std::fs::read_to_string(root.join("tiny/results.csv")).unwrap().lines().count(), 1 + 5);
-    assert!(std::fs::read_to_string(root.join("tiny/report.html")).unwrap().contains("<svg"));
+    let html = std::fs::read_to_string(root.join("tiny/report.html")).unwrap();
+    assert!(html.contains("<h2>Across runs</h2><div class=\"plots\"><div><svg"), "across-run charts");
+    for chart in ["chart_mean.svg", "chart_mean.png", "chart_tail.png"] {
+        assert!(root.join("tiny").join(chart).is_file(), "{chart}");
+    }
+    for bar in ["<title>ce posthoc: ", "<title>npe npe: ", "<title>npe logits: "] {
+        assert!(html.contains(bar), "a bar per run and output: {bar}");
+    }
     // Everything is reused the second time.
     let (code, _, err) = run(&mut args(&[]));
     assert_eq!(code, 0, "{err}");

@@ -64,6 +64,10 @@ fn loss_falls_npe_la_lifts_the_tail_and_the_prior_ranks_classes() {
             let svg = std::fs::read_to_string(dir.path().join(f)).unwrap_or_else(|e| panic!("{name}: {f}: {e}"));
             assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{name}: {f}");
         }
+        for f in ["curves.png", "per_class.png", "prior.png"] {
+            let png = image::open(dir.path().join(f)).unwrap_or_else(|e| panic!("{name}: {f}: {e}"));
+            assert_eq!((png.width(), png.height()), (1440, 720), "{name}: {f} is its SVG at twice the size");
+        }
         let curves = std::fs::read_to_string(dir.path().join("curves.svg")).unwrap();
         assert_eq!(curves.matches("<polyline").count(), 4, "{name}: 3 outputs + the loss");
         let prior = std::fs::read_to_string(dir.path().join("prior.svg")).unwrap();

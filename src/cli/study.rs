@@ -233,7 +233,11 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
         rows.first().map_or("—".into(), |r| r.data.clone()),
     );
     let md = format!("{header}{}", study::markdown(&rows));
-    let html = html_report(&spec.name, &md, &finished);
+    let charts = study_charts(&rows);
+    for (stem, svg) in &charts {
+        npe_core::train::plot::write_svg_and_png(&root, stem, svg);
+    }
+    let html = html_report(&spec.name, &md, &charts, &finished);
     let json = serde_json::to_vec_pretty(&rows).expect("rows serialize");
     for (name, bytes) in [
         ("results.md", md.as_bytes()),
@@ -260,8 +264,37 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
     }
 }
 
-/// A self-contained page: the table and every run's plots (inlined SVG).
-fn html_report(name: &str, md: &str, runs: &[(PlannedRun, Summary)]) -> String {
+/// Across-run charts: every row's mean (± std over seeds), and its tail, grouped by run, as
+/// `(file stem, SVG)`.
+fn study_charts(rows: &[study::Row]) -> Vec<(&'static str, String)> {
+    use npe_core::train::plot::{Bar, grouped_bars};
+    let stat = |xs: &[f64]| {
+        let n = xs.len() as f64;
+        let m = xs.iter().sum::<f64>() / n.max(1.0);
+        let sd = if xs.len() > 1 { (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+        (100.0 * m, 100.0 * sd)
+    };
+    let chart = |pick: &dyn Fn(&study::Row) -> &[f64], what: &str| {
+        let mut groups: Vec<(String, Vec<Bar>)> = vec![];
+        for r in rows.iter().filter(|r| !pick(r).is_empty()) {
+            let (mean, std) = stat(pick(r));
+            let bar = Bar { series: r.output.clone(), mean, std };
+            match groups.iter_mut().find(|g| g.0 == r.row) {
+                Some(g) => g.1.push(bar),
+                None => groups.push((r.row.clone(), vec![bar])),
+            }
+        }
+        let metric = rows.first().map_or("", |r| r.metric.as_str());
+        (!groups.is_empty()).then(|| grouped_bars(&format!("{what} {metric} (%), mean ± std over seeds"), "%", &groups))
+    };
+    [("chart_mean", chart(&|r| &r.mean_per_class, "")), ("chart_tail", chart(&|r| &r.tail, "tail"))]
+        .into_iter()
+        .filter_map(|(n, svg)| Some((n, svg?)))
+        .collect()
+}
+
+/// A self-contained page: the table, across-run charts and every run's plots (inlined SVG).
+fn html_report(name: &str, md: &str, charts: &[(&str, String)], runs: &[(PlannedRun, Summary)]) -> String {
     let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     let mut rows = String::new();
     for line in md.lines().filter(|l| l.starts_with('|') && !l.starts_with("|:")) {
@@ -282,7 +315,11 @@ fn html_report(name: &str, md: &str, runs: &[(PlannedRun, Summary)]) -> String {
         plots.push_str("</div>\n");
     }
     format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>npe study {n}</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:4px 8px;text-align:right}}tr:first-child td{{font-weight:bold}}.plots{{display:flex;flex-wrap:wrap;gap:1em}}</style></head><body><h1>npe study {n}</h1><table>{rows}</table><h2>Runs</h2>{plots}</body></html>\n",
-        n = esc(name)
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>npe study {n}</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:4px 8px;text-align:right}}tr:first-child td{{font-weight:bold}}.plots{{display:flex;flex-wrap:wrap;gap:1em}}</style></head><body><h1>npe study {n}</h1><table>{rows}</table><h2>Across runs</h2>{charts}<h2>Runs</h2>{plots}</body></html>\n",
+        n = esc(name),
+        charts = format!(
+            "<div class=\"plots\">{}</div>",
+            charts.iter().map(|(_, svg)| format!("<div>{svg}</div>")).collect::<String>()
+        )
     )
 }

@@ -1,5 +1,6 @@
-//! Plots written next to the metrics (SVG, no dependencies): learning curves, per-class
-//! accuracy (or IoU) of every evaluated output, and the learned prior against the true prior.
+//! Plots written next to the metrics, as SVG and PNG: learning curves, per-class accuracy (or
+//! IoU) of every evaluated output, and the learned prior against the true prior. PNGs are the
+//! SVGs rasterised by resvg, with a bundled font so they look the same on every machine.
 
 use super::report::{EpochRecord, EvalReport};
 use std::fmt::Write;
@@ -305,22 +306,150 @@ pub fn prior(e: &EvalReport) -> Option<String> {
     Some(f.finish())
 }
 
-/// Write `curves.svg`, `per_class.svg` and `prior.svg` into `dir`; failures are logged, not fatal.
+/// One bar of a grouped chart: label, mean and standard deviation (error bar), in %.
+pub struct Bar {
+    /// Series (colour) label, e.g. an output.
+    pub series: String,
+    /// Height.
+    pub mean: f64,
+    /// Error bar half-length (0: none).
+    pub std: f64,
+}
+
+/// Grouped bars with error bars: one group per label (e.g. a study's run), one colour per
+/// series (e.g. an evaluated output), the same colour for a series in every group.
+pub fn grouped_bars(title: &str, ylabel: &str, groups: &[(String, Vec<Bar>)]) -> String {
+    let mut series: Vec<&str> = vec![];
+    for b in groups.iter().flat_map(|g| &g.1) {
+        if !series.contains(&b.series.as_str()) {
+            series.push(&b.series);
+        }
+    }
+    let top = groups.iter().flat_map(|g| &g.1).map(|b| b.mean + b.std).fold(0.0, f64::max);
+    let top = nice_ticks((0.0, top.max(1e-9)), 5).last().copied().unwrap_or(100.0);
+    let n = groups.len().max(1);
+    let mut f = Frame::new(title, (0.0, n as f64), (0.0, top), "", ylabel, false);
+    let slot = (W - M[1] - M[3]) / n as f64;
+    let k = series.len().max(1) as f64;
+    for (gi, (label, bars)) in groups.iter().enumerate() {
+        for b in bars {
+            let s = series.iter().position(|x| *x == b.series).unwrap_or(0);
+            let x = f.px(gi as f64) + slot * (0.1 + 0.8 * s as f64 / k);
+            let w = slot * 0.8 / k;
+            let y = f.py(b.mean);
+            let _ = write!(
+                f.svg,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{:.1}" fill="{}"><title>{} {}: {:.2} ± {:.2}</title></rect>"#,
+                (H - M[2] - y).max(0.0),
+                PALETTE[s % 6],
+                esc(label),
+                esc(&b.series),
+                b.mean,
+                b.std
+            );
+            if b.std > 0.0 {
+                let cx = x + w / 2.0;
+                let (y0, y1) = (f.py(b.mean - b.std), f.py(b.mean + b.std));
+                let _ = write!(
+                    f.svg,
+                    r##"<line x1="{cx:.1}" x2="{cx:.1}" y1="{y0:.1}" y2="{y1:.1}" stroke="#222"/><line x1="{:.1}" x2="{:.1}" y1="{y1:.1}" y2="{y1:.1}" stroke="#222"/>"##,
+                    cx - 3.0,
+                    cx + 3.0
+                );
+            }
+        }
+        let short: String = label.chars().take(22).collect();
+        let _ = write!(
+            f.svg,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle" font-size="11">{}</text>"#,
+            f.px(gi as f64) + slot / 2.0,
+            H - M[2] + 16.0,
+            esc(&short)
+        );
+    }
+    let names: Vec<(String, Option<&str>)> = series.iter().map(|s| (s.to_string(), None)).collect();
+    f.legend(&names);
+    f.finish()
+}
+
+/// DejaVu Sans (free licence, `assets/DejaVuSans.LICENSE`): the PNGs' text.
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+/// Rasterise one of these SVGs to PNG bytes at `zoom` × its size.
+pub fn png(svg: &str, zoom: f32) -> Result<Vec<u8>, String> {
+    use resvg::{tiny_skia, usvg};
+    let mut opt = usvg::Options { font_family: "DejaVu Sans".into(), ..Default::default() };
+    let db = opt.fontdb_mut();
+    db.load_font_data(FONT.to_vec());
+    db.set_sans_serif_family("DejaVu Sans");
+    let tree = usvg::Tree::from_str(svg, &opt).map_err(|e| e.to_string())?;
+    let size = tree.size().to_int_size().scale_by(zoom).ok_or("empty plot")?;
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height()).ok_or("empty plot")?;
+    resvg::render(&tree, tiny_skia::Transform::from_scale(zoom, zoom), &mut pixmap.as_mut());
+    pixmap.encode_png().map_err(|e| e.to_string())
+}
+
+/// Write `name.svg` and `name.png` (twice the size) into `dir`; failures are logged, not fatal.
+pub fn write_svg_and_png(dir: &Path, name: &str, svg: &str) {
+    let files = [(format!("{name}.svg"), Ok(svg.as_bytes().to_vec())), (format!("{name}.png"), png(svg, 2.0))];
+    for (file, bytes) in files {
+        let written =
+            bytes.and_then(|b| crate::checkpoint::write_atomic(&dir.join(&file), &b).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            tracing::warn!("could not write {file}: {e}");
+        }
+    }
+}
+
+/// Write `curves`, `per_class` and `prior` (SVG and PNG) into `dir`; failures are logged, not fatal.
 pub fn write_all(dir: &Path, records: &[EpochRecord], last: &EvalReport, classes: &[String], counts: &[u64]) {
-    let mut files = vec![("curves.svg", curves(records)), ("per_class.svg", per_class(last, classes, counts))];
+    let mut files = vec![("curves", curves(records)), ("per_class", per_class(last, classes, counts))];
     if let Some(p) = prior(last) {
-        files.push(("prior.svg", p));
+        files.push(("prior", p));
     }
     for (name, svg) in files {
-        if let Err(e) = crate::checkpoint::write_atomic(&dir.join(name), svg.as_bytes()) {
-            tracing::warn!("could not write {name}: {e}");
-        }
+        write_svg_and_png(dir, name, &svg);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grouped_bars_colour_a_series_alike_in_every_group() {
+        let bar = |s: &str, m: f64, sd: f64| Bar { series: s.into(), mean: m, std: sd };
+        let svg = grouped_bars(
+            "t",
+            "%",
+            &[
+                ("ce".into(), vec![bar("logits", 48.0, 1.0), bar("posthoc", 59.0, 0.5)]),
+                ("npe".into(), vec![bar("logits", 47.0, 0.0), bar("npe", 45.0, 2.0)]),
+            ],
+        );
+        assert_eq!(svg.matches("<rect x=").count(), 4 + 1 + 3, "4 bars, the frame, 3 legend swatches");
+        assert_eq!(svg.matches(&format!("fill=\"{}\"><title>", PALETTE[0])).count(), 2, "logits in both groups");
+        assert_eq!(svg.matches("stroke=\"#222\"").count(), 2 * 3, "error bars only where std > 0");
+    }
+
+    #[test]
+    fn pngs_are_the_svgs_rasterised_with_their_text() {
+        let bar = |s: &str, m: f64| Bar { series: s.into(), mean: m, std: 0.0 };
+        let svg = grouped_bars("title", "%", &[("ce".into(), vec![bar("logits", 48.0)])]);
+        let bytes = png(&svg, 2.0).unwrap();
+        let img = image::load_from_memory(&bytes).unwrap().to_rgb8();
+        assert_eq!((img.width(), img.height()), (2 * W as u32, 2 * H as u32));
+        // The bar (palette colour) and dark text pixels in the title band (the font rendered).
+        let [r, g, b] = [0x4c, 0x72, 0xb0];
+        assert!(img.pixels().any(|p| p.0 == [r, g, b]), "the bar is drawn");
+        let title_ink = (0..2 * W as u32)
+            .flat_map(|x| (20..56).map(move |y| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0[0] < 100)
+            .count();
+        assert!(title_ink > 50, "the title's glyphs are drawn ({title_ink} dark pixels)");
+        let blank = png(&svg.replace(">title<", "><"), 2.0).unwrap();
+        assert_ne!(bytes, blank, "text changes the image");
+    }
 
     #[test]
     fn ticks_are_round_numbers() {
