@@ -4,7 +4,7 @@ CIFAR ResNet-N (option-A shortcuts) + a linear head + M linear PEMs (N(0, 0.001^
 SGD momentum 0.9, weight decay 2e-4 (not on PEMs), CE + mean one-way logistic loss, one fixed
 random batch. Prints one JSON line like npe's bench children.
 
-Usage: python bench_pytorch.py THREADS STEPS WARMUP BATCH DEPTH PEMS
+Usage: python bench_pytorch.py THREADS STEPS WARMUP BATCH DEPTH PEMS [DEVICE]   (cpu, cuda:N)
 Needs `pip install torch==2.13.0` (the full wheel: the minimal libtorch install cannot import torch).
 """
 import json, sys, time, resource
@@ -47,27 +47,29 @@ class Net(nn.Module):
 
 def main():
     threads, steps, warm, bs, depth, pems = (int(a) for a in sys.argv[1:7])
+    device = torch.device(sys.argv[7] if len(sys.argv) > 7 else "cpu")
     torch.set_num_threads(threads); torch.manual_seed(0)
-    net = Net(depth, 10, pems)
+    net = Net(depth, 10, pems).to(device)
     pem_params = {id(p) for m in net.pems for p in m.parameters()}
     decayed = [p for p in net.parameters() if id(p) not in pem_params]
     groups = [{"params": decayed, "weight_decay": 2e-4}]
     if pems:
         groups.append({"params": [p for m in net.pems for p in m.parameters()], "weight_decay": 0.0})
     opt = torch.optim.SGD(groups, lr=0.1, momentum=0.9)
-    x = torch.randn(bs, 3, 32, 32); y = torch.arange(bs) % 10
+    x = torch.randn(bs, 3, 32, 32, device=device); y = torch.arange(bs, device=device) % 10
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     net.train()
     for step in range(warm + steps):
         if step == warm:
-            t0 = time.perf_counter()
+            sync(); t0 = time.perf_counter()
         logits, hs = net(x)
         loss = F.cross_entropy(logits, y)
         if hs:
             loss = loss + sum(F.softplus(h.gather(1, y[:, None])).mean() for h in hs) / len(hs)
         opt.zero_grad(); loss.backward(); opt.step()
-    dt = time.perf_counter() - t0
+    sync(); dt = time.perf_counter() - t0
     print(json.dumps({"img_s": steps * bs / dt, "step_s": dt / steps, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "describe": f"pytorch {torch.__version__} ({torch.get_num_threads()} threads)", "loss": float(loss)}))
+                      "describe": f"pytorch {torch.__version__} ({device}, {torch.get_num_threads()} threads)", "loss": float(loss)}))
 
 
 if __name__ == "__main__":

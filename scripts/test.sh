@@ -16,6 +16,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# Syntax of every script (scripts/gpu-check.sh itself only runs on a machine with NVIDIA GPUs).
+for script in scripts/*.sh .ci/run; do bash -n "$script"; done
 eval "$(scripts/libtorch.sh)"
 # tests/tensorboard.rs reads npe's event files back with TensorBoard itself (pip, ~20 s once).
 export TENSORBOARD_PYTHON="${NPE_TORCH_VENV:-$root/.venv-torch}/bin/python"

@@ -55,6 +55,9 @@ struct TrainBench {
     /// CPU threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Device: `cpu`, `cuda:N` (a build with `--features cuda`) or `wgpu` (burn).
+    #[arg(long, default_value = "cpu")]
+    device: Device,
     /// Measure this pipeline's model instead of ResNet-N (random inputs and labels of its shapes;
     /// `--pems` then does not apply).
     #[arg(long, value_name = "FILE")]
@@ -150,7 +153,7 @@ fn child(t: &TrainBench, ext: &Extensions) -> ExitCode {
     };
     let params = npe_core::model::layout(&ir, &ext.registry);
     let ctx = BuildContext {
-        device: Device::Cpu,
+        device: t.device,
         threads: t.threads,
         initial: npe_core::model::initial_values(&params, 0),
         params,
@@ -220,12 +223,14 @@ fn measure(c: &Config, t: &TrainBench) -> Result<serde_json::Value, String> {
         let mut cmd = Command::new(py);
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_pytorch.py");
         cmd.arg(script).args([t.threads, t.steps, t.warmup, t.batch, t.depth, c.pems].map(|v| v.to_string()));
+        cmd.arg(t.device.to_string());
         cmd
     } else {
         let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
         cmd.args(["bench", "train", "--child", &format!("{}:{}", c.backend, c.pems)]);
         cmd.args(["--depth", &t.depth.to_string(), "--batch", &t.batch.to_string(), "--steps", &t.steps.to_string()]);
         cmd.args(["--warmup", &t.warmup.to_string(), "--threads", &t.threads.to_string()]);
+        cmd.args(["--device", &t.device.to_string()]);
         if let Some(p) = &t.pipeline {
             cmd.arg("--pipeline").arg(p);
         }

@@ -80,14 +80,18 @@ fn read_summary(dir: &Path) -> Option<Summary> {
     serde_json::from_slice(&std::fs::read(dir.join("summary.json")).ok()?).ok()
 }
 
-/// Seconds to train every unfinished run, from one short probe run of each pipeline.
+/// Seconds to train every unfinished run, from one short probe run of each pipeline: two
+/// epochs of 5 steps, timed on the second (the first pays for start-up), plus its evaluations
+/// (inference taken as 2.5× the training speed).
 fn estimate(pending: &[&PlannedRun], backend: Option<&str>, ext: &Extensions) -> Option<f64> {
     let mut total = 0.0;
-    let mut ips_of: std::collections::BTreeMap<PathBuf, (f64, usize)> = Default::default();
+    // Per pipeline: training speed, training and test images (of the probe's settings).
+    let mut ips_of: std::collections::BTreeMap<PathBuf, (f64, f64, f64)> = Default::default();
     for run in pending {
         if !ips_of.contains_key(&run.pipeline) {
             let dir = tempfile::tempdir().ok()?;
-            let probe = ["train.epochs=1".to_string(), "train.max_steps_per_epoch=5".into()];
+            let probe =
+                ["train.epochs=2".to_string(), "train.max_steps_per_epoch=5".into(), "eval.every_epochs=1000".into()];
             let status = train_cmd(run, backend, &probe)
                 .arg("--out")
                 .arg(dir.path())
@@ -96,12 +100,18 @@ fn estimate(pending: &[&PlannedRun], backend: Option<&str>, ext: &Extensions) ->
                 .status()
                 .ok()?;
             let s = read_summary(dir.path()).filter(|_| status.success())?;
-            ips_of.insert(run.pipeline.clone(), (s.images_per_second, s.data.train_images));
+            let records = std::fs::read_to_string(dir.path().join("metrics.jsonl")).ok()?;
+            let second = records.lines().nth(1).and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+            let ips = second.and_then(|r| r["images_per_second"].as_f64()).unwrap_or(s.images_per_second);
+            ips_of.insert(run.pipeline.clone(), (ips, s.data.train_images as f64, s.data.test_images as f64));
         }
-        let (ips, images) = ips_of[&run.pipeline];
+        let (ips, train, test) = ips_of[&run.pipeline];
+        let ips = ips.max(1e-9);
         let set = SetArgs { sets: run.sets.clone() };
-        let epochs = load_ir(&run.pipeline, &set, &ext.registry).ok()?.1.train.epochs;
-        total += epochs as f64 * images as f64 / ips.max(1e-9);
+        let ir = load_ir(&run.pipeline, &set, &ext.registry).ok()?.1;
+        let evals = (ir.train.epochs / ir.eval.every_epochs.max(1) + 1) as f64;
+        let eval_images = test + (ir.eval.prior_train_samples as f64).min(train);
+        total += ir.train.epochs as f64 * train / ips + evals * eval_images / (2.5 * ips);
     }
     Some(total)
 }
@@ -152,7 +162,7 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
         }
         match estimate(&todo, backend.as_deref(), ext) {
             Some(t) => println!(
-                "{} to train: about {} on one job, {} with --jobs {} (from a 5-step probe of each pipeline)",
+                "{} to train: about {} on one job, {} with --jobs {} (from a 2 × 5-step probe of each pipeline)",
                 todo.len(),
                 hms(t),
                 hms(t / args.jobs.max(1) as f64),
