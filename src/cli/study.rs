@@ -278,12 +278,7 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
 /// `(file stem, SVG)`.
 fn study_charts(rows: &[study::Row]) -> Vec<(&'static str, String)> {
     use npe_core::train::plot::{Bar, grouped_bars};
-    let stat = |xs: &[f64]| {
-        let n = xs.len() as f64;
-        let m = xs.iter().sum::<f64>() / n.max(1.0);
-        let sd = if xs.len() > 1 { (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
-        (100.0 * m, 100.0 * sd)
-    };
+    let stat = |xs: &[f64]| study::stat(xs).map_or((0.0, 0.0), |(m, sd)| (100.0 * m, 100.0 * sd));
     let chart = |pick: &dyn Fn(&study::Row) -> &[f64], what: &str| {
         let mut groups: Vec<(String, Vec<Bar>)> = vec![];
         for r in rows.iter().filter(|r| !pick(r).is_empty()) {

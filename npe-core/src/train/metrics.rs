@@ -178,10 +178,7 @@ pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
 pub fn prior_fit(mean_h: &[f64], truth: &[f64]) -> PriorFit {
     let y: Vec<f64> = mean_h.iter().map(|h| -h).collect();
     let x: Vec<f64> = truth.iter().map(|p| p.max(1e-12).ln()).collect();
-    let (mx, my) = (mean(&x), mean(&y));
-    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
-    let sxy: f64 = x.iter().zip(&y).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    let slope = crate::kind::calibrate::slope(&x, &y);
     let m = y.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let z: f64 = y.iter().map(|v| (v - m).exp()).sum();
     let estimate: Vec<f64> = y.iter().map(|v| (v - m).exp() / z).collect();

@@ -144,7 +144,7 @@ pub fn state(out: &Path) -> RunState {
 }
 
 /// Mean and sample standard deviation (0 for one value); None for no values.
-fn stat(xs: &[f64]) -> Option<(f64, f64)> {
+pub fn stat(xs: &[f64]) -> Option<(f64, f64)> {
     if xs.is_empty() {
         return None;
     }
