@@ -290,7 +290,8 @@ fn study_charts(rows: &[study::Row]) -> Vec<(&'static str, String)> {
             }
         }
         let metric = rows.first().map_or("", |r| r.metric.as_str());
-        (!groups.is_empty()).then(|| grouped_bars(&format!("{what} {metric} (%), mean ± std over seeds"), "%", &groups))
+        (!groups.is_empty())
+            .then(|| grouped_bars(format!("{what} {metric} (%), mean ± std over seeds").trim_start(), "%", &groups))
     };
     [("chart_mean", chart(&|r| &r.mean_per_class, "")), ("chart_tail", chart(&|r| &r.tail, "tail"))]
         .into_iter()
