@@ -7,8 +7,8 @@ use burn::tensor::module::{self, interpolate};
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Gradients, Int, Tensor as BT, TensorData};
 use npe_core::tensor::{
-    AutodiffOps, ConvOpts, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, TResult, Tensor,
-    TensorError,
+    AutodiffOps, ConvOpts, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, PrecisionOps,
+    TResult, Tensor, TensorError,
 };
 
 /// A float or index tensor of any rank, carried as rank 1.
@@ -350,6 +350,9 @@ impl FusedOps for BurnOps {
         Ok(w(erase(module::conv2d(x, k, None, ConvOptions::new([2, 2], [0, 0], [1, 1], 1)))))
     }
 }
+
+/// float32 only: burn has no autocast (the default refuses bf16/fp16 with a hint).
+impl PrecisionOps for BurnOps {}
 
 impl Ops for BurnOps {
     fn describe(&self) -> String {

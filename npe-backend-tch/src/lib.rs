@@ -6,6 +6,7 @@
 
 mod device;
 mod ops;
+mod shim;
 
 pub use ops::TchOps;
 /// The tch version this backend uses.

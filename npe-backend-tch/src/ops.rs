@@ -3,8 +3,8 @@
 //! batch norm's running statistics).
 
 use npe_core::tensor::{
-    AutodiffOps, ConvOpts, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, TResult, Tensor,
-    TensorError,
+    AutodiffOps, ConvOpts, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, Precision,
+    PrecisionOps, TResult, Tensor, TensorError,
 };
 use tch::{Device, Kind, TchError};
 
@@ -231,6 +231,37 @@ impl InplaceOps for TchOps {
 }
 
 impl FusedOps for TchOps {}
+
+/// Autocast and channels-last through the C++ shim (`csrc/shim.cpp`).
+impl PrecisionOps for TchOps {
+    fn autocast(&self, p: Option<Precision>) -> TResult<()> {
+        let half = match p {
+            None => None,
+            Some(Precision::Fp32) => return Ok(()),
+            Some(Precision::Bf16) => Some(false),
+            Some(Precision::Fp16) if self.device.is_cuda() => Some(true),
+            Some(Precision::Fp16) => {
+                return Err(TensorError("fp16 mixed precision needs a CUDA device: use bf16 on the CPU".into()));
+            }
+        };
+        crate::shim::autocast(self.device.is_cuda(), half).map_err(|e| TensorError(format!("libtorch autocast: {e}")))
+    }
+    fn float32(&self, x: &Tensor) -> TResult<Tensor> {
+        let x = t(x)?;
+        if x.kind() == Kind::Float { Ok(Tensor::new(T(x.shallow_clone()))) } else { w(x.f_to_kind(Kind::Float)) }
+    }
+    /// A parameter (a leaf that requires grad) stays a parameter: copied without autograd, then
+    /// marked trainable again.
+    fn channels_last(&self, x: &Tensor) -> TResult<Tensor> {
+        let x = t(x)?;
+        let param = x.requires_grad() && x.is_leaf();
+        let cl = {
+            let _g = param.then(tch::no_grad_guard);
+            crate::shim::channels_last(x).map_err(|e| TensorError(format!("libtorch: {e}")))?
+        };
+        if param { w(cl.f_set_requires_grad(true)) } else { Ok(Tensor::new(T(cl))) }
+    }
+}
 
 impl Ops for TchOps {
     fn describe(&self) -> String {

@@ -11,6 +11,7 @@ use crate::{BackendChoice, Extensions};
 use npe_core::backend::{BuildContext, Device};
 use npe_core::batch::HostBatch;
 use npe_core::rng::Rng;
+use npe_core::tensor::Precision;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -58,6 +59,12 @@ struct TrainBench {
     /// Device: `cpu`, `cuda:N` (a build with `--features cuda`) or `wgpu` (burn).
     #[arg(long, default_value = "cpu")]
     device: Device,
+    /// Precisions to measure, e.g. `fp32,bf16` (`train.precision`; PyTorch: autocast).
+    #[arg(long, value_delimiter = ',', default_value = "fp32")]
+    precision: Vec<Precision>,
+    /// Memory layouts to measure: `false` (plain), `true` (channels-last), or `false,true`.
+    #[arg(long, value_delimiter = ',', default_value = "false", action = clap::ArgAction::Set)]
+    channels_last: Vec<bool>,
     /// Measure this pipeline's model instead of ResNet-N (random inputs and labels of its shapes;
     /// `--pems` then does not apply).
     #[arg(long, value_name = "FILE")]
@@ -91,7 +98,7 @@ pub(crate) fn run(args: BenchArgs, ext: &Extensions) -> ExitCode {
     }
 }
 
-fn pipeline(depth: usize, pems: usize, batch: usize, threads: usize) -> String {
+fn pipeline(depth: usize, pems: usize, batch: usize, threads: usize, precision: Precision, cl: bool) -> String {
     let mut nodes = format!(
         "  features: {{kind: resnet_cifar, input: data, depth: {depth}}}\n  logits: {{kind: linear, input: features}}\n  ce: {{kind: cross_entropy, input: logits}}\n"
     );
@@ -101,7 +108,7 @@ fn pipeline(depth: usize, pems: usize, batch: usize, threads: usize) -> String {
         );
     }
     format!(
-        "name: bench\nseed: 0\ndata: {{source: cifar10}}\nnodes:\n{nodes}train: {{batch_size: {batch}, threads: {threads}, optimizer: {{lr: 0.1, momentum: 0.9, weight_decay: 2.0e-4}}}}\n"
+        "name: bench\nseed: 0\ndata: {{source: cifar10}}\nnodes:\n{nodes}train: {{batch_size: {batch}, threads: {threads}, precision: {precision}, channels_last: {cl}, optimizer: {{lr: 0.1, momentum: 0.9, weight_decay: 2.0e-4}}}}\n"
     )
 }
 
@@ -129,7 +136,12 @@ fn child(t: &TrainBench, ext: &Extensions) -> ExitCode {
     let pems: usize = m.parse().unwrap_or(1);
     let loaded = match &t.pipeline {
         Some(p) => {
-            let sets = vec![format!("train.batch_size={}", t.batch), format!("train.threads={}", t.threads)];
+            let sets = vec![
+                format!("train.batch_size={}", t.batch),
+                format!("train.threads={}", t.threads),
+                format!("train.precision={}", t.precision[0]),
+                format!("train.channels_last={}", t.channels_last[0]),
+            ];
             match npe_core::spec::load_file(p, &npe_core::spec::Overrides::with_sets(sets)) {
                 Ok(l) => l,
                 Err(d) => {
@@ -139,7 +151,7 @@ fn child(t: &TrainBench, ext: &Extensions) -> ExitCode {
             }
         }
         None => {
-            let text = pipeline(t.depth, pems, t.batch, t.threads);
+            let text = pipeline(t.depth, pems, t.batch, t.threads, t.precision[0], t.channels_last[0]);
             let src = npe_core::source::SourceText::from_string("bench.yaml", text);
             npe_core::spec::load_source(src, &Default::default()).expect("valid bench pipeline")
         }
@@ -215,6 +227,8 @@ struct Config {
     label: String,
     backend: String,
     pems: usize,
+    precision: Precision,
+    channels_last: bool,
 }
 
 fn measure(c: &Config, t: &TrainBench) -> Result<serde_json::Value, String> {
@@ -223,7 +237,7 @@ fn measure(c: &Config, t: &TrainBench) -> Result<serde_json::Value, String> {
         let mut cmd = Command::new(py);
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_pytorch.py");
         cmd.arg(script).args([t.threads, t.steps, t.warmup, t.batch, t.depth, c.pems].map(|v| v.to_string()));
-        cmd.arg(t.device.to_string());
+        cmd.args([t.device.to_string(), c.precision.to_string(), (c.channels_last as u8).to_string()]);
         cmd
     } else {
         let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
@@ -231,6 +245,7 @@ fn measure(c: &Config, t: &TrainBench) -> Result<serde_json::Value, String> {
         cmd.args(["--depth", &t.depth.to_string(), "--batch", &t.batch.to_string(), "--steps", &t.steps.to_string()]);
         cmd.args(["--warmup", &t.warmup.to_string(), "--threads", &t.threads.to_string()]);
         cmd.args(["--device", &t.device.to_string()]);
+        cmd.args(["--precision", &c.precision.to_string(), "--channels-last", &c.channels_last.to_string()]);
         if let Some(p) = &t.pipeline {
             cmd.arg("--pipeline").arg(p);
         }
@@ -274,17 +289,20 @@ fn parent(t: TrainBench) -> ExitCode {
         backends.insert(0, "pytorch".into());
     }
     let pems_list = if t.pipeline.is_some() { vec![0] } else { t.pems.clone() };
-    let configs: Vec<Config> = backends
-        .iter()
-        .flat_map(|b| {
-            let labelled = t.pipeline.is_some();
-            pems_list.iter().map(move |&m| Config {
-                label: if labelled { b.clone() } else { format!("{b} M={m}") },
-                backend: b.clone(),
-                pems: m,
-            })
-        })
-        .collect();
+    let variants: Vec<(Precision, bool)> =
+        t.precision.iter().flat_map(|&p| t.channels_last.iter().map(move |&cl| (p, cl))).collect();
+    let mut configs: Vec<Config> = vec![];
+    for b in &backends {
+        for &m in &pems_list {
+            for &(precision, channels_last) in &variants {
+                let mut label = if t.pipeline.is_some() { b.clone() } else { format!("{b} M={m}") };
+                if variants.len() > 1 || precision != Precision::Fp32 || channels_last {
+                    label += &format!(" {precision}{}", if channels_last { " CL" } else { "" });
+                }
+                configs.push(Config { label, backend: b.clone(), pems: m, precision, channels_last });
+            }
+        }
+    }
     let mut results: Vec<Vec<serde_json::Value>> = vec![vec![]; configs.len()];
     let model = match &t.pipeline {
         Some(p) => format!("{}", p.display()),

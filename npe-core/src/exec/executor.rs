@@ -6,7 +6,7 @@ use crate::backend::{BuildContext, ExecError, Executor, HostTensor, Request, Ste
 use crate::batch::HostBatch;
 use crate::ir::Ir;
 use crate::kind::{Calibration, Cx, Targets, Value};
-use crate::tensor::{Ops, Tensor};
+use crate::tensor::{Ops, Precision, Tensor};
 use crate::types::NamedTensor;
 
 /// A pipeline's model on one backend's device.
@@ -20,6 +20,8 @@ pub struct GraphExecutor {
     losses: Vec<(usize, String)>,
     train_steps: Vec<usize>,
     calibrations: Vec<Option<Calibration>>,
+    precision: Precision,
+    channels_last: bool,
     describe: String,
 }
 
@@ -31,9 +33,19 @@ impl GraphExecutor {
         let optimizer = Optimizer::new(&ctx.optimizer, &plan.specs);
         let log_prior: Vec<f32> = ctx.class_prior.iter().map(|p| p.max(1e-12).ln() as f32).collect();
         let log_prior = ops.upload(&log_prior, &[log_prior.len()])?;
+        let mut store = store;
+        if ir.train.channels_last {
+            to_channels_last(ops.as_ref(), &mut store)?;
+        }
         let losses = plan.losses();
         let train_steps = plan.needed(&losses.iter().map(|(i, _)| *i).collect::<Vec<_>>());
-        let describe = ops.describe();
+        let precision = ir.train.precision;
+        // Refuse a precision the backend or device lacks now, not at the first step.
+        ops.autocast(Some(precision)).and_then(|()| ops.autocast(None))?;
+        let describe = match precision {
+            Precision::Fp32 => ops.describe(),
+            p => format!("{}, {p} autocast", ops.describe()),
+        };
         let calibrations = vec![None; plan.len()];
         Ok(Self {
             ops,
@@ -45,12 +57,26 @@ impl GraphExecutor {
             losses,
             train_steps,
             calibrations,
+            precision,
+            channels_last: ir.train.channels_last,
             describe,
         })
     }
 
     fn images(&self, batch: &HostBatch) -> Result<Tensor, ExecError> {
-        Ok(self.ops.upload(&batch.images, &batch.shape)?)
+        let x = self.ops.upload(&batch.images, &batch.shape)?;
+        Ok(if self.channels_last { self.ops.channels_last(&x)? } else { x })
+    }
+
+    /// `plan.run` in the configured precision (autocast left again on every path).
+    fn run(&self, cx: &mut Cx, images: Tensor, steps: &[usize]) -> Result<Vec<Option<Value>>, ExecError> {
+        if self.precision == Precision::Fp32 {
+            return self.plan.run(cx, images, steps);
+        }
+        self.ops.autocast(Some(self.precision))?;
+        let out = self.plan.run(cx, images, steps);
+        self.ops.autocast(None)?;
+        out
     }
 
     fn targets(&self, batch: &HostBatch) -> Result<Targets, ExecError> {
@@ -78,7 +104,7 @@ impl GraphExecutor {
     ) -> Result<(Vec<Tensor>, Vec<(usize, Tensor)>), ExecError> {
         let targets = self.targets(batch)?;
         let mut cx = Cx::new(self.ops.as_ref(), params, true, Some(&targets), &self.log_prior);
-        let mut values = self.plan.run(&mut cx, self.images(batch)?, &self.train_steps)?;
+        let mut values = self.run(&mut cx, self.images(batch)?, &self.train_steps)?;
         let mut parts = Vec::with_capacity(self.losses.len());
         for (i, name) in &self.losses {
             match values[*i].take() {
@@ -109,7 +135,7 @@ fn class_sums(ops: &dyn Ops, pems: Option<&[Value]>, weights: Option<&Value>) ->
     let size = w.as_ref().map(|w| ops.shape(w)).transpose()?;
     let mut mean: Option<Tensor> = None;
     for h in pems.unwrap_or_default() {
-        let mut t = h.tensor()?.clone();
+        let mut t = ops.float32(h.tensor()?)?;
         let s = ops.shape(&t)?;
         if let Some(size) = size.as_ref().filter(|z| z.len() == 4 && s.len() == 4 && z[2..] != s[2..]) {
             t = ops.resize_bilinear(&t, [size[2], size[3]])?;
@@ -132,6 +158,17 @@ fn class_sums(ops: &dyn Ops, pems: Option<&[Value]>, weights: Option<&Value>) ->
     let den = ops.sum_dims(&w, &dims, false)?;
     let count = ops.sum_dims(&ones, &dims, false)?;
     Ok(ops.stack(&[num, den, count], 0)?)
+}
+
+/// Convolution kernels (every 4-d parameter) in channels-last layout, as PyTorch's
+/// `model.to(memory_format=torch.channels_last)`.
+fn to_channels_last(ops: &dyn Ops, store: &mut Store) -> Result<(), ExecError> {
+    for v in &mut store.values {
+        if ops.shape(v)?.len() == 4 {
+            *v = ops.channels_last(v)?;
+        }
+    }
+    Ok(())
 }
 
 fn host(ops: &dyn Ops, t: &Tensor) -> Result<HostTensor, ExecError> {
@@ -207,7 +244,7 @@ impl Executor for GraphExecutor {
         }
         let mut cx =
             Cx::new(ops, &self.store.values, false, None, &self.log_prior).with_calibrations(&self.calibrations);
-        let values = self.plan.run(&mut cx, self.images(batch)?, &self.plan.needed(&wanted))?;
+        let values = self.run(&mut cx, self.images(batch)?, &self.plan.needed(&wanted))?;
         let value = |n: &str| -> Result<Value, ExecError> {
             values[step(n)?].clone().ok_or_else(|| ExecError::Backend(format!("node `{n}` was not computed")))
         };
@@ -228,8 +265,8 @@ impl Executor for GraphExecutor {
                     let mut means = vec![];
                     for h in v {
                         means.push(match h {
-                            Value::Map(t) => ops.mean_dims(&t, &[2, 3], false)?,
-                            other => other.flat(ops)?,
+                            Value::Map(t) => ops.mean_dims(&ops.float32(&t)?, &[2, 3], false)?,
+                            other => ops.float32(&other.flat(ops)?)?,
                         });
                     }
                     host(ops, &ops.stack(&means, 0)?)?
@@ -257,7 +294,11 @@ impl Executor for GraphExecutor {
     }
 
     fn import(&mut self, tensors: &[NamedTensor]) -> Result<(), ExecError> {
-        self.store.import(self.ops.as_ref(), tensors)
+        self.store.import(self.ops.as_ref(), tensors)?;
+        if self.channels_last {
+            to_channels_last(self.ops.as_ref(), &mut self.store)?;
+        }
+        Ok(())
     }
 
     fn export_optimizer(&self) -> Result<Vec<NamedTensor>, ExecError> {

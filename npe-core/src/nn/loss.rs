@@ -11,10 +11,11 @@ pub fn true_class_mean(
     f: impl Fn(&dyn Ops, Tensor) -> TResult<Tensor>,
 ) -> Result<Tensor, ExecError> {
     let ops = cx.ops;
+    // Losses in float32 also under mixed precision.
     match (per_class, cx.targets()?) {
-        (Value::Vec(t), Targets::Classes(y)) => Ok(ops.mean_all(&f(ops, ops.gather(t, 1, y)?)?)?),
+        (Value::Vec(t), Targets::Classes(y)) => Ok(ops.mean_all(&f(ops, ops.gather(&ops.float32(t)?, 1, y)?)?)?),
         (Value::Map(t), Targets::Pixels { index, valid, count }) => {
-            let picked = ops.mul(&f(ops, ops.gather(t, 1, index)?)?, valid)?;
+            let picked = ops.mul(&f(ops, ops.gather(&ops.float32(t)?, 1, index)?)?, valid)?;
             Ok(ops.mul_scalar(&ops.sum_all(&picked)?, 1.0 / (*count).max(1) as f64)?)
         }
         _ => Err(ExecError::Backend("loss input does not match the labels (vector vs map)".into())),

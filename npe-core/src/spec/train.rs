@@ -220,6 +220,13 @@ pub struct TrainSpec {
     /// Default false.
     #[serde(default)]
     pub tensorboard: bool,
+    /// Precision of convolutions and matrix products (`fp32`, `bf16`, `fp16` on CUDA), with
+    /// float32 parameters, losses and statistics. Default fp32.
+    #[serde(default)]
+    pub precision: crate::tensor::Precision,
+    /// Images (and so convolution activations) in channels-last layout. Default false.
+    #[serde(default)]
+    pub channels_last: bool,
 }
 
 impl Default for TrainSpec {
@@ -236,6 +243,8 @@ impl Default for TrainSpec {
             max_steps_per_epoch: None,
             threads: 0,
             tensorboard: false,
+            precision: Default::default(),
+            channels_last: false,
         }
     }
 }

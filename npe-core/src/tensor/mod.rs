@@ -8,7 +8,10 @@ mod handle;
 mod ops;
 
 pub use handle::Tensor;
-pub use ops::{AutodiffOps, ConvOpts, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts};
+pub use ops::{
+    AutodiffOps, ConvOpts, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, Precision,
+    PrecisionOps,
+};
 
 /// A failed tensor operation, as the backend reports it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -5,7 +5,7 @@
 //! Conventions: shapes are row-major `[N, C, H, W]`-style lists; binary operations take operands
 //! of the same rank and broadcast dimensions of size 1; `dims` are 0-based.
 
-use super::{TResult, Tensor};
+use super::{TResult, Tensor, TensorError};
 use std::any::Any;
 
 /// Gradients of one backward pass, as the backend keeps them.
@@ -227,8 +227,64 @@ pub trait FusedOps: MathOps {
     }
 }
 
-/// Everything a backend provides. Implement the five families and `describe`.
-pub trait Ops: CreationOps + AutodiffOps + NnOps + InplaceOps + FusedOps {
+/// Reduced precision for the matrix products of a forward pass, with float32 parameters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Everything in float32.
+    #[default]
+    Fp32,
+    /// Convolutions and matrix products in bfloat16 (CPUs with AVX-512 BF16 / AMX, GPUs).
+    Bf16,
+    /// Convolutions and matrix products in float16 (CUDA).
+    Fp16,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+        })
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fp32" => Ok(Precision::Fp32),
+            "bf16" => Ok(Precision::Bf16),
+            "fp16" => Ok(Precision::Fp16),
+            other => Err(format!("unknown precision `{other}`: fp32, bf16 or fp16")),
+        }
+    }
+}
+
+/// Mixed precision and memory layout. The defaults are float32 and the plain layout; a backend
+/// that has autocast (libtorch) overrides them.
+pub trait PrecisionOps: CreationOps {
+    /// Enter (`Some(p)`, p ≠ fp32) or leave (`None`) a region whose convolutions and matrix
+    /// products run in `p` (autocast). Default: only fp32.
+    fn autocast(&self, p: Option<Precision>) -> TResult<()> {
+        match p {
+            None | Some(Precision::Fp32) => Ok(()),
+            Some(p) => Err(TensorError(format!("this backend has no {p} mixed precision: use --backend tch"))),
+        }
+    }
+    /// `t` in float32 (losses and statistics are computed in float32 under autocast).
+    fn float32(&self, t: &Tensor) -> TResult<Tensor> {
+        Ok(t.clone())
+    }
+    /// A 4-d tensor in channels-last layout (faster convolutions where the library has them).
+    fn channels_last(&self, t: &Tensor) -> TResult<Tensor> {
+        Ok(t.clone())
+    }
+}
+
+/// Everything a backend provides. Implement the families and `describe`.
+pub trait Ops: CreationOps + AutodiffOps + NnOps + InplaceOps + FusedOps + PrecisionOps {
     /// Library, device and threads, for logs and reports.
     fn describe(&self) -> String;
 }

@@ -1,0 +1,68 @@
+//! The C++ shim (`csrc/shim.cpp`): libtorch calls tch does not bind. C++ exceptions come back as
+//! errors, never as aborts.
+
+use std::ffi::{CStr, c_char, c_int, c_void};
+
+unsafe extern "C" {
+    fn npe_autocast(cuda: c_int, enabled: c_int, half: c_int, err: *mut *mut c_char) -> c_int;
+    fn npe_channels_last(tensor: *mut c_void, out: *mut *mut c_void, err: *mut *mut c_char) -> c_int;
+}
+
+/// The message of a failed call (and free it).
+fn message(err: *mut c_char) -> String {
+    if err.is_null() {
+        return "libtorch failed without a message".into();
+    }
+    // SAFETY: the shim returns a NUL-terminated string from malloc, ours to free.
+    let s = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+    unsafe { libc::free(err.cast()) };
+    s
+}
+
+/// Enter (`Some(half)`) or leave (`None`) an autocast region on the CPU or CUDA: convolutions and
+/// matrix products run in bfloat16 (`half == false`) or float16, on float32 parameters.
+pub fn autocast(cuda: bool, dtype: Option<bool>) -> Result<(), String> {
+    let mut err = std::ptr::null_mut();
+    let (on, half) = (dtype.is_some() as c_int, dtype.unwrap_or(false) as c_int);
+    // SAFETY: plain values in, an error string out.
+    match unsafe { npe_autocast(cuda as c_int, on, half, &mut err) } {
+        0 => Ok(()),
+        _ => Err(message(err)),
+    }
+}
+
+/// `t` in channels-last memory format (a 4-d tensor; the values and autograd history are kept).
+pub fn channels_last(t: &tch::Tensor) -> Result<tch::Tensor, String> {
+    let mut out = std::ptr::null_mut();
+    let mut err = std::ptr::null_mut();
+    // SAFETY: tch's tensor pointer is an `at::Tensor*`; the shim returns a new `at::Tensor*`
+    // that `from_ptr` takes ownership of.
+    match unsafe { npe_channels_last(t.as_ptr() as *mut c_void, &mut out, &mut err) } {
+        0 => Ok(unsafe { tch::Tensor::from_ptr(out.cast()) }),
+        _ => Err(message(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_last_keeps_values_and_changes_strides() {
+        let x = tch::Tensor::arange(2 * 3 * 4 * 5, (tch::Kind::Float, tch::Device::Cpu)).reshape([2, 3, 4, 5]);
+        let y = channels_last(&x).unwrap();
+        assert_eq!(y.stride(), vec![60, 1, 15, 3]);
+        assert_eq!(Vec::<f32>::try_from(&y.flatten(0, -1)).unwrap(), Vec::<f32>::try_from(&x.flatten(0, -1)).unwrap());
+        assert!(channels_last(&tch::Tensor::zeros([3], (tch::Kind::Float, tch::Device::Cpu))).is_err(), "needs 4-d");
+    }
+
+    #[test]
+    fn autocast_runs_matmuls_in_bfloat16_on_the_cpu_and_can_be_left() {
+        let a = tch::Tensor::ones([4, 4], (tch::Kind::Float, tch::Device::Cpu));
+        autocast(false, Some(false)).unwrap();
+        let inside = a.matmul(&a).kind();
+        autocast(false, None).unwrap();
+        let outside = a.matmul(&a).kind();
+        assert_eq!((inside, outside), (tch::Kind::BFloat16, tch::Kind::Float));
+    }
+}
