@@ -6,7 +6,7 @@
 
 mod common;
 use common::*;
-use npe_core::train::{EvalReport, ProgressMode, Session, TrainOptions};
+use npe_core::train::{EvalReport, Session};
 use npe_core::{Registry, backend::Device};
 
 const SMALL: &[&str] = &["data.synthetic.per_class=3000", "train.epochs=10", "data.loader.workers=1"];
@@ -27,15 +27,7 @@ fn train(
     let sets: Vec<&str> = SMALL.iter().chain(NODES).chain(extra).copied().collect();
     let ir = ir_of_file("pipelines/quickstart.yaml", &sets);
     let mut s = Session::new(ir, &Registry::builtin(), backend, Device::Cpu).map_err(|e| e.to_string())?;
-    let o = TrainOptions {
-        out: out.to_path_buf(),
-        resume: false,
-        progress: ProgressMode::Quiet,
-        stop: None,
-        stop_after_steps: None,
-        fallback: false,
-    };
-    s.train(&o).map(|summary| summary.eval).map_err(|e| e.to_string())
+    s.train(&quiet_run(out)).map(|summary| summary.eval).map_err(|e| e.to_string())
 }
 
 #[test]

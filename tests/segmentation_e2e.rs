@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use npe_core::Registry;
 use npe_core::backend::Device;
-use npe_core::train::{ProgressMode, Session, TrainOptions};
+use npe_core::train::{Session, TrainOptions};
 
 /// seg_digits_lt.yaml shrunk to seconds: 32×32 canvases, 600 of them, a two-level U-Net.
 const TINY: &[&str] = &[
@@ -22,14 +22,7 @@ const TINY: &[&str] = &[
 ];
 
 fn opts(out: &std::path::Path) -> TrainOptions {
-    TrainOptions {
-        out: out.to_path_buf(),
-        resume: false,
-        progress: ProgressMode::Quiet,
-        stop: None,
-        stop_after_steps: None,
-        fallback: false,
-    }
+    quiet_run(out)
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use npe_core::train::{ProgressMode, Session, TrainError, TrainOptions};
+use npe_core::train::{Session, TrainError, TrainOptions};
 use npe_core::{Registry, backend::Device};
 use std::path::Path;
 
@@ -14,14 +14,7 @@ use std::path::Path;
 const SMALL: &[&str] = &["data.synthetic.per_class=3000", "train.epochs=10", "data.loader.workers=1"];
 
 fn opts(out: &Path) -> TrainOptions {
-    TrainOptions {
-        out: out.to_path_buf(),
-        resume: false,
-        progress: ProgressMode::Quiet,
-        stop: None,
-        stop_after_steps: None,
-        fallback: false,
-    }
+    quiet_run(out)
 }
 
 #[test]

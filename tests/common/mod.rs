@@ -93,3 +93,15 @@ pub fn max_rel_diff(a: &[NamedTensor], b: &[NamedTensor]) -> f64 {
     }
     worst
 }
+
+/// Options of a quiet, fresh (not resumed) training run into `out`.
+pub fn quiet_run(out: &Path) -> npe_core::train::TrainOptions {
+    npe_core::train::TrainOptions {
+        out: out.to_path_buf(),
+        resume: false,
+        progress: npe_core::train::ProgressMode::Quiet,
+        stop: None,
+        stop_after_steps: None,
+        fallback: false,
+    }
+}
