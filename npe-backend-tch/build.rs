@@ -1,10 +1,10 @@
-//! Compile the C++ shim (`csrc/shim.cpp`: autocast and channels-last, which tch does not bind)
-//! against the same libtorch as torch-sys, and embed libtorch's library folders as an rpath, so
-//! this crate's tests and examples run without LD_LIBRARY_PATH (scripts/libtorch.sh sets
-//! LIBTORCH for the build).
+//! Compile the C++ shim (`csrc/`: autocast, channels-last and c10d's process groups, which tch
+//! does not bind) against the same libtorch as torch-sys, and embed libtorch's library folders
+//! as an rpath, so this crate's tests and examples run without LD_LIBRARY_PATH
+//! (scripts/libtorch.sh sets LIBTORCH for the build).
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
-    println!("cargo:rerun-if-changed=csrc/shim.cpp");
+    println!("cargo:rerun-if-changed=csrc");
     for dir in libtorch_dirs() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
     }
@@ -13,9 +13,22 @@ fn main() {
     };
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    // NCCL for data-parallel training on GPUs: a `cuda` build against a CUDA libtorch (the
+    // full torch wheel, whose NVIDIA packages ship the CUDA and NCCL headers).
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_some() && torch.join("lib/libtorch_cuda.so").exists() {
+        build.define("USE_C10D_NCCL", None).define("USE_CUDA", None).define("NPE_WITH_NCCL", None);
+        for dir in cuda_include_dirs(&torch) {
+            build.include(dir);
+        }
+    }
+    build
         .cpp(true)
         .file("csrc/shim.cpp")
+        .file("csrc/dist.cpp")
+        // The wheel ships c10d's headers but not Gloo's, which ProcessGroupGloo.hpp includes.
+        .include("csrc/third_party/gloo")
+        .define("USE_C10D_GLOO", None)
         .include(torch.join("include"))
         .include(torch.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")
@@ -23,6 +36,22 @@ fn main() {
         .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
         .warnings(false)
         .compile("npe_tch_shim");
+}
+
+/// CUDA and NCCL headers: the NVIDIA wheels beside torch (`nvidia/*/include`), then a CUDA
+/// toolkit (`CUDA_HOME`, /usr/local/cuda) for what the wheels lack (crt/, nv/).
+fn cuda_include_dirs(torch: &std::path::Path) -> Vec<std::path::PathBuf> {
+    println!("cargo:rerun-if-env-changed=CUDA_HOME");
+    let mut dirs = vec![];
+    if let Some(site) = torch.parent() {
+        if let Ok(rd) = std::fs::read_dir(site.join("nvidia")) {
+            dirs.extend(rd.filter_map(|e| e.ok()).map(|e| e.path().join("include")).filter(|p| p.is_dir()));
+        }
+    }
+    let home = std::env::var_os("CUDA_HOME").map(std::path::PathBuf::from).unwrap_or_else(|| "/usr/local/cuda".into());
+    dirs.push(home.join("include"));
+    dirs.retain(|d| d.is_dir());
+    dirs
 }
 
 fn libtorch_dirs() -> Vec<String> {

@@ -3,25 +3,15 @@
 // the Rust side), so no exception crosses into Rust.
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
-#include <cstdlib>
-#include <cstring>
-#include <string>
 
-namespace {
-char* copy_message(const char* what) {
-  size_t n = std::strlen(what) + 1;
-  char* p = static_cast<char*>(std::malloc(n));
-  if (p != nullptr) std::memcpy(p, what, n);
-  return p;
-}
-}  // namespace
+#include "error.h"
 
 extern "C" {
 
 // Enter (enabled != 0) or leave an autocast region on the CPU (cuda == 0) or CUDA, casting to
 // bfloat16 (half == 0) or float16. Returns 0, or 1 with *err set.
 int npe_autocast(int cuda, int enabled, int half, char** err) {
-  try {
+  NPE_TRY({
     const auto device = cuda != 0 ? at::kCUDA : at::kCPU;
     if (enabled != 0) {
       at::autocast::set_autocast_dtype(device, half != 0 ? at::kHalf : at::kBFloat16);
@@ -31,23 +21,15 @@ int npe_autocast(int cuda, int enabled, int half, char** err) {
       at::autocast::set_autocast_enabled(device, false);
       if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
     }
-    return 0;
-  } catch (const std::exception& e) {
-    *err = copy_message(e.what());
-    return 1;
-  }
+  })
 }
 
 // `*out = new at::Tensor(t.contiguous(ChannelsLast))` for a 4-d tensor. Returns 0, or 1 with *err.
 int npe_channels_last(void* tensor, void** out, char** err) {
-  try {
+  NPE_TRY({
     const auto* t = static_cast<const at::Tensor*>(tensor);
     *out = new at::Tensor(t->contiguous(at::MemoryFormat::ChannelsLast));
-    return 0;
-  } catch (const std::exception& e) {
-    *err = copy_message(e.what());
-    return 1;
-  }
+  })
 }
 
 }  // extern "C"

@@ -5,6 +5,7 @@
 //! [`npe_core::tensor::Ops`]; this crate implements those operations and nothing else.
 
 mod device;
+mod dist;
 mod ops;
 mod shim;
 
@@ -37,7 +38,7 @@ impl Backend for TchBackend {
             Device::Cpu => format!("tch 0.26 / libtorch 2.13 (cpu, {} threads)", tch::get_num_threads()),
             d => format!("tch 0.26 / libtorch 2.13 ({d})"),
         };
-        Ok(Box::new(TchOps { device: dev, describe }))
+        Ok(Box::new(TchOps { device: dev, describe, group: Default::default() }))
     }
 }
 

@@ -21,6 +21,16 @@ fn t(x: &Tensor) -> TResult<&tch::Tensor> {
     Ok(&x.get::<T>()?.0)
 }
 
+/// The libtorch tensor in a handle.
+pub(crate) fn tensor(x: &Tensor) -> TResult<&tch::Tensor> {
+    t(x)
+}
+
+/// A libtorch tensor as a handle.
+pub(crate) fn wrap(x: tch::Tensor) -> Tensor {
+    Tensor::new(T(x))
+}
+
 fn w(x: Result<tch::Tensor, TchError>) -> TResult<Tensor> {
     x.map(|x| Tensor::new(T(x))).map_err(err)
 }
@@ -37,6 +47,8 @@ fn dims(s: &[usize]) -> Vec<i64> {
 pub struct TchOps {
     pub(crate) device: Device,
     pub(crate) describe: String,
+    /// The data-parallel run this process joined ([`npe_core::tensor::DistOps::join`]).
+    pub(crate) group: std::sync::OnceLock<crate::dist::Group>,
 }
 
 impl CreationOps for TchOps {
@@ -219,6 +231,11 @@ impl InplaceOps for TchOps {
     fn add_(&self, a: &mut Tensor, b: &Tensor) -> TResult<()> {
         let b = t(b)?.shallow_clone();
         tm(a)?.f_add_(&b).map(drop).map_err(err)
+    }
+    fn assign_(&self, dst: &mut Tensor, src: &Tensor) -> TResult<()> {
+        let d = tm(dst)?;
+        let s = t(src)?.f_reshape(d.size()).map_err(err)?;
+        d.f_copy_(&s).map_err(err)
     }
     fn axpby_(&self, a: &mut Tensor, alpha: f64, b: &Tensor, beta: f64) -> TResult<()> {
         let b = if beta == 1.0 { t(b)?.shallow_clone() } else { t(b)?.f_mul_scalar(beta).map_err(err)? };

@@ -9,7 +9,7 @@ unsafe extern "C" {
 }
 
 /// The message of a failed call (and free it).
-fn message(err: *mut c_char) -> String {
+pub(crate) fn message(err: *mut c_char) -> String {
     if err.is_null() {
         return "libtorch failed without a message".into();
     }
