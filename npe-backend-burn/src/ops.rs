@@ -7,8 +7,8 @@ use burn::tensor::module::{self, interpolate};
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Gradients, Int, Tensor as BT, TensorData};
 use npe_core::tensor::{
-    AutodiffOps, ConvOpts, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, PrecisionOps,
-    TResult, Tensor, TensorError,
+    AutodiffOps, ConvOpts, CreationOps, DistOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts,
+    PrecisionOps, TResult, Tensor, TensorError,
 };
 
 /// A float or index tensor of any rank, carried as rank 1.
@@ -353,6 +353,10 @@ impl FusedOps for BurnOps {
 
 /// float32 only: burn has no autocast (the default refuses bf16/fp16 with a hint).
 impl PrecisionOps for BurnOps {}
+
+/// burn has collectives only on its CUDA backend (NCCL): the CPU keeps the single-process
+/// defaults, and joining a run says to use `--backend tch`.
+impl DistOps for BurnOps {}
 
 impl Ops for BurnOps {
     fn describe(&self) -> String {

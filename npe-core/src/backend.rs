@@ -147,6 +147,9 @@ pub enum ExecError {
         /// What is wrong.
         message: String,
     },
+    /// A collective of a data-parallel run failed (the message names the ranks involved).
+    #[error("{0}")]
+    Collective(String),
     /// Anything else the backend reports.
     #[error("{0}")]
     Backend(String),
@@ -191,4 +194,22 @@ pub trait Executor {
     /// `scale: auto`, `posthoc_la`'s `prior: predicted`), computed by the evaluation from
     /// unlabelled training images: a `[C]` vector and a scale. Not a parameter: never saved.
     fn set_calibration(&mut self, node: &str, vector: Option<&HostTensor>, scale: f64) -> Result<(), ExecError>;
+    /// Join the data-parallel run `world`: check every rank runs the pipeline `pipeline_hash`
+    /// names, then take rank 0's parameters and buffers. Training steps then average gradients
+    /// over the ranks, each weighted by its share of the global batch.
+    fn join(&mut self, world: &crate::dist::World, pipeline_hash: &str) -> Result<(), ExecError> {
+        let _ = (world, pipeline_hash);
+        Err(ExecError::Collective("this executor cannot train data-parallel".into()))
+    }
+    /// `values` summed over the ranks (unchanged in a single process): how ranks agree to stop.
+    fn agree(&mut self, values: &[f64]) -> Result<Vec<f64>, ExecError> {
+        Ok(values.to_vec())
+    }
+    /// Wait until every rank has reached the barrier `tag`, through the rendezvous store: the
+    /// other ranks wait up to `timeout` for rank 0 (its evaluation and reports take longer than
+    /// a collective may), rank 0 waits the collective timeout for them.
+    fn barrier(&mut self, tag: &str, timeout: std::time::Duration) -> Result<(), ExecError> {
+        let _ = (tag, timeout);
+        Ok(())
+    }
 }

@@ -1,5 +1,11 @@
 //! Host batches: what the core's loader hands to a backend.
 
+/// The part of a global batch of `n` samples that rank `rank` of `size` trains on (see
+/// `npe_core::dist`): contiguous, disjoint, together the whole batch, sizes differing by at most one.
+pub fn shard(n: usize, rank: usize, size: usize) -> std::ops::Range<usize> {
+    n * rank / size..n * (rank + 1) / size
+}
+
 /// A batch of normalised images and their labels, in host memory.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HostBatch {
@@ -13,6 +19,8 @@ pub struct HostBatch {
     pub dense: bool,
     /// Storage index of each sample (for reproducibility checks and debugging).
     pub indices: Vec<u32>,
+    /// Samples in the global batch this is a rank's shard of (0: not sharded, the whole batch).
+    pub global_len: usize,
 }
 
 impl HostBatch {
@@ -24,6 +32,11 @@ impl HostBatch {
     /// True if empty.
     pub fn is_empty(&self) -> bool {
         self.shape[0] == 0
+    }
+
+    /// The fraction of the global batch this batch holds (1 unless sharded over ranks).
+    pub fn share(&self) -> f64 {
+        if self.global_len == 0 { 1.0 } else { self.len() as f64 / self.global_len as f64 }
     }
 
     /// Label shape: `[n]` or `[n, h, w]`.

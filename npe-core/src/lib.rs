@@ -20,6 +20,7 @@ pub mod checkpoint;
 pub mod conformance;
 pub mod data;
 pub mod diag;
+pub mod dist;
 pub mod exec;
 pub mod ir;
 pub mod kind;

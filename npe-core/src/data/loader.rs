@@ -43,13 +43,22 @@ struct Inner {
 #[derive(Clone)]
 pub struct Loader {
     inner: Arc<Inner>,
+    /// `(rank, ranks)`: each batch is this rank's part of the global batch (see `npe_core::dist`).
+    shard: (usize, usize),
 }
 
 impl Loader {
     /// A loader over `split` (images of `channels`), transformed by `transform`.
     pub fn new(split: Split, transform: Transform, channels: usize, opts: LoaderOptions) -> Self {
         assert!(opts.batch_size > 0, "batch size must be positive");
-        Self { inner: Arc::new(Inner { split, transform, opts, channels }) }
+        Self { inner: Arc::new(Inner { split, transform, opts, channels }), shard: (0, 1) }
+    }
+
+    /// The same batches, each cut down to rank `rank`'s part of `ranks` ([`crate::batch::shard`]).
+    /// A last global batch with fewer samples than ranks is dropped, so no rank gets none.
+    pub fn sharded(&self, rank: usize, ranks: usize) -> Loader {
+        assert!(rank < ranks, "rank {rank} of {ranks}");
+        Loader { inner: self.inner.clone(), shard: (rank, ranks) }
     }
 
     /// Samples in the split.
@@ -60,7 +69,8 @@ impl Loader {
     /// Batches per epoch.
     pub fn len(&self) -> usize {
         let (n, b) = (self.inner.split.len(), self.inner.opts.batch_size);
-        if self.inner.opts.drop_last { n / b } else { n.div_ceil(b) }
+        let short_last = n % b != 0 && n % b < self.shard.1;
+        if self.inner.opts.drop_last || short_last { n / b } else { n.div_ceil(b) }
     }
 
     /// True if an epoch has no batch.
@@ -81,7 +91,7 @@ impl Loader {
     /// Assemble batch `b` of `epoch` on this thread.
     pub fn batch(&self, epoch: u64, b: usize) -> Result<HostBatch> {
         let order = self.order(epoch);
-        self.inner.assemble(epoch, b, &order)
+        self.inner.assemble(epoch, b, &order, self.shard)
     }
 
     /// Iterate over the batches of `epoch` from batch `start` on (a resumed epoch starts later).
@@ -107,11 +117,12 @@ impl Loader {
             let (tx, rx): (SyncSender<Result<HostBatch>>, Receiver<Result<HostBatch>>) = sync_channel(per_worker);
             let inner = self.inner.clone();
             let order = order.clone();
+            let shard = self.shard;
             handles.push(std::thread::spawn(move || {
                 // Worker w assembles batches start+w, start+w+W, ... in order.
                 let mut b = start + w;
                 while b < end {
-                    let r = inner.assemble(epoch, b, &order);
+                    let r = inner.assemble(epoch, b, &order, shard);
                     let failed = r.is_err();
                     if tx.send(r).is_err() || failed {
                         return;
@@ -155,9 +166,11 @@ impl Inner {
         Ok(RawImage { h, w, c, pixels, mask })
     }
 
-    fn assemble(&self, epoch: u64, b: usize, order: &[usize]) -> Result<HostBatch> {
+    fn assemble(&self, epoch: u64, b: usize, order: &[usize], shard: (usize, usize)) -> Result<HostBatch> {
         let bs = self.opts.batch_size;
-        let positions = &order[b * bs..((b + 1) * bs).min(order.len())];
+        let global = &order[b * bs..((b + 1) * bs).min(order.len())];
+        let positions = &global[crate::batch::shard(global.len(), shard.0, shard.1)];
+        let global_len = if shard.1 > 1 { global.len() } else { 0 };
         let [oh, ow] = self.transform.out;
         let (n, c) = (positions.len(), self.channels);
         let dense = self.split.is_dense();
@@ -178,7 +191,7 @@ impl Inner {
                 labels[k] = self.split.labels[storage] as i64;
             }
         }
-        Ok(HostBatch { images, shape: [n, c, oh, ow], labels, dense, indices })
+        Ok(HostBatch { images, shape: [n, c, oh, ow], labels, dense, indices, global_len })
     }
 }
 
@@ -210,7 +223,7 @@ impl Iterator for BatchIter {
         let b = self.next;
         self.next += 1;
         if let Some((loader, order)) = &self.loader {
-            return Some(loader.inner.assemble(self.epoch, b, order));
+            return Some(loader.inner.assemble(self.epoch, b, order, loader.shard));
         }
         // Worker w produces batches start + w + k·W in order, so batch b is the next item of
         // channel (b − start) mod W.
@@ -272,6 +285,27 @@ mod tests {
         seen.sort();
         assert_eq!(seen, (0..23).collect::<Vec<_>>());
         assert_eq!(loader(2, true).iter(3, 0).count(), 4);
+    }
+
+    #[test]
+    fn shards_split_every_global_batch_into_the_same_samples() {
+        let whole: Vec<HostBatch> = loader(0, false).iter(2, 0).map(Result::unwrap).collect();
+        // 23 samples in batches of 5: the last global batch has 3, enough for 3 ranks, not 4.
+        for ranks in [2, 3, 4] {
+            let parts: Vec<Vec<HostBatch>> = (0..ranks)
+                .map(|r| loader(2, false).sharded(r, ranks).iter(2, 0).map(Result::unwrap).collect())
+                .collect();
+            let expect = if ranks == 4 { 4 } else { 5 };
+            for (b, global) in whole.iter().take(expect).enumerate() {
+                let joined: Vec<u32> = parts.iter().flat_map(|p| p[b].indices.clone()).collect();
+                assert_eq!(joined, global.indices, "batch {b} over {ranks} ranks");
+                let images: Vec<f32> = parts.iter().flat_map(|p| p[b].images.clone()).collect();
+                assert_eq!(images, global.images, "augmented exactly as one process would");
+                let shares: f64 = parts.iter().map(|p| p[b].share()).sum();
+                assert!((shares - 1.0).abs() < 1e-12);
+            }
+            assert!(parts.iter().all(|p| p.len() == expect), "{ranks} ranks");
+        }
     }
 
     #[test]

@@ -4,9 +4,10 @@
 use super::{Optimizer, Plan, Store};
 use crate::backend::{BuildContext, ExecError, Executor, HostTensor, Request, StepLosses};
 use crate::batch::HostBatch;
+use crate::dist::{self, World};
 use crate::ir::Ir;
 use crate::kind::{Calibration, Cx, Targets, Value};
-use crate::tensor::{Ops, Precision, Tensor};
+use crate::tensor::{Ops, Precision, Tensor, TensorError};
 use crate::types::NamedTensor;
 
 /// A pipeline's model on one backend's device.
@@ -23,6 +24,9 @@ pub struct GraphExecutor {
     precision: Precision,
     channels_last: bool,
     describe: String,
+    /// The data-parallel run this process trains in (see [`crate::dist`]).
+    world: Option<World>,
+    sync_batch_norm: bool,
 }
 
 impl GraphExecutor {
@@ -60,6 +64,8 @@ impl GraphExecutor {
             precision,
             channels_last: ir.train.channels_last,
             describe,
+            world: None,
+            sync_batch_norm: ir.train.sync_batch_norm,
         })
     }
 
@@ -97,13 +103,17 @@ impl GraphExecutor {
     }
 
     /// A training-mode forward over `params`: the loss tensors and the new buffer values.
+    /// `synchronised`: batch norm over every rank's samples (a training step of a run with
+    /// `train.sync_batch_norm`).
     fn train_forward(
         &self,
         batch: &HostBatch,
         params: &[Tensor],
+        synchronised: bool,
     ) -> Result<(Vec<Tensor>, Vec<(usize, Tensor)>), ExecError> {
         let targets = self.targets(batch)?;
-        let mut cx = Cx::new(self.ops.as_ref(), params, true, Some(&targets), &self.log_prior);
+        let mut cx = Cx::new(self.ops.as_ref(), params, true, Some(&targets), &self.log_prior)
+            .with_sync_batch_norm(synchronised);
         let mut values = self.run(&mut cx, self.images(batch)?, &self.train_steps)?;
         let mut parts = Vec::with_capacity(self.losses.len());
         for (i, name) in &self.losses {
@@ -116,10 +126,58 @@ impl GraphExecutor {
         Ok((parts, buffers))
     }
 
-    /// Each loss's value, downloaded at once.
-    fn step_losses(&self, parts: &[Tensor]) -> Result<StepLosses, ExecError> {
+    /// The error of a failed collective, naming the ranks that stopped answering.
+    fn failed(&self, what: &str, e: TensorError) -> ExecError {
+        match &self.world {
+            Some(w) => ExecError::Collective(dist::diagnose(self.ops.as_ref(), w, what, &e.0)),
+            None => e.into(),
+        }
+    }
+
+    /// Data-parallel: sum the gradients over ranks, each weighted by its rank's `share` of the
+    /// global batch, so every rank takes the step one process would on the whole batch.
+    fn average_gradients(&self, grads: &mut [Option<Tensor>], share: f64) -> Result<(), ExecError> {
         let ops = self.ops.as_ref();
-        let host = ops.download(&ops.detach(&ops.cat(parts, 0)?)?)?;
+        let (mut at, mut flat) = (vec![], vec![]);
+        for (i, g) in grads.iter().enumerate() {
+            if let Some(g) = g {
+                at.push(i);
+                flat.push(ops.mul_scalar(g, share)?);
+            }
+        }
+        dist::all_reduce_sum(ops, &mut flat).map_err(|e| self.failed("the gradient all-reduce", e))?;
+        for (i, g) in at.into_iter().zip(flat) {
+            grads[i] = Some(g);
+        }
+        Ok(())
+    }
+
+    /// Data-parallel with per-rank batch norm: every rank takes rank 0's running statistics
+    /// (PyTorch DDP's `broadcast_buffers`), so the ranks' models stay one model.
+    fn broadcast_buffers(&mut self) -> Result<(), ExecError> {
+        let ops = self.ops.as_ref();
+        let at: Vec<usize> = self.store.buffers().collect();
+        if at.is_empty() {
+            return Ok(());
+        }
+        let mut bufs: Vec<Tensor> = at.iter().map(|&i| self.store.values[i].clone()).collect();
+        dist::broadcast(ops, &mut bufs).map_err(|e| self.failed("the buffer broadcast", e))?;
+        for (i, t) in at.into_iter().zip(bufs) {
+            self.store.values[i] = t;
+        }
+        Ok(())
+    }
+
+    /// Each loss's value, downloaded at once; in a data-parallel step (`share` of the global
+    /// batch), the global batch's value.
+    fn step_losses(&self, parts: &[Tensor], share: Option<f64>) -> Result<StepLosses, ExecError> {
+        let ops = self.ops.as_ref();
+        let mut values = ops.detach(&ops.cat(parts, 0)?)?;
+        if let Some(share) = share {
+            values = ops.float32(&ops.mul_scalar(&values, share)?)?;
+            ops.all_reduce_(&mut values).map_err(|e| self.failed("the loss all-reduce", e))?;
+        }
+        let host = ops.download(&values)?;
         let parts: Vec<(String, f64)> =
             self.losses.iter().zip(&host).map(|((_, n), v)| (n.clone(), *v as f64)).collect();
         let total = parts.iter().map(|(_, v)| v).sum();
@@ -171,6 +229,27 @@ fn to_channels_last(ops: &dyn Ops, store: &mut Store) -> Result<(), ExecError> {
     Ok(())
 }
 
+/// Why joining failed, with what to do about the usual causes.
+fn join_error(world: &World, message: &str) -> String {
+    let at = format!("{}:{}", world.master_addr, world.master_port);
+    let lower = message.to_lowercase();
+    let hint = if lower.contains("addrinuse") || lower.contains("address already in use") {
+        format!(
+            "another process already listens on port {} (an earlier run?): choose a free one with --master-port or MASTER_PORT",
+            world.master_port
+        )
+    } else if lower.contains("timed out") || lower.contains("timeout") || lower.contains("connect") {
+        format!(
+            "not every rank reached {at} within {} s: check that all {} ranks were started with the same MASTER_ADDR and MASTER_PORT, that rank 0 runs, and that no firewall blocks the port (or raise train.dist_timeout_s)",
+            world.timeout.as_secs(),
+            world.size
+        )
+    } else {
+        "check MASTER_ADDR, MASTER_PORT and the network interface (GLOO_SOCKET_IFNAME, as for PyTorch)".to_string()
+    };
+    format!("rank {} of {} could not join the run at {at}: {}\n  hint: {hint}", world.rank, world.size, message.trim())
+}
+
 fn host(ops: &dyn Ops, t: &Tensor) -> Result<HostTensor, ExecError> {
     Ok(HostTensor { shape: ops.shape(t)?, data: ops.download(t)? })
 }
@@ -189,8 +268,9 @@ impl Executor for GraphExecutor {
             .zip(&self.store.trainable)
             .map(|(p, &t)| ops.leaf(p, t))
             .collect::<Result<_, _>>()?;
-        let (parts, buffers) = self.train_forward(batch, &leaves)?;
-        let losses = self.step_losses(&parts)?;
+        let share = self.world.as_ref().map(|_| batch.share());
+        let (parts, buffers) = self.train_forward(batch, &leaves, share.is_some() && self.sync_batch_norm)?;
+        let losses = self.step_losses(&parts, share)?;
         let mut total = parts[0].clone();
         for p in &parts[1..] {
             total = ops.add(&total, p)?;
@@ -203,6 +283,9 @@ impl Executor for GraphExecutor {
         }
         drop(grads);
         let _no_grad = ops.no_grad();
+        if let Some(share) = share {
+            self.average_gradients(&mut g, share)?;
+        }
         self.optimizer.step(ops, &mut self.store.values, &g, lr)?;
         drop(g);
         for (leaf, &t) in leaves.iter().zip(&self.store.trainable) {
@@ -212,6 +295,9 @@ impl Executor for GraphExecutor {
         }
         for (i, t) in buffers {
             self.store.values[i] = t;
+        }
+        if share.is_some() && !self.sync_batch_norm {
+            self.broadcast_buffers()?;
         }
         Ok(losses)
     }
@@ -225,7 +311,8 @@ impl Executor for GraphExecutor {
             .buffers()
             .map(|i| Ok((i, ops.deep_copy(&self.store.values[i])?)))
             .collect::<Result<_, ExecError>>()?;
-        let result = self.train_forward(batch, &self.store.values).and_then(|(parts, _)| self.step_losses(&parts));
+        let result =
+            self.train_forward(batch, &self.store.values, false).and_then(|(parts, _)| self.step_losses(&parts, None));
         for (i, t) in saved {
             self.store.values[i] = t;
         }
@@ -307,5 +394,47 @@ impl Executor for GraphExecutor {
 
     fn import_optimizer(&mut self, tensors: &[NamedTensor]) -> Result<(), ExecError> {
         self.optimizer.import(self.ops.as_ref(), &self.store, tensors)
+    }
+
+    fn join(&mut self, world: &World, pipeline_hash: &str) -> Result<(), ExecError> {
+        let ops = self.ops.as_ref();
+        ops.join(world).map_err(|e| ExecError::Collective(join_error(world, &e.0)))?;
+        dist::check_same_pipeline(ops, world, pipeline_hash).map_err(ExecError::Collective)?;
+        self.world = Some(world.clone());
+        let _no_grad = ops.no_grad();
+        let mut state = self.store.values.clone();
+        dist::broadcast(ops, &mut state).map_err(|e| self.failed("the broadcast of rank 0's parameters", e))?;
+        self.store.values = state;
+        Ok(())
+    }
+
+    fn barrier(&mut self, tag: &str, timeout: std::time::Duration) -> Result<(), ExecError> {
+        let Some(w) = &self.world else { return Ok(()) };
+        let ops = self.ops.as_ref();
+        let key = |r: usize| format!("barrier/{tag}/{r}");
+        let wait = || -> Result<(), TensorError> {
+            ops.store_set(&key(w.rank), b"1")?;
+            if w.rank == 0 {
+                // The others are already waiting here: they answer within the collective timeout.
+                for r in 1..w.size {
+                    ops.store_get(&key(r), w.timeout)?;
+                }
+            } else {
+                ops.store_get(&key(0), timeout)?;
+            }
+            Ok(())
+        };
+        wait().map_err(|e| self.failed(&format!("waiting for every rank at `{tag}`"), e))
+    }
+
+    fn agree(&mut self, values: &[f64]) -> Result<Vec<f64>, ExecError> {
+        if self.world.is_none() {
+            return Ok(values.to_vec());
+        }
+        let ops = self.ops.as_ref();
+        let host: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+        let mut t = ops.upload(&host, &[host.len()])?;
+        ops.all_reduce_(&mut t).map_err(|e| self.failed("the step agreement", e))?;
+        Ok(ops.download(&t)?.into_iter().map(f64::from).collect())
     }
 }

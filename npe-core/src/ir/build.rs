@@ -513,6 +513,13 @@ fn check_training(
     if !(s.gamma > 0.0 && s.gamma.is_finite() && s.min_lr >= 0.0 && s.min_lr.is_finite()) {
         err("train.schedule", "`gamma` must be a finite number > 0 and `min_lr` a finite number ≥ 0".into(), None);
     }
+    if !(t.dist_timeout_s.is_finite() && t.dist_timeout_s >= 1.0) {
+        err(
+            "train.dist_timeout_s",
+            format!("`dist_timeout_s` must be a number of seconds ≥ 1, got {}", t.dist_timeout_s),
+            Some("it bounds how long ranks wait for each other before naming the one that stopped (default 60)"),
+        );
+    }
     if t.max_steps_per_epoch == Some(0) {
         err(
             "train.max_steps_per_epoch",

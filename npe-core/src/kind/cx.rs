@@ -34,6 +34,7 @@ pub struct Cx<'a> {
     running: Vec<(ParamId, Tensor)>,
     calibrations: &'a [Option<Calibration>],
     step: usize,
+    sync_batch_norm: bool,
 }
 
 /// An adjuster's calibration from unlabelled training images (see `Executor::set_calibration`).
@@ -54,13 +55,35 @@ impl<'a> Cx<'a> {
         targets: Option<&'a Targets>,
         log_prior: &'a Tensor,
     ) -> Self {
-        Self { ops, params, train, frozen: false, targets, log_prior, running: vec![], calibrations: &[], step: 0 }
+        Self {
+            ops,
+            params,
+            train,
+            frozen: false,
+            targets,
+            log_prior,
+            running: vec![],
+            calibrations: &[],
+            step: 0,
+            sync_batch_norm: false,
+        }
     }
 
     /// With the adjusters' calibrations, by step (see [`calibration`](Self::calibration)).
     pub fn with_calibrations(mut self, calibrations: &'a [Option<Calibration>]) -> Self {
         self.calibrations = calibrations;
         self
+    }
+
+    /// With batch-norm statistics over every rank of a data-parallel run (`train.sync_batch_norm`).
+    pub fn with_sync_batch_norm(mut self, on: bool) -> Self {
+        self.sync_batch_norm = on;
+        self
+    }
+
+    /// Whether training-mode batch norm computes its statistics over every rank.
+    pub fn sync_batch_norm(&self) -> bool {
+        self.sync_batch_norm && self.train()
     }
 
     /// The current node's calibration, when the evaluation computed one.

@@ -119,6 +119,9 @@ impl BatchNorm {
     /// Batch statistics (and a running-statistics update) in training, running statistics in
     /// evaluation.
     pub fn forward(&self, cx: &mut Cx, x: &Tensor) -> Result<Tensor, ExecError> {
+        if cx.sync_batch_norm() {
+            return self.forward_synchronised(cx, x);
+        }
         let (y, running) = cx.ops.batch_norm(
             x,
             cx.param(self.weight),
@@ -133,6 +136,47 @@ impl BatchNorm {
             cx.set_buffer(self.mean, mean);
             cx.set_buffer(self.var, var);
         }
+        Ok(y)
+    }
+}
+
+impl BatchNorm {
+    /// Training-mode batch norm with statistics over every rank's samples (PyTorch's
+    /// `SyncBatchNorm`): per-channel sums, squares and counts summed over ranks by a
+    /// differentiable all-reduce, so gradients also flow through the other ranks' statistics.
+    fn forward_synchronised(&self, cx: &mut Cx, x: &Tensor) -> Result<Tensor, ExecError> {
+        let ops = cx.ops;
+        let x = ops.float32(x)?;
+        let shape = ops.shape(&x)?;
+        let c = shape[1];
+        let dims: Vec<usize> = (0..shape.len()).filter(|&d| d != 1).collect();
+        let per_channel = shape.iter().product::<usize>() / c.max(1);
+        let sum = ops.sum_dims(&x, &dims, false)?;
+        let squares = ops.sum_dims(&ops.mul(&x, &x)?, &dims, false)?;
+        let count = ops.add_scalar(&ops.mul_scalar(&sum, 0.0)?, per_channel as f64)?;
+        let total = ops.all_reduce_autograd(&ops.stack(&[sum, squares, count], 0)?)?;
+        let row = |i: usize| ops.reshape(&ops.slice(&total, 0, i, i + 1, 1)?, &[c]);
+        let (sum, squares, count) = (row(0)?, row(1)?, row(2)?);
+        let mean = ops.div(&sum, &count)?;
+        let var = ops.relu(&ops.sub(&ops.div(&squares, &count)?, &ops.mul(&mean, &mean)?)?)?;
+        let mut bshape = vec![1; shape.len()];
+        bshape[1] = c;
+        let b = |t: &Tensor| ops.reshape(t, &bshape);
+        let inv = ops.powf_scalar(&ops.add_scalar(&var, BN_EPS)?, -0.5)?;
+        let scale = ops.mul(cx.param(self.weight), &inv)?;
+        let y = ops.add(&ops.mul(&ops.sub(&x, &b(&mean)?)?, &b(&scale)?)?, &b(cx.param(self.bias))?)?;
+        // Running statistics, PyTorch's update: the unbiased variance of the global batch.
+        let count = ops.detach(&count)?;
+        let bessel = ops.div(&count, &ops.add_scalar(&count, -1.0)?)?;
+        let unbiased = ops.mul(&ops.detach(&var)?, &bessel)?;
+        let m = BN_MOMENTUM;
+        let update = |old: &Tensor, new: &Tensor| -> Result<Tensor, ExecError> {
+            Ok(ops.add(&ops.mul_scalar(old, 1.0 - m)?, &ops.mul_scalar(new, m)?)?)
+        };
+        let running_mean = update(cx.param(self.mean), &ops.detach(&mean)?)?;
+        let running_var = update(cx.param(self.var), &unbiased)?;
+        cx.set_buffer(self.mean, running_mean);
+        cx.set_buffer(self.var, running_var);
         Ok(y)
     }
 }

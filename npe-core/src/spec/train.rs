@@ -227,6 +227,18 @@ pub struct TrainSpec {
     /// Images (and so convolution activations) in channels-last layout. Default false.
     #[serde(default)]
     pub channels_last: bool,
+    /// Data-parallel runs: batch norm computes its statistics over the global batch (every
+    /// rank's samples) instead of each rank's part. Default false (per rank, as PyTorch DDP).
+    #[serde(default)]
+    pub sync_batch_norm: bool,
+    /// Data-parallel runs: seconds a rank waits for the others (rendezvous, a collective) before
+    /// it stops with an error naming the ranks that did not answer. Default 60.
+    #[serde(default = "default_dist_timeout")]
+    pub dist_timeout_s: f64,
+}
+
+fn default_dist_timeout() -> f64 {
+    60.0
 }
 
 impl Default for TrainSpec {
@@ -245,6 +257,8 @@ impl Default for TrainSpec {
             tensorboard: false,
             precision: Default::default(),
             channels_last: false,
+            sync_batch_norm: false,
+            dist_timeout_s: default_dist_timeout(),
         }
     }
 }

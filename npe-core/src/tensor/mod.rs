@@ -6,12 +6,14 @@
 
 mod handle;
 mod ops;
+mod world;
 
 pub use handle::Tensor;
 pub use ops::{
-    AutodiffOps, ConvOpts, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, Precision,
+    AutodiffOps, ConvOpts, CreationOps, DistOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, Precision,
     PrecisionOps,
 };
+pub use world::World;
 
 /// A failed tensor operation, as the backend reports it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -208,6 +208,11 @@ pub trait InplaceOps: MathOps {
         *a = self.add(a, b)?;
         Ok(())
     }
+    /// `dst = src` reshaped to `dst`'s shape (in place keeps `dst`'s storage and layout).
+    fn assign_(&self, dst: &mut Tensor, src: &Tensor) -> TResult<()> {
+        *dst = self.reshape(src, &self.shape(dst)?)?;
+        Ok(())
+    }
     /// `a = α·a + β·b` (optimiser updates; in place keeps a parameter's identity).
     fn axpby_(&self, a: &mut Tensor, alpha: f64, b: &Tensor, beta: f64) -> TResult<()> {
         let scaled = if alpha == 1.0 { a.clone() } else { self.mul_scalar(a, alpha)? };
@@ -283,8 +288,51 @@ pub trait PrecisionOps: CreationOps {
     }
 }
 
+fn not_joined() -> TensorError {
+    TensorError("this process has not joined a data-parallel run".into())
+}
+
+/// Collectives over the ranks of a data-parallel run, on the library's own engine (libtorch's
+/// c10d): npe has no collective layer. The defaults are a single process's, and joining a run
+/// needs a backend that overrides them. `npe_core::dist` builds the training steps on these.
+pub trait DistOps: CreationOps {
+    /// Join the run `world` describes: blocks until every rank has joined or `world.timeout`
+    /// has passed.
+    fn join(&self, _world: &super::World) -> TResult<()> {
+        Err(TensorError(
+            "this backend has no collective engine for data-parallel training: use --backend tch (libtorch's c10d: Gloo on CPUs, NCCL on GPUs)"
+                .into(),
+        ))
+    }
+    /// In-place sum over ranks of a 1-d tensor (a single process: unchanged).
+    fn all_reduce_(&self, _t: &mut Tensor) -> TResult<()> {
+        Ok(())
+    }
+    /// In-place copy of rank `root`'s 1-d tensor to every rank.
+    fn broadcast_(&self, _t: &mut Tensor, _root: usize) -> TResult<()> {
+        Ok(())
+    }
+    /// The sum over ranks, differentiable: its gradient is the sum over ranks of the output's
+    /// gradient (synchronised batch norm).
+    fn all_reduce_autograd(&self, t: &Tensor) -> TResult<Tensor> {
+        Ok(t.clone())
+    }
+    /// Set `key` in the run's rendezvous store.
+    fn store_set(&self, _key: &str, _value: &[u8]) -> TResult<()> {
+        Err(not_joined())
+    }
+    /// `key`'s value, waiting up to `timeout` for another rank to set it.
+    fn store_get(&self, _key: &str, _timeout: std::time::Duration) -> TResult<Vec<u8>> {
+        Err(not_joined())
+    }
+    /// Whether `key` is set (does not wait).
+    fn store_check(&self, _key: &str) -> TResult<bool> {
+        Err(not_joined())
+    }
+}
+
 /// Everything a backend provides. Implement the families and `describe`.
-pub trait Ops: CreationOps + AutodiffOps + NnOps + InplaceOps + FusedOps + PrecisionOps {
+pub trait Ops: CreationOps + AutodiffOps + NnOps + InplaceOps + FusedOps + PrecisionOps + DistOps {
     /// Library, device and threads, for logs and reports.
     fn describe(&self) -> String;
 }

@@ -20,6 +20,7 @@ pub use schedule::Schedule;
 use crate::backend::{Backend, BuildContext, Device, ExecError, Executor, StepLosses};
 use crate::checkpoint::{self, Checkpoint, CheckpointError, Position};
 use crate::data::{self, DataError, Dataset, Loader, SplitKind};
+use crate::dist::World;
 use crate::ir::Ir;
 use crate::model::{NamedTensor, ParamSpec, initial_values, layout};
 use crate::nodes::{Accuracy, GroupsSpec};
@@ -30,7 +31,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Why training stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +143,11 @@ pub struct Session {
     train_loader: Loader,
     test_loader: Loader,
     prior_loader: Option<Loader>,
+    world: Option<World>,
 }
+
+/// How long the other ranks wait for rank 0's evaluation and final reports.
+const EVAL_WAIT: Duration = Duration::from_secs(4 * 3600);
 
 /// Groups of the pipeline's first accuracy evaluator (default: by count 100/20).
 pub fn primary_groups(ir: &Ir) -> GroupsSpec {
@@ -195,7 +200,20 @@ impl Session {
             None
         };
         let backend = backend.name().to_string();
-        Ok(Session { ir, data, exec, params, backend, train_loader, test_loader, prior_loader })
+        Ok(Session { ir, data, exec, params, backend, train_loader, test_loader, prior_loader, world: None })
+    }
+
+    /// Train as rank `world.rank` of a data-parallel run ([`crate::dist`]): on this rank's part
+    /// of every global batch, with gradients averaged over the ranks. Rank 0 alone evaluates and
+    /// writes metrics, checkpoints, plots and the summary; every rank reads checkpoints to resume.
+    pub fn join(&mut self, world: World) {
+        self.train_loader = self.train_loader.sharded(world.rank, world.size);
+        self.world = Some(world);
+    }
+
+    /// Whether this process writes the run's files (a single process, or rank 0).
+    fn writes(&self) -> bool {
+        self.world.as_ref().is_none_or(|w| w.rank == 0)
     }
 
     /// Load the parameters of `train.init_from` that this model has (the start of a fresh run;
@@ -362,11 +380,14 @@ impl Session {
     pub fn train(&mut self, opts: &TrainOptions) -> Result<Summary, TrainError> {
         let out = &opts.out;
         let ck_dir = out.join("checkpoints");
-        std::fs::create_dir_all(&ck_dir).map_err(io_err(&ck_dir))?;
-        check_out(out, opts.resume)?;
-        // What a killed run was writing when it died.
-        checkpoint::remove_stale_temporaries(&ck_dir);
-        checkpoint::remove_stale_temporaries(out);
+        let writes = self.writes();
+        if writes {
+            std::fs::create_dir_all(&ck_dir).map_err(io_err(&ck_dir))?;
+            check_out(out, opts.resume)?;
+            // What a killed run was writing when it died.
+            checkpoint::remove_stale_temporaries(&ck_dir);
+            checkpoint::remove_stale_temporaries(out);
+        }
         let existing = checkpoint::list(&ck_dir);
         let epochs = self.ir.train.epochs;
         let mut pos = Position { epoch: 0, batch: 0, global_step: 0 };
@@ -395,33 +416,49 @@ impl Session {
             }
             self.apply_init_from()?;
         }
+        if let Some(world) = self.world.clone() {
+            let hash = pipeline_hash(&self.ir, &self.params);
+            self.exec.join(&world, &hash)?;
+            tracing::debug!(
+                "rank {} of {} joined the run at {}:{}",
+                world.rank,
+                world.size,
+                world.master_addr,
+                world.master_port
+            );
+        }
         let spe = self.steps_per_epoch();
         let schedule = Schedule::new(self.ir.train.optimizer.lr, &self.ir.train.schedule, spe, epochs);
         let metrics_path = out.join("metrics.jsonl");
-        let tensorboard = if self.ir.train.tensorboard {
+        let tensorboard = if self.ir.train.tensorboard && writes {
             let dir = out.join("tensorboard");
             Some(tensorboard::EventWriter::create(&dir).map_err(io_err(&dir))?)
         } else {
             None
         };
-        keep_records_up_to(&metrics_path, pos.epoch)?;
+        if writes {
+            keep_records_up_to(&metrics_path, pos.epoch)?;
+        }
         let mut progress = progress::Progress::new(opts.progress, epochs);
         let mut train_seconds = 0.0;
         let mut images = 0u64;
         let mut last_loss = BTreeMap::new();
         let mut last_eval = None;
         let mut last_ck: Option<PathBuf> = existing.last().cloned();
-        tracing::info!(
-            "training `{}` on {} ({} train / {} test images, {} classes) with {}; {} epochs × {} steps",
-            self.ir.name,
-            self.data.name,
-            self.data.train.len(),
-            self.data.test.len(),
-            self.data.num_classes(),
-            self.exec.describe(),
-            epochs,
-            spe
-        );
+        let world = self.world.as_ref().map_or(String::new(), |w| format!(" on {} ranks", w.size));
+        if writes {
+            tracing::info!(
+                "training `{}` on {} ({} train / {} test images, {} classes) with {}{world}; {} epochs × {} steps",
+                self.ir.name,
+                self.data.name,
+                self.data.train.len(),
+                self.data.test.len(),
+                self.data.num_classes(),
+                self.exec.describe(),
+                epochs,
+                spe
+            );
+        }
         for epoch in pos.epoch..epochs {
             let start = if epoch == pos.epoch { pos.batch } else { 0 };
             progress.start_epoch(epoch, spe, start);
@@ -452,20 +489,22 @@ impl Session {
                     *sums.entry(k.clone()).or_default() += v;
                 }
                 n_steps += 1;
-                images += batch.len() as u64;
+                images += batch.global_len.max(batch.len()) as u64;
                 pos.global_step += 1;
                 pos.batch = b + 1;
-                progress.step(b, &losses, batch.len(), lr);
-                let stop_now = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
-                    || opts.stop_after_steps.is_some_and(|n| pos.global_step >= n);
+                progress.step(b, &losses, batch.global_len.max(batch.len()), lr);
+                let stop_now = self.should_stop(opts, pos.global_step)?;
                 if stop_now && b + 1 < spe {
                     drop(it);
                     progress.finish_epoch();
                     let here = Position { epoch, batch: b + 1, global_step: pos.global_step };
                     let path = ck_dir.join(checkpoint::file_name(&here));
-                    let mut ck = self.checkpoint(here)?;
-                    ck.epoch_losses = Some((sums.clone(), n_steps));
-                    self.save_checkpoint(ck, &path, last_ck.as_ref())?;
+                    if writes {
+                        let mut ck = self.checkpoint(here)?;
+                        ck.epoch_losses = Some((sums.clone(), n_steps));
+                        self.save_checkpoint(ck, &path, last_ck.as_ref())?;
+                    }
+                    self.exec.barrier(&format!("stop/{}", pos.global_step), EVAL_WAIT)?;
                     return Err(TrainError::Interrupted { epoch: epoch + 1, batch: b + 1, checkpoint: path });
                 }
             }
@@ -476,9 +515,11 @@ impl Session {
             let mean: BTreeMap<String, f64> =
                 sums.iter().map(|(k, v)| (k.clone(), v / n_steps.max(1) as f64)).collect();
             let done = epoch + 1;
-            let eval_now = done % self.ir.eval.every_epochs == 0 || done == epochs;
+            let eval_now = (done % self.ir.eval.every_epochs == 0 || done == epochs) && writes;
             let eval = if eval_now { Some(self.evaluate()?) } else { None };
-            log_epoch(done, epochs, &mean, eval.as_ref(), ips);
+            if writes {
+                log_epoch(done, epochs, &mean, eval.as_ref(), ips);
+            }
             let record = EpochRecord {
                 epoch: done,
                 global_step: pos.global_step,
@@ -488,30 +529,52 @@ impl Session {
                 train_loss: mean.clone(),
                 eval: eval.clone(),
             };
-            append_record(&metrics_path, &record)?;
+            if writes {
+                append_record(&metrics_path, &record)?;
+            }
             if let Some(tb) = &tensorboard {
                 tb.epoch(&record).map_err(io_err(&out.join("tensorboard")))?;
             }
             pos = Position { epoch: done, batch: 0, global_step: pos.global_step };
             if done % self.ir.train.checkpoint.every_epochs == 0 || done == epochs {
                 let path = ck_dir.join(checkpoint::file_name(&pos));
-                self.save_checkpoint(self.checkpoint(pos.clone())?, &path, last_ck.as_ref())?;
-                prune(&ck_dir, self.ir.train.checkpoint.keep_last, &path);
+                if writes {
+                    self.save_checkpoint(self.checkpoint(pos.clone())?, &path, last_ck.as_ref())?;
+                    prune(&ck_dir, self.ir.train.checkpoint.keep_last, &path);
+                }
                 last_ck = Some(path);
             }
+            // The other ranks wait here for rank 0's evaluation and checkpoint.
+            self.exec.barrier(&format!("epoch/{done}"), EVAL_WAIT)?;
             last_loss = mean;
             if eval.is_some() {
                 last_eval = eval;
             }
-            let stop_now = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
-                || opts.stop_after_steps.is_some_and(|n| pos.global_step >= n);
+            let stop_now = self.should_stop(opts, pos.global_step)?;
             if stop_now && done < epochs {
                 let path = ck_dir.join(checkpoint::file_name(&pos));
-                if last_ck.as_ref() != Some(&path) {
+                if last_ck.as_ref() != Some(&path) && writes {
                     self.save_checkpoint(self.checkpoint(pos.clone())?, &path, last_ck.as_ref())?;
                 }
+                self.exec.barrier(&format!("stop/{}", pos.global_step), EVAL_WAIT)?;
                 return Err(TrainError::Interrupted { epoch: done + 1, batch: 0, checkpoint: path });
             }
+        }
+        if !writes {
+            // Rank 0 evaluates and writes the reports; the others finish with it.
+            self.exec.barrier("done", EVAL_WAIT)?;
+            return Ok(Summary {
+                pipeline: self.ir.name.clone(),
+                backend: self.exec.describe(),
+                data: self.data_report(),
+                epochs,
+                steps: pos.global_step,
+                train_seconds,
+                images_per_second: images as f64 / train_seconds.max(1e-9),
+                final_train_loss: last_loss,
+                eval: EvalReport::default(),
+                model: out.join("model.safetensors").display().to_string(),
+            });
         }
         let eval = match last_eval {
             Some(e) => e,
@@ -535,8 +598,31 @@ impl Session {
         };
         let json = serde_json::to_vec_pretty(&summary).expect("summary serializes");
         checkpoint::write_atomic(&out.join("summary.json"), &json)?;
+        self.exec.barrier("done", EVAL_WAIT)?;
         Ok(summary)
     }
+
+    /// Whether to stop after this step (Ctrl-C, `--stop-after-steps`): in a data-parallel run,
+    /// when any rank was asked, so that every rank stops at the same step.
+    fn should_stop(&mut self, opts: &TrainOptions, global_step: u64) -> Result<bool, TrainError> {
+        let asked = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+            || opts.stop_after_steps.is_some_and(|n| global_step >= n);
+        if self.world.is_none() {
+            return Ok(asked);
+        }
+        Ok(self.exec.agree(&[asked as u8 as f64])?[0] > 0.0)
+    }
+}
+
+/// A digest of what a run computes: the resolved pipeline (after overrides) and the model's
+/// parameter layout. Ranks that differ would average unrelated gradients.
+fn pipeline_hash(ir: &Ir, params: &[ParamSpec]) -> String {
+    let sections = serde_json::to_string(&(&ir.name, ir.seed, &ir.data_spec, &ir.train, &ir.eval)).unwrap_or_default();
+    let nodes: Vec<String> = ir.order.iter().map(|&i| format!("{}={:?}", ir.graph[i].name, ir.graph[i].body)).collect();
+    let text = format!("{sections}\n{}\n{}", crate::checkpoint::fingerprint(params), nodes.join("\n"));
+    // FNV-1a, 64 bits.
+    let h = text.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    format!("{h:016x}")
 }
 
 fn fmt_parts(l: &StepLosses) -> String {

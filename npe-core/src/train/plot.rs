@@ -243,11 +243,14 @@ pub fn per_class(e: &EvalReport, classes: &[String], train_counts: &[u64]) -> St
         for (i, v) in vals.iter().enumerate() {
             let x = f.px(i as f64) + slot * (0.1 + 0.8 * s as f64 / k);
             let y = f.py(*v);
+            let h = H - M[2] - y;
+            if h < 0.05 {
+                continue; // a bar of 0 is no bar (and SVG renderers reject zero heights)
+            }
             let _ = write!(
                 f.svg,
-                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"/>"#,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{}"/>"#,
                 slot * 0.8 / k,
-                (H - M[2] - y).max(0.0),
                 PALETTE[s % 6]
             );
         }
@@ -340,7 +343,7 @@ pub fn grouped_bars(title: &str, ylabel: &str, groups: &[(String, Vec<Bar>)]) ->
             let _ = write!(
                 f.svg,
                 r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{:.1}" fill="{}"><title>{} {}: {:.2} ± {:.2}</title></rect>"#,
-                (H - M[2] - y).max(0.0),
+                (H - M[2] - y).max(0.1),
                 PALETTE[s % 6],
                 esc(label),
                 esc(&b.series),
