@@ -11,8 +11,8 @@
 # 3. trains the quickstart pipeline on cuda:0 and checks it reaches the CPU run's accuracy band;
 # 4. `npe bench train --device cuda:0` side by side with PyTorch on the same GPU (ResNet-32 + 1
 #    PEM, batch 128), the table into gpu-check/bench.md.
-# Multi-GPU data-parallel runs (NCCL) need the c10d extension of the scale-out issue; this script
-# runs them once `npe train --nproc-per-node` exists (it checks for the flag).
+# 5. with two GPUs or more: a two-GPU data-parallel quickstart (`--nproc-per-node 2 --device
+#    cuda`, c10d's NCCL process group) that must train as one GPU does.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -25,6 +25,14 @@ gpus=$(($(wc -l < "$out/gpus.csv") - 1))
 export NPE_TORCH_VENV="$root/.venv-torch-cuda" NPE_TORCH_FULL=1
 eval "$(scripts/libtorch.sh)"
 "$NPE_TORCH_VENV/bin/python" -c "import torch; assert torch.cuda.is_available(), 'torch sees no GPU'; print(torch.__version__, torch.version.cuda)"
+
+# The shim's NCCL code includes CUDA headers the torch wheel's NVIDIA packages lack (crt/, nv/):
+# take them from the matching CUDA wheels unless a toolkit is installed.
+if [ ! -d "${CUDA_HOME:-/usr/local/cuda}/include/crt" ]; then
+  cuda_major=$("$NPE_TORCH_VENV/bin/python" -c "import torch; print(torch.version.cuda.split('.')[0])")
+  "$NPE_TORCH_VENV/bin/pip" install -q "nvidia-cuda-crt==$cuda_major.*" "nvidia-cuda-cccl==$cuda_major.*" \
+    || "$NPE_TORCH_VENV/bin/pip" install -q "nvidia-cuda-crt-cu$cuda_major" "nvidia-cuda-cccl-cu$cuda_major"
+fi
 
 features="tch,cuda"
 [ "${NPE_GPU_BURN:-1}" = "1" ] && features="burn,$features"
@@ -54,11 +62,17 @@ backends=$(echo "$features" | tr ',' '\n' | grep -vx cuda | paste -sd,)
 $npe bench train --device cuda:0 --backends "$backends" --pems 1 --batch 128 --steps 50 --warmup 10 --rounds 3 \
   --pytorch "$NPE_TORCH_VENV/bin/python" | tee "$out/bench.md"
 
-if [ "$gpus" -ge 2 ] && $npe train --help | grep -q -- "--nproc-per-node"; then
+if [ "$gpus" -ge 2 ]; then
   echo "== two-GPU data-parallel run (NCCL)"
   $npe train pipelines/quickstart.yaml --backend tch --nproc-per-node 2 --device cuda --out "$out/ddp" --progress quiet \
     2>&1 | tee "$out/ddp.log" | tail -5
+  python3 - "$out/ddp/summary.json" "$out/quickstart-tch/summary.json" <<'EOF'
+import json, sys
+two, one = (json.load(open(p))["eval"]["accuracy"]["accuracy"]["npe"]["mean_per_class"] for p in sys.argv[1:])
+print(f"NPE-LA: 2 GPUs {100*two:.2f}, 1 GPU {100*one:.2f}")
+assert abs(two - one) < 0.01, "two GPUs should train as one does (the same global batches)"
+EOF
 else
-  echo "== two-GPU run skipped: $gpus GPU(s), or this build has no --nproc-per-node yet" | tee "$out/ddp.log"
+  echo "== two-GPU run skipped: $gpus GPU" | tee "$out/ddp.log"
 fi
 echo "gpu-check: done; see $out/"

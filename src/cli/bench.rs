@@ -198,6 +198,7 @@ fn child(t: &TrainBench, ext: &Extensions) -> ExitCode {
         },
         dense,
         indices: (0..n as u32).collect(),
+        global_len: 0,
     };
     let mut last = 0.0;
     let mut t0 = Instant::now();

@@ -7,6 +7,7 @@ mod data;
 mod eval;
 mod graph;
 mod kinds;
+mod launch;
 mod session;
 mod study;
 mod train;

@@ -1,13 +1,16 @@
 //! `npe train PIPELINE`.
 
+use super::launch::{DistArgs, launch};
 use super::session::{BackendArgs, print_report, session};
-use super::{EXIT_FAILURE, SetArgs, load_ir};
-use crate::Extensions;
+use super::{EXIT_FAILURE, EXIT_INVALID, SetArgs, load_ir};
+use crate::{BackendChoice, Extensions};
+use npe_core::dist::World;
 use npe_core::train::{ProgressMode, TrainError, TrainOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Exit code of a run stopped early with a resumable checkpoint.
 pub const EXIT_INTERRUPTED: u8 = 3;
@@ -35,6 +38,8 @@ pub(crate) struct TrainArgs {
     /// With --resume: if the newest checkpoint is damaged, continue from the newest good one.
     #[arg(long, requires = "resume")]
     pub fallback: bool,
+    #[command(flatten)]
+    pub dist: DistArgs,
 }
 
 /// Hold an exclusive advisory lock on the run folder for the life of the run (the OS releases
@@ -77,33 +82,63 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
     if let Err(code) = args.backend.check_device() {
         return code;
     }
-    // The folder is locked and accepted before anything is written into it.
-    let _lock = match lock_run(&out) {
-        Ok(f) => f,
+    let timeout = Duration::from_secs_f64(ir.train.dist_timeout_s);
+    let world = match World::from_env(|k| std::env::var(k).ok(), timeout) {
+        Ok(w) => w,
         Err(m) => {
-            eprintln!("error: {m}");
-            return ExitCode::from(EXIT_FAILURE);
+            eprintln!("error: data-parallel run: {m}");
+            return ExitCode::from(EXIT_INVALID);
         }
     };
-    if let Err(e) = npe_core::train::check_out(&out, args.resume) {
+    if args.dist.launches() || world.is_some() {
+        let size = world.as_ref().map_or(args.dist.nproc_per_node * args.dist.nnodes, |w| w.size);
+        match args.backend.choice() {
+            Ok(BackendChoice::Tch) => {}
+            Ok(other) => {
+                eprintln!(
+                    "error: data-parallel training ({size} processes) runs on libtorch's c10d, which backend `{other}` lacks (burn has collectives only on its CUDA backend, NCCL)\n  hint: add --backend tch"
+                );
+                return ExitCode::from(EXIT_INVALID);
+            }
+            Err(code) => return code,
+        }
+    }
+    if args.dist.launches() {
+        return launch(&args.dist, timeout);
+    }
+    let writes = world.as_ref().is_none_or(|w| w.rank == 0);
+    // The folder is locked and accepted before anything is written into it (by rank 0 alone).
+    let _lock = if writes {
+        match lock_run(&out) {
+            Ok(f) => Some(f),
+            Err(m) => {
+                eprintln!("error: {m}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    } else {
+        None
+    };
+    if writes && let Err(e) = npe_core::train::check_out(&out, args.resume) {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_FAILURE);
     }
-    let mut s = match session(ir, &args.backend, ext) {
+    // `--device cuda` in a data-parallel run: each worker on its own GPU, cuda:LOCAL_RANK.
+    let mut backend = args.backend.clone();
+    if let Some(w) = world.as_ref().filter(|_| backend.device == "cuda") {
+        backend.device = format!("cuda:{}", w.local_rank);
+    }
+    let mut s = match session(ir, &backend, ext) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if let Some(w) = world.clone() {
+        s.join(w);
+    }
     // Record what ran, for reproducibility.
-    let _ = std::fs::write(out.join("pipeline.yaml"), &loaded.source.text);
-    let run = serde_json::json!({
-        "pipeline": args.file.display().to_string(),
-        "set": args.set.sets,
-        "backend": s.exec.describe(),
-        "device": args.backend.device,
-        "command": std::env::args().collect::<Vec<_>>(),
-        "npe_version": env!("CARGO_PKG_VERSION"),
-    });
-    let _ = std::fs::write(out.join("run.json"), serde_json::to_vec_pretty(&run).unwrap_or_default());
+    if writes {
+        write_provenance(&out, &loaded.source.text, &args, &s.exec.describe(), world.as_ref());
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -118,6 +153,7 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
         out: out.clone(),
         resume: args.resume,
         progress: match args.progress {
+            _ if !writes => ProgressMode::Quiet,
             Progress::Auto => ProgressMode::Auto,
             Progress::Log => ProgressMode::Log,
             Progress::Quiet => ProgressMode::Quiet,
@@ -127,6 +163,7 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
         fallback: args.fallback,
     };
     match s.train(&opts) {
+        Ok(_) if !writes => ExitCode::SUCCESS,
         Ok(summary) => {
             println!(
                 "{}: {} on {} ({} train / {} test images), {}",
@@ -150,13 +187,32 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Err(TrainError::Interrupted { .. }) if !writes => ExitCode::from(EXIT_INTERRUPTED),
         Err(e @ TrainError::Interrupted { .. }) => {
             eprintln!("{e}");
             ExitCode::from(EXIT_INTERRUPTED)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            let said = e.to_string();
+            let rank = world.filter(|_| !said.starts_with("rank ")).map(|w| format!("[rank {}] ", w.rank));
+            let rank = rank.unwrap_or_default();
+            eprintln!("error: {rank}{e}");
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// `pipeline.yaml` and `run.json` in the run folder: what ran, for reproducibility.
+fn write_provenance(out: &std::path::Path, source: &str, args: &TrainArgs, backend: &str, world: Option<&World>) {
+    let _ = std::fs::write(out.join("pipeline.yaml"), source);
+    let run = serde_json::json!({
+        "pipeline": args.file.display().to_string(),
+        "set": args.set.sets,
+        "backend": backend,
+        "device": args.backend.device,
+        "world_size": world.map_or(1, |w| w.size),
+        "command": std::env::args().collect::<Vec<_>>(),
+        "npe_version": env!("CARGO_PKG_VERSION"),
+    });
+    let _ = std::fs::write(out.join("run.json"), serde_json::to_vec_pretty(&run).unwrap_or_default());
 }

@@ -1,0 +1,241 @@
+//! Data-parallel training over libtorch's c10d (Gloo on the CPU), through the `npe` binary as a
+//! user runs it: `npe train --nproc-per-node 2` against one process on the same global batch,
+//! with and without synchronised batch norm; a worker killed mid-run and one that hangs, both
+//! named by the survivor; a resume with a different world size; ranks that run different
+//! pipelines; and the burn backend's refusal.
+#![cfg(feature = "tch")]
+
+mod common;
+use common::{npe, run};
+use npe_core::checkpoint::Checkpoint;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The quickstart's MLP (no batch norm) on a smaller long-tailed set: 2 epochs × 25 steps of
+/// global batch 128, SGD with momentum and weight decay.
+const FIFTY_STEPS: &[&str] = &[
+    "--set",
+    "data.synthetic.per_class=1400",
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "train.max_steps_per_epoch=25",
+    "--set",
+    "train.batch_size=128",
+    "--set",
+    "eval.prior_train_samples=500",
+];
+
+fn train(out: &Path, sets: &[&str], workers: usize) -> Command {
+    let mut c = npe();
+    c.args(["train", "pipelines/quickstart.yaml", "--backend", "tch", "--progress", "quiet"])
+        .args(sets)
+        .arg("--out")
+        .arg(out);
+    if workers > 1 {
+        c.args(["--nproc-per-node", &workers.to_string()]);
+    }
+    c
+}
+
+/// Largest `max|a − b| / max|a|` over the model's tensors, and that tensor's name.
+fn max_relative_difference(a: &Path, b: &Path) -> (f64, String) {
+    let (a, b) = (Checkpoint::load(a).unwrap(), Checkpoint::load(b).unwrap());
+    let mut worst = (0.0, String::new());
+    for ta in &a.params {
+        let tb = b.params.iter().find(|t| t.name == ta.name).unwrap_or_else(|| panic!("{} missing", ta.name));
+        let scale = ta.data.iter().fold(0f64, |m, v| m.max(v.abs() as f64)).max(1e-12);
+        let diff = ta.data.iter().zip(&tb.data).fold(0f64, |m, (x, y)| m.max((x - y).abs() as f64));
+        if diff / scale > worst.0 {
+            worst = (diff / scale, ta.name.clone());
+        }
+    }
+    worst
+}
+
+fn trained(sets: &[&str], workers: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(&mut train(dir.path(), sets, workers));
+    assert_eq!(code, 0, "{workers} worker(s) failed:\n{out}\n{err}");
+    dir
+}
+
+#[test]
+fn two_workers_of_batch_64_take_the_steps_of_one_of_batch_128() {
+    let one = trained(FIFTY_STEPS, 1);
+    let two = trained(FIFTY_STEPS, 2);
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(two.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["steps"], 50, "{s}");
+    let (worst, name) =
+        max_relative_difference(&one.path().join("model.safetensors"), &two.path().join("model.safetensors"));
+    assert!(worst <= 1e-5, "after 50 steps `{name}` differs by {worst:.2e} (relative)");
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(two.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["world_size"], 2);
+}
+
+#[test]
+fn synchronised_batch_norm_matches_one_process_and_per_rank_batch_norm_does_not() {
+    let bn: Vec<&str> = FIFTY_STEPS.iter().copied().chain(["--set", "nodes.features.batch_norm=true"]).collect();
+    let synced: Vec<&str> = bn.iter().copied().chain(["--set", "train.sync_batch_norm=true"]).collect();
+    let one = trained(&bn, 1);
+    let one_synced = trained(&synced, 1);
+    let two_synced = trained(&synced, 2);
+    let two_per_rank = trained(&bn, 2);
+    let model = |d: &tempfile::TempDir| d.path().join("model.safetensors");
+    // One process: the setting changes nothing.
+    let (same, _) = max_relative_difference(&model(&one), &model(&one_synced));
+    assert!(same <= 1e-6, "sync_batch_norm on one process changed the model by {same:.2e}");
+    let (synced_diff, name) = max_relative_difference(&model(&one), &model(&two_synced));
+    assert!(synced_diff <= 1e-3, "synchronised batch norm: `{name}` differs by {synced_diff:.2e}");
+    let (per_rank_diff, _) = max_relative_difference(&model(&one), &model(&two_per_rank));
+    assert!(
+        per_rank_diff > 10.0 * synced_diff,
+        "per-rank statistics ({per_rank_diff:.2e}) should differ from the global batch's far more than synchronised ones ({synced_diff:.2e})"
+    );
+}
+
+/// Start a 2-worker run and return it with the workers' pids (from the launcher's stderr) and
+/// the rest of its stderr, collected on a thread.
+fn launch(out: &Path, sets: &[&str]) -> (std::process::Child, Vec<u32>, std::sync::mpsc::Receiver<String>) {
+    let mut child = train(out, sets, 2).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut pids = vec![];
+    let mut head = String::new();
+    while pids.len() < 2 {
+        let line = lines.next().unwrap_or_else(|| panic!("the launcher ended early:\n{head}")).unwrap();
+        if let Some(pid) =
+            line.strip_prefix("rank ").and_then(|l| l.split_once(": pid ")).map(|(_, p)| p.parse().unwrap())
+        {
+            pids.push(pid);
+        }
+        head += &line;
+        head.push('\n');
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let _ = tx.send(format!("{head}{}", rest.join("\n")));
+    });
+    (child, pids, rx)
+}
+
+fn signal(pid: u32, name: &str) {
+    let ok = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap().success();
+    assert!(ok, "kill -{name} {pid}");
+}
+
+fn wait_for_checkpoint(out: &Path, child: &mut std::process::Child) {
+    let start = Instant::now();
+    while std::fs::read_dir(out.join("checkpoints")).map_or(0, |d| d.count()) == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first checkpoint");
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint after 120 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const LONG_RUN: &[&str] = &[
+    "--set",
+    "data.synthetic.per_class=600",
+    "--set",
+    "train.epochs=40",
+    "--set",
+    "train.batch_size=64",
+    "--set",
+    "eval.every_epochs=40",
+    "--set",
+    "eval.prior_train_samples=200",
+    "--set",
+    "train.dist_timeout_s=10",
+];
+
+#[test]
+fn a_killed_worker_is_named_and_the_run_resumes_on_one_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, pids, stderr) = launch(dir.path(), LONG_RUN);
+    wait_for_checkpoint(dir.path(), &mut child);
+    let killed = Instant::now();
+    signal(pids[1], "KILL");
+    let status = child.wait().unwrap();
+    let waited = killed.elapsed();
+    let err = stderr.recv().unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(waited < Duration::from_secs(10 + 10), "took {waited:?} to stop:\n{err}");
+    assert!(err.contains("error: rank 1 (pid") && err.contains("was killed (SIGKILL)"), "launcher:\n{err}");
+    assert!(err.contains("rank 0 of 2:") && err.contains("rank 1 stopped answering"), "rank 0's report:\n{err}");
+    // Resume from rank 0's last checkpoint with one worker.
+    let mut resume = train(dir.path(), LONG_RUN, 1);
+    resume.arg("--resume");
+    let (code, out, err) = run(&mut resume);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["epochs"], 40);
+}
+
+#[test]
+fn a_hung_worker_is_named_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets: Vec<&str> = LONG_RUN.iter().copied().chain(["--set", "train.dist_timeout_s=3"]).collect();
+    let (mut child, pids, stderr) = launch(dir.path(), &sets);
+    wait_for_checkpoint(dir.path(), &mut child);
+    let stopped = Instant::now();
+    signal(pids[1], "STOP");
+    let status = child.wait().unwrap();
+    let err = stderr.recv().unwrap();
+    let waited = stopped.elapsed();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("rank 0 of 2:") && err.contains("rank 1 stopped answering"), "rank 0's report:\n{err}");
+    // Rank 0 stops after the 3 s timeout and its 3 s report window; the launcher then kills the
+    // hung rank after the timeout and a 10 s margin.
+    assert!(waited < Duration::from_secs(3 + 3 + 3 + 10 + 5), "took {waited:?}:\n{err}");
+    assert!(err.contains("rank 1 (pid") && err.contains("killing it"), "launcher:\n{err}");
+}
+
+/// One worker started by hand with torchrun's variables.
+fn worker(out: &Path, rank: usize, port: u16, sets: &[&str]) -> Command {
+    let mut c = train(out, sets, 1);
+    c.env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("WORLD_SIZE", "2")
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string());
+    c
+}
+
+#[test]
+fn ranks_running_different_pipelines_stop_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let lr = ["--set", "train.optimizer.lr=0.01"];
+    let a = worker(dir.path(), 0, port, FIFTY_STEPS).stderr(Stdio::piped()).spawn().unwrap();
+    let other: Vec<&str> = FIFTY_STEPS.iter().copied().chain(lr).collect();
+    let b = worker(dir.path(), 1, port, &other).stderr(Stdio::piped()).spawn().unwrap();
+    for (rank, c) in [(0, a), (1, b)] {
+        let o = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "rank {rank} went on:\n{err}");
+        assert!(err.contains("different pipeline"), "rank {rank}:\n{err}");
+    }
+}
+
+#[test]
+fn a_busy_port_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let (code, _, err) = run(&mut worker(dir.path(), 0, port, FIFTY_STEPS));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("could not join the run") && err.contains("--master-port"), "{err}");
+}
+
+#[cfg(feature = "burn")]
+#[test]
+fn burn_answers_use_tch() {
+    let (code, _, err) =
+        run(npe().args(["train", "pipelines/quickstart.yaml", "--backend", "burn", "--nproc-per-node", "2"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--backend tch"), "{err}");
+}
