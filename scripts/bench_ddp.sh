@@ -14,6 +14,7 @@ sets=(
   --set data.source=synthetic
   --set 'data.synthetic={classes: 10, size: 32, channels: 3, per_class: 2000, test_per_class: 20, noise: 1.0}'
   --set train.epochs=1 --set "train.max_steps_per_epoch=$steps" --set train.batch_size=128
+  --set train.schedule.kind=constant --set 'train.schedule.milestones=[]' --set train.schedule.warmup_epochs=0
   --set eval.prior_train_samples=500 --set train.checkpoint.keep_last=1
 )
 tmp="$(mktemp -d)"
@@ -23,10 +24,12 @@ for round in $(seq 1 "$rounds"); do
   for n in 1 "$workers"; do
     out="$tmp/r${round}_n$n"
     if [ "$n" = 1 ]; then
-      "$npe" train pipelines/cifar10_lt.yaml --backend tch --progress quiet "${sets[@]}" --set "train.threads=$cores" --out "$out" >/dev/null 2>&1
+      args=(--set "train.threads=$cores")
     else
-      "$npe" train pipelines/cifar10_lt.yaml --backend tch --progress quiet "${sets[@]}" --nproc-per-node "$n" --out "$out" >/dev/null 2>&1
+      args=(--nproc-per-node "$n")
     fi
+    "$npe" train pipelines/cifar10_lt.yaml --backend tch --progress quiet "${sets[@]}" "${args[@]}" --out "$out" \
+      >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; exit 1; }
     v="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images_per_second"])' "$out/summary.json")"
     ips[$n]="${ips[$n]:-} $v"
     echo "round $round, $n worker(s): $v img/s" >&2

@@ -271,6 +271,26 @@ mod tests {
         assert!(e.0.contains("without NCCL") && e.0.contains("--features cuda"), "{e}");
     }
 
+    /// A `cuda` build against a CUDA libtorch has NCCL: on a GPU a one-rank group sums CUDA
+    /// tensors; without one, joining is an error, not an abort.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn nccl_joins_on_a_gpu_and_says_why_not_without_one() {
+        match Group::join(&world(0, 1, free_port()), true) {
+            Ok(g) if tch::Cuda::is_available() => {
+                let x = tch::Tensor::from_slice(&[1.5f32, 2.0]).to_device(Device::Cuda(0));
+                g.all_reduce(&x).unwrap();
+                assert_eq!(Vec::<f32>::try_from(&x.to_device(Device::Cpu)).unwrap(), vec![1.5, 2.0]);
+            }
+            Ok(_) => panic!("NCCL joined without a GPU"),
+            Err(e) if !tch::Cuda::is_available() => {
+                eprintln!("without a GPU: {e}");
+                assert!(e.0.contains("c10d:"), "{e}")
+            }
+            Err(e) => panic!("NCCL failed on a GPU: {e}"),
+        }
+    }
+
     #[test]
     fn a_port_in_use_is_an_error_not_an_abort() {
         let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
