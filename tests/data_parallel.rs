@@ -89,10 +89,11 @@ fn synchronised_batch_norm_matches_one_process_and_per_rank_batch_norm_does_not(
     let (same, _) = max_relative_difference(&model(&one), &model(&one_synced));
     assert!(same <= 1e-6, "sync_batch_norm on one process changed the model by {same:.2e}");
     let (synced_diff, name) = max_relative_difference(&model(&one), &model(&two_synced));
-    assert!(synced_diff <= 1e-3, "synchronised batch norm: `{name}` differs by {synced_diff:.2e}");
+    // Measured 4.3e-7; the cross-backend tolerance is 1e-3.
+    assert!(synced_diff <= 1e-5, "synchronised batch norm: `{name}` differs by {synced_diff:.2e}");
     let (per_rank_diff, _) = max_relative_difference(&model(&one), &model(&two_per_rank));
     assert!(
-        per_rank_diff > 10.0 * synced_diff,
+        per_rank_diff > 1e-3,
         "per-rank statistics ({per_rank_diff:.2e}) should differ from the global batch's far more than synchronised ones ({synced_diff:.2e})"
     );
 }
@@ -229,6 +230,20 @@ fn a_busy_port_is_a_clear_error() {
     let (code, _, err) = run(&mut worker(dir.path(), 0, port, FIFTY_STEPS));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("could not join the run") && err.contains("--master-port"), "{err}");
+}
+
+#[test]
+fn an_unreachable_master_is_a_clear_error_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on this port, and rank 0 never starts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let sets: Vec<&str> = FIFTY_STEPS.iter().copied().chain(["--set", "train.dist_timeout_s=2"]).collect();
+    let start = Instant::now();
+    let (code, _, err) = run(&mut worker(dir.path(), 1, port, &sets));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("rank 1 of 2 could not join the run at 127.0.0.1:"), "{err}");
+    assert!(err.contains("not every rank reached"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
 }
 
 #[cfg(feature = "burn")]

@@ -401,6 +401,7 @@ impl Executor for GraphExecutor {
         ops.join(world).map_err(|e| ExecError::Collective(join_error(world, &e.0)))?;
         dist::check_same_pipeline(ops, world, pipeline_hash).map_err(ExecError::Collective)?;
         self.world = Some(world.clone());
+        self.describe = format!("{}, data-parallel over {} ranks (c10d)", self.describe, world.size);
         let _no_grad = ops.no_grad();
         let mut state = self.store.values.clone();
         dist::broadcast(ops, &mut state).map_err(|e| self.failed("the broadcast of rank 0's parameters", e))?;
