@@ -15,11 +15,23 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let mut build = cc::Build::new();
     // NCCL for data-parallel training on GPUs: a `cuda` build against a CUDA libtorch (the
-    // full torch wheel, whose NVIDIA packages ship the CUDA and NCCL headers).
+    // full torch wheel, whose NVIDIA packages ship the NCCL and most CUDA headers).
     if std::env::var_os("CARGO_FEATURE_CUDA").is_some() && torch.join("lib/libtorch_cuda.so").exists() {
-        build.define("USE_C10D_NCCL", None).define("USE_CUDA", None).define("NPE_WITH_NCCL", None);
-        for dir in cuda_include_dirs(&torch) {
-            build.include(dir);
+        let dirs = cuda_include_dirs(&torch);
+        let missing: Vec<&str> = ["nccl.h", "cuda_runtime_api.h", "crt/host_config.h", "nv/target"]
+            .into_iter()
+            .filter(|h| !dirs.iter().any(|d| d.join(h).exists()))
+            .collect();
+        if missing.is_empty() {
+            build.define("USE_C10D_NCCL", None).define("USE_CUDA", None).define("NPE_WITH_NCCL", None);
+            for dir in dirs {
+                build.include(dir);
+            }
+        } else {
+            println!(
+                "cargo:warning=NCCL is not compiled in (data-parallel training on GPUs): no {} among the CUDA headers; install the full torch wheel (NPE_TORCH_FULL=1 scripts/libtorch.sh) and a CUDA toolkit or the nvidia-cuda-crt and nvidia-cuda-cccl wheels (scripts/gpu-check.sh does)",
+                missing.join(", ")
+            );
         }
     }
     build

@@ -177,6 +177,26 @@ fn a_killed_worker_is_named_and_the_run_resumes_on_one_worker() {
 }
 
 #[test]
+fn ctrl_c_on_one_rank_stops_every_rank_at_the_same_step_and_the_run_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, pids, stderr) = launch(dir.path(), LONG_RUN);
+    wait_for_checkpoint(dir.path(), &mut child);
+    // Only rank 1 is asked to stop: the ranks agree on a step, rank 0 writes the checkpoint.
+    signal(pids[1], "INT");
+    let status = child.wait().unwrap();
+    let err = stderr.recv().unwrap();
+    assert_eq!(status.code(), Some(3), "interrupted, resumable:\n{err}");
+    assert!(err.contains("interrupted at epoch"), "{err}");
+    let mut resume = train(dir.path(), LONG_RUN, 2);
+    resume.arg("--resume");
+    let (code, out, err) = run(&mut resume);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["epochs"], 40);
+}
+
+#[test]
 fn a_hung_worker_is_named_within_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let sets: Vec<&str> = LONG_RUN.iter().copied().chain(["--set", "train.dist_timeout_s=3"]).collect();
