@@ -152,6 +152,16 @@ const LONG_RUN: &[&str] = &[
     "train.dist_timeout_s=10",
 ];
 
+/// `--resume` a [`LONG_RUN`] in `out` with `workers` workers; it must finish all 40 epochs.
+fn resume_to_the_end(out: &Path, workers: usize) {
+    let mut resume = train(out, LONG_RUN, workers);
+    resume.arg("--resume");
+    let (code, stdout, err) = run(&mut resume);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["epochs"], 40);
+}
+
 #[test]
 fn a_killed_worker_is_named_and_the_run_resumes_on_one_worker() {
     let dir = tempfile::tempdir().unwrap();
@@ -167,13 +177,7 @@ fn a_killed_worker_is_named_and_the_run_resumes_on_one_worker() {
     assert!(err.contains("error: rank 1 (pid") && err.contains("was killed (SIGKILL)"), "launcher:\n{err}");
     assert!(err.contains("rank 0 of 2:") && err.contains("rank 1 stopped answering"), "rank 0's report:\n{err}");
     // Resume from rank 0's last checkpoint with one worker.
-    let mut resume = train(dir.path(), LONG_RUN, 1);
-    resume.arg("--resume");
-    let (code, out, err) = run(&mut resume);
-    assert_eq!(code, 0, "{out}\n{err}");
-    let s: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
-    assert_eq!(s["epochs"], 40);
+    resume_to_the_end(dir.path(), 1);
 }
 
 #[test]
@@ -187,13 +191,7 @@ fn ctrl_c_on_one_rank_stops_every_rank_at_the_same_step_and_the_run_resumes() {
     let err = stderr.recv().unwrap();
     assert_eq!(status.code(), Some(3), "interrupted, resumable:\n{err}");
     assert!(err.contains("interrupted at epoch"), "{err}");
-    let mut resume = train(dir.path(), LONG_RUN, 2);
-    resume.arg("--resume");
-    let (code, out, err) = run(&mut resume);
-    assert_eq!(code, 0, "{out}\n{err}");
-    let s: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
-    assert_eq!(s["epochs"], 40);
+    resume_to_the_end(dir.path(), 2);
 }
 
 #[test]

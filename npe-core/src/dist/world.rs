@@ -41,7 +41,8 @@ impl World {
         Ok(Some(World {
             rank,
             size,
-            local_rank: num("LOCAL_RANK")?.unwrap_or(rank),
+            // One process per machine (a Kubernetes pod) when the launcher does not say.
+            local_rank: num("LOCAL_RANK")?.unwrap_or(0),
             master_addr: master_addr.trim().to_string(),
             master_port,
             serve_store: rank == 0 && !agent_store,

@@ -10,7 +10,7 @@ pub struct World {
     pub rank: usize,
     /// Processes in the run.
     pub size: usize,
-    /// Rank on this machine.
+    /// Rank on this machine (`LOCAL_RANK`, 0 when unset); picks the GPU, `cuda:LOCAL_RANK`.
     pub local_rank: usize,
     /// Host of the rendezvous store.
     pub master_addr: String,

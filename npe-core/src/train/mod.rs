@@ -560,30 +560,21 @@ impl Session {
                 return Err(TrainError::Interrupted { epoch: done + 1, batch: 0, checkpoint: path });
             }
         }
-        if !writes {
+        let model_path = out.join("model.safetensors");
+        let eval = if writes {
+            let eval = match last_eval {
+                Some(e) => e,
+                None => self.evaluate()?,
+            };
+            let records = read_records(&metrics_path);
+            plot::write_all(out, &records, &eval, &self.data.classes, &self.data.train_counts);
+            self.checkpoint(pos.clone())?.save_model(&model_path)?;
+            eval
+        } else {
             // Rank 0 evaluates and writes the reports; the others finish with it.
             self.exec.barrier("done", EVAL_WAIT)?;
-            return Ok(Summary {
-                pipeline: self.ir.name.clone(),
-                backend: self.exec.describe(),
-                data: self.data_report(),
-                epochs,
-                steps: pos.global_step,
-                train_seconds,
-                images_per_second: images as f64 / train_seconds.max(1e-9),
-                final_train_loss: last_loss,
-                eval: EvalReport::default(),
-                model: out.join("model.safetensors").display().to_string(),
-            });
-        }
-        let eval = match last_eval {
-            Some(e) => e,
-            None => self.evaluate()?,
+            EvalReport::default()
         };
-        let records = read_records(&metrics_path);
-        plot::write_all(out, &records, &eval, &self.data.classes, &self.data.train_counts);
-        let model_path = out.join("model.safetensors");
-        self.checkpoint(pos.clone())?.save_model(&model_path)?;
         let summary = Summary {
             pipeline: self.ir.name.clone(),
             backend: self.exec.describe(),
@@ -596,6 +587,9 @@ impl Session {
             eval,
             model: model_path.display().to_string(),
         };
+        if !writes {
+            return Ok(summary);
+        }
         let json = serde_json::to_vec_pretty(&summary).expect("summary serializes");
         checkpoint::write_atomic(&out.join("summary.json"), &json)?;
         self.exec.barrier("done", EVAL_WAIT)?;
