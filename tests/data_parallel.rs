@@ -264,6 +264,16 @@ fn an_unreachable_master_is_a_clear_error_within_the_timeout() {
     assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
 }
 
+#[test]
+fn kinds_lists_the_collective_engines() {
+    let (code, out, err) = run(npe().arg("kinds"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("data-parallel: libtorch c10d: Gloo (cpu)"), "{out}");
+    if cfg!(feature = "burn") {
+        assert!(out.contains("data-parallel: none (--nproc-per-node needs --backend tch)"), "{out}");
+    }
+}
+
 #[cfg(feature = "burn")]
 #[test]
 fn burn_answers_use_tch() {

@@ -97,6 +97,15 @@ int npe_group_new(const char* host, int port, int rank, int world, int serve, in
 
 void npe_group_free(void* group) { delete static_cast<Group*>(group); }
 
+// Whether this build has NCCL (data-parallel training on CUDA tensors).
+int npe_has_nccl() {
+#ifdef NPE_WITH_NCCL
+  return 1;
+#else
+  return 0;
+#endif
+}
+
 // In-place sum over ranks of a contiguous tensor.
 int npe_group_all_reduce(void* group, void* tensor, char** err) {
   NPE_TRY(all_reduce(static_cast<Group*>(group), *static_cast<at::Tensor*>(tensor)))

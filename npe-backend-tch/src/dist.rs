@@ -23,6 +23,7 @@ unsafe extern "C" {
         err: *mut *mut c_char,
     ) -> c_int;
     fn npe_group_free(group: *mut c_void);
+    fn npe_has_nccl() -> c_int;
     fn npe_group_all_reduce(group: *mut c_void, tensor: *mut c_void, err: *mut *mut c_char) -> c_int;
     fn npe_group_broadcast(group: *mut c_void, tensor: *mut c_void, root: c_int, err: *mut *mut c_char) -> c_int;
     fn npe_group_all_reduce_autograd(
@@ -156,6 +157,16 @@ impl Group {
         unsafe { libc::free(out.cast()) };
         Ok(v)
     }
+}
+
+/// c10d's process groups this build has, for `npe kinds`.
+pub fn process_groups() -> String {
+    // SAFETY: no arguments, no state.
+    let nccl = unsafe { npe_has_nccl() } != 0;
+    format!(
+        "Gloo (cpu){}",
+        if nccl { ", NCCL (cuda)" } else { "; NCCL not compiled (a cuda build against a CUDA libtorch)" }
+    )
 }
 
 impl TchOps {

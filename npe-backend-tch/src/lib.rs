@@ -40,6 +40,10 @@ impl Backend for TchBackend {
         };
         Ok(Box::new(TchOps { device: dev, describe, group: Default::default() }))
     }
+
+    fn collectives(&self) -> Option<String> {
+        Some(format!("libtorch c10d: {}", dist::process_groups()))
+    }
 }
 
 #[cfg(test)]

@@ -170,6 +170,10 @@ pub trait Backend {
     fn devices(&self) -> Vec<String>;
     /// Tensor operations on `device`, with `threads` CPU threads (0 = the library's default).
     fn ops(&self, device: Device, threads: usize) -> Result<Box<dyn Ops>, ExecError>;
+    /// The collective engines data-parallel training can use on this backend (`None`: none).
+    fn collectives(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A model on a device, able to take training steps and run inference.

@@ -18,7 +18,10 @@ pub(crate) fn run(registry: &Registry) -> ExitCode {
     println!("backends (--backend) and devices (--device):");
     for choice in [BackendChoice::Burn, BackendChoice::Tch] {
         if choice.compiled() {
-            println!("  {:<18} {}", choice.to_string(), super::session::backend(choice).devices().join(", "));
+            let b = super::session::backend(choice);
+            println!("  {:<18} {}", choice.to_string(), b.devices().join(", "));
+            let dp = b.collectives().unwrap_or_else(|| "none (--nproc-per-node needs --backend tch)".into());
+            println!("  {:<18} data-parallel: {dp}", "");
         } else {
             println!("  {:<18} not compiled (rebuild with `--features {choice}`)", choice.to_string());
         }

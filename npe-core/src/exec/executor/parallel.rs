@@ -1,0 +1,120 @@
+//! The data-parallel side of the executor ([`crate::dist`]): joining a run, share-weighted
+//! gradient sums, rank 0's buffers, barriers and step agreement, and the errors that name the
+//! ranks that stopped answering.
+
+use super::GraphExecutor;
+use crate::backend::ExecError;
+use crate::dist::{self, World};
+use crate::tensor::{Tensor, TensorError};
+use std::time::Duration;
+
+impl GraphExecutor {
+    /// The error of a failed collective, naming the ranks that stopped answering.
+    pub(super) fn failed(&self, what: &str, e: TensorError) -> ExecError {
+        match &self.world {
+            Some(w) => ExecError::Collective(dist::diagnose(self.ops.as_ref(), w, what, &e.0)),
+            None => e.into(),
+        }
+    }
+
+    /// Data-parallel: sum the gradients over ranks, each weighted by its rank's `share` of the
+    /// global batch, so every rank takes the step one process would on the whole batch.
+    pub(super) fn average_gradients(&self, grads: &mut [Option<Tensor>], share: f64) -> Result<(), ExecError> {
+        let ops = self.ops.as_ref();
+        let (mut at, mut flat) = (vec![], vec![]);
+        for (i, g) in grads.iter().enumerate() {
+            if let Some(g) = g {
+                at.push(i);
+                flat.push(ops.mul_scalar(g, share)?);
+            }
+        }
+        dist::all_reduce_sum(ops, &mut flat).map_err(|e| self.failed("the gradient all-reduce", e))?;
+        for (i, g) in at.into_iter().zip(flat) {
+            grads[i] = Some(g);
+        }
+        Ok(())
+    }
+
+    /// Data-parallel with per-rank batch norm: every rank takes rank 0's running statistics
+    /// (PyTorch DDP's `broadcast_buffers`), so the ranks' models stay one model.
+    pub(super) fn broadcast_buffers(&mut self) -> Result<(), ExecError> {
+        let ops = self.ops.as_ref();
+        let at: Vec<usize> = self.store.buffers().collect();
+        if at.is_empty() {
+            return Ok(());
+        }
+        let mut bufs: Vec<Tensor> = at.iter().map(|&i| self.store.values[i].clone()).collect();
+        dist::broadcast(ops, &mut bufs).map_err(|e| self.failed("the buffer broadcast", e))?;
+        for (i, t) in at.into_iter().zip(bufs) {
+            self.store.values[i] = t;
+        }
+        Ok(())
+    }
+
+    /// [`Executor::join`](crate::backend::Executor::join).
+    pub(super) fn join_run(&mut self, world: &World, pipeline_hash: &str) -> Result<(), ExecError> {
+        let ops = self.ops.as_ref();
+        ops.join(world).map_err(|e| ExecError::Collective(join_error(world, &e.0)))?;
+        dist::check_same_pipeline(ops, world, pipeline_hash).map_err(ExecError::Collective)?;
+        self.world = Some(world.clone());
+        self.describe = format!("{}, data-parallel over {} ranks (c10d)", self.describe, world.size);
+        let _no_grad = ops.no_grad();
+        let mut state = self.store.values.clone();
+        dist::broadcast(ops, &mut state).map_err(|e| self.failed("the broadcast of rank 0's parameters", e))?;
+        self.store.values = state;
+        Ok(())
+    }
+
+    /// [`Executor::barrier`](crate::backend::Executor::barrier).
+    pub(super) fn wait_for_ranks(&mut self, tag: &str, timeout: Duration) -> Result<(), ExecError> {
+        let Some(w) = &self.world else { return Ok(()) };
+        let ops = self.ops.as_ref();
+        let key = |r: usize| format!("barrier/{tag}/{r}");
+        let wait = || -> Result<(), TensorError> {
+            ops.store_set(&key(w.rank), b"1")?;
+            if w.rank == 0 {
+                // The others are already waiting here: they answer within the collective timeout.
+                for r in 1..w.size {
+                    ops.store_get(&key(r), w.timeout)?;
+                }
+            } else {
+                ops.store_get(&key(0), timeout)?;
+            }
+            Ok(())
+        };
+        wait().map_err(|e| self.failed(&format!("waiting for every rank at `{tag}`"), e))
+    }
+
+    /// [`Executor::agree`](crate::backend::Executor::agree).
+    pub(super) fn sum_over_ranks(&mut self, values: &[f64]) -> Result<Vec<f64>, ExecError> {
+        if self.world.is_none() {
+            return Ok(values.to_vec());
+        }
+        let ops = self.ops.as_ref();
+        let host: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+        let mut t = ops.upload(&host, &[host.len()])?;
+        ops.all_reduce_(&mut t).map_err(|e| self.failed("the step agreement", e))?;
+        Ok(ops.download(&t)?.into_iter().map(f64::from).collect())
+    }
+}
+
+/// Why joining failed, with what to do about the usual causes.
+fn join_error(world: &World, message: &str) -> String {
+    let at = format!("{}:{}", world.master_addr, world.master_port);
+    let lower = message.to_lowercase();
+    let hint = if lower.contains("addrinuse") || lower.contains("address already in use") {
+        format!(
+            "another process already listens on port {} (an earlier run?): choose a free one with --master-port or MASTER_PORT",
+            world.master_port
+        )
+    } else if lower.contains("timed out") || lower.contains("timeout") || lower.contains("connect") {
+        format!(
+            "not every rank reached {at} within {} s: check that all {} ranks were started with the same MASTER_ADDR and MASTER_PORT, that rank 0 runs, and that no firewall blocks the port (or raise train.dist_timeout_s)",
+            world.timeout.as_secs(),
+            world.size
+        )
+    } else {
+        "check MASTER_ADDR, MASTER_PORT and the network interface (GLOO_SOCKET_IFNAME, as for PyTorch)".to_string()
+    };
+    format!("rank {} of {} could not join the run at {at}: {}\n  hint: {hint}", world.rank, world.size, message.trim())
+}
