@@ -7,7 +7,8 @@
 # 1. installs the full torch 2.13.0 wheel (CUDA libtorch and its NVIDIA libraries) into
 #    .venv-torch-cuda and builds npe with `--features tch,cuda` (burn's CUDA backend downloads
 #    LLVM once at build time: set NPE_GPU_BURN=0 to skip burn);
-# 2. runs the backends' conformance suite on cuda:0 (`passes_the_core_conformance_suite_on_cuda`);
+# 2. runs the backends' conformance suite on cuda:0 (`passes_the_core_conformance_suite_on_cuda`) and
+#    the NCCL test (`nccl_joins_on_a_gpu_and_says_why_not_without_one`);
 # 3. trains the quickstart pipeline on cuda:0 and checks it reaches the CPU run's accuracy band;
 # 4. `npe bench train --device cuda:0` side by side with PyTorch on the same GPU (ResNet-32 + 1
 #    PEM, batch 128), the table into gpu-check/bench.md.
@@ -40,7 +41,7 @@ echo "== build (--features $features)"
 cargo build --release --no-default-features --features "$features" 2>&1 | tail -3
 
 echo "== conformance on cuda:0"
-cargo test --release --no-default-features --features "$features" --workspace --lib -- on_cuda 2>&1 | tee "$out/conformance.log" | tail -5
+cargo test --release --no-default-features --features "$features" --workspace --lib -- on_cuda nccl 2>&1 | tee "$out/conformance.log" | tail -5
 
 echo "== quickstart on cuda:0"
 npe=target/release/npe
