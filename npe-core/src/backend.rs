@@ -199,8 +199,8 @@ pub trait Executor {
     /// unlabelled training images: a `[C]` vector and a scale. Not a parameter: never saved.
     fn set_calibration(&mut self, node: &str, vector: Option<&HostTensor>, scale: f64) -> Result<(), ExecError>;
     /// Join the data-parallel run `world`: check every rank runs the pipeline `pipeline_hash`
-    /// names, then take rank 0's parameters and buffers. Training steps then average gradients
-    /// over the ranks, each weighted by its share of the global batch.
+    /// names, then take rank 0's parameters and buffers. Training steps then sum over the ranks
+    /// the gradients of each rank's share of the global batch's loss.
     fn join(&mut self, world: &crate::dist::World, pipeline_hash: &str) -> Result<(), ExecError> {
         let _ = (world, pipeline_hash);
         Err(ExecError::Collective("this executor cannot train data-parallel".into()))

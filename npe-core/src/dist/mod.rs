@@ -6,7 +6,8 @@
 //! [`DistOps`](crate::tensor::DistOps).
 //!
 //! `train.batch_size` is the global batch: rank `r` of `W` trains on its contiguous `1/W` of
-//! every batch, and gradients are summed weighted by each rank's share, so `W` workers take the
+//! every batch and back-propagates its share of the global batch's loss (its images, or its
+//! labelled pixels), and the gradients are summed over ranks, so `W` workers take the
 //! same steps as one (up to float rounding) and a run resumes with any world size.
 
 mod collective;

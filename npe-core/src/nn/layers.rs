@@ -142,8 +142,10 @@ impl BatchNorm {
 
 impl BatchNorm {
     /// Training-mode batch norm with statistics over every rank's samples (PyTorch's
-    /// `SyncBatchNorm`): per-channel sums, squares and counts summed over ranks by a
-    /// differentiable all-reduce, so gradients also flow through the other ranks' statistics.
+    /// `SyncBatchNorm`): per-channel sums and counts, then squared deviations from the global
+    /// mean (two passes: float32 loses the variance of `E[x²] − E[x]²` when the mean is large),
+    /// each summed over ranks by a differentiable all-reduce, so gradients also flow through the
+    /// other ranks' statistics.
     fn forward_synchronised(&self, cx: &mut Cx, x: &Tensor) -> Result<Tensor, ExecError> {
         let ops = cx.ops;
         let x = ops.float32(x)?;
@@ -151,20 +153,21 @@ impl BatchNorm {
         let c = shape[1];
         let dims: Vec<usize> = (0..shape.len()).filter(|&d| d != 1).collect();
         let per_channel = shape.iter().product::<usize>() / c.max(1);
-        let sum = ops.sum_dims(&x, &dims, false)?;
-        let squares = ops.sum_dims(&ops.mul(&x, &x)?, &dims, false)?;
-        let count = ops.add_scalar(&ops.mul_scalar(&sum, 0.0)?, per_channel as f64)?;
-        let total = ops.all_reduce_autograd(&ops.stack(&[sum, squares, count], 0)?)?;
-        let row = |i: usize| ops.reshape(&ops.slice(&total, 0, i, i + 1, 1)?, &[c]);
-        let (sum, squares, count) = (row(0)?, row(1)?, row(2)?);
-        let mean = ops.div(&sum, &count)?;
-        let var = ops.relu(&ops.sub(&ops.div(&squares, &count)?, &ops.mul(&mean, &mean)?)?)?;
         let mut bshape = vec![1; shape.len()];
         bshape[1] = c;
         let b = |t: &Tensor| ops.reshape(t, &bshape);
+        let sum = ops.sum_dims(&x, &dims, false)?;
+        let count = ops.add_scalar(&ops.mul_scalar(&sum, 0.0)?, per_channel as f64)?;
+        let total = ops.all_reduce_autograd(&ops.stack(&[sum, count], 0)?)?;
+        let row = |i: usize| ops.reshape(&ops.slice(&total, 0, i, i + 1, 1)?, &[c]);
+        let (sum, count) = (row(0)?, row(1)?);
+        let mean = ops.div(&sum, &count)?;
+        let centred = ops.sub(&x, &b(&mean)?)?;
+        let deviations = ops.sum_dims(&ops.mul(&centred, &centred)?, &dims, false)?;
+        let var = ops.div(&ops.all_reduce_autograd(&deviations)?, &count)?;
         let inv = ops.powf_scalar(&ops.add_scalar(&var, BN_EPS)?, -0.5)?;
         let scale = ops.mul(cx.param(self.weight), &inv)?;
-        let y = ops.add(&ops.mul(&ops.sub(&x, &b(&mean)?)?, &b(&scale)?)?, &b(cx.param(self.bias))?)?;
+        let y = ops.add(&ops.mul(&centred, &b(&scale)?)?, &b(cx.param(self.bias))?)?;
         // Running statistics, PyTorch's update: the unbiased variance of the global batch.
         let count = ops.detach(&count)?;
         let bessel = ops.div(&count, &ops.add_scalar(&count, -1.0)?)?;

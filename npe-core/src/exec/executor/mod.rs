@@ -207,12 +207,21 @@ impl Executor for GraphExecutor {
             .zip(&self.store.trainable)
             .map(|(p, &t)| ops.leaf(p, t))
             .collect::<Result<_, _>>()?;
-        let share = self.world.as_ref().map(|_| batch.share());
+        let share = match self.world {
+            Some(_) => Some(self.share_of_global_batch(batch)?),
+            None => None,
+        };
         let (parts, buffers) = self.train_forward(batch, &leaves, share.is_some() && self.sync_batch_norm)?;
         let losses = self.step_losses(&parts, share)?;
         let mut total = parts[0].clone();
         for p in &parts[1..] {
             total = ops.add(&total, p)?;
+        }
+        if let Some(share) = share {
+            // Each rank minimises its share of the global batch's loss, so that the gradients
+            // summed over ranks (and, with synchronised batch norm, the gradients crossing ranks
+            // inside backward) are the global batch's.
+            total = ops.mul_scalar(&total, share)?;
         }
         let grads = ops.backward(&total)?;
         drop((parts, total));
@@ -222,8 +231,8 @@ impl Executor for GraphExecutor {
         }
         drop(grads);
         let _no_grad = ops.no_grad();
-        if let Some(share) = share {
-            self.average_gradients(&mut g, share)?;
+        if share.is_some() {
+            self.sum_gradients(&mut g)?;
         }
         self.optimizer.step(ops, &mut self.store.values, &g, lr)?;
         drop(g);

@@ -1,9 +1,9 @@
-//! The data-parallel side of the executor ([`crate::dist`]): joining a run, share-weighted
-//! gradient sums, rank 0's buffers, barriers and step agreement, and the errors that name the
+//! The data-parallel side of the executor ([`crate::dist`]): joining a run, gradient sums, rank 0's buffers, barriers and step agreement, and the errors that name the
 //! ranks that stopped answering.
 
 use super::GraphExecutor;
 use crate::backend::ExecError;
+use crate::batch::HostBatch;
 use crate::dist::{self, World};
 use crate::tensor::{Tensor, TensorError};
 use std::time::Duration;
@@ -17,18 +17,24 @@ impl GraphExecutor {
         }
     }
 
-    /// Data-parallel: sum the gradients over ranks, each weighted by its rank's `share` of the
-    /// global batch, so every rank takes the step one process would on the whole batch.
-    pub(super) fn average_gradients(&self, grads: &mut [Option<Tensor>], share: f64) -> Result<(), ExecError> {
-        let ops = self.ops.as_ref();
-        let (mut at, mut flat) = (vec![], vec![]);
-        for (i, g) in grads.iter().enumerate() {
-            if let Some(g) = g {
-                at.push(i);
-                flat.push(ops.mul_scalar(g, share)?);
-            }
+    /// This rank's weight in the global batch's mean losses: its share of the images, or for
+    /// per-pixel labels its share of the labelled pixels (the losses average over those), so
+    /// that the weighted sum over ranks is exactly the global batch's mean.
+    pub(super) fn share_of_global_batch(&self, batch: &HostBatch) -> Result<f64, ExecError> {
+        if !batch.dense {
+            return Ok(batch.share());
         }
-        dist::all_reduce_sum(ops, &mut flat).map_err(|e| self.failed("the gradient all-reduce", e))?;
+        let labelled = batch.labels.iter().filter(|&&l| l >= 0 && l != self.ignore_index).count() as f64;
+        let total = self.sum_over_ranks(&[labelled])?[0];
+        Ok(if total > 0.0 { labelled / total } else { batch.share() })
+    }
+
+    /// Data-parallel: sum the gradients over ranks. Each rank back-propagated its share of the
+    /// global batch's loss, so the sum is the gradient one process takes on the whole batch.
+    pub(super) fn sum_gradients(&self, grads: &mut [Option<Tensor>]) -> Result<(), ExecError> {
+        let at: Vec<usize> = (0..grads.len()).filter(|&i| grads[i].is_some()).collect();
+        let mut flat: Vec<Tensor> = at.iter().filter_map(|&i| grads[i].take()).collect();
+        dist::all_reduce_sum(self.ops.as_ref(), &mut flat).map_err(|e| self.failed("the gradient all-reduce", e))?;
         for (i, g) in at.into_iter().zip(flat) {
             grads[i] = Some(g);
         }
@@ -86,7 +92,7 @@ impl GraphExecutor {
     }
 
     /// [`Executor::agree`](crate::backend::Executor::agree).
-    pub(super) fn sum_over_ranks(&mut self, values: &[f64]) -> Result<Vec<f64>, ExecError> {
+    pub(super) fn sum_over_ranks(&self, values: &[f64]) -> Result<Vec<f64>, ExecError> {
         if self.world.is_none() {
             return Ok(values.to_vec());
         }
