@@ -61,7 +61,7 @@ fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(c), _) => format!("exited with code {c}"),
         (None, Some(9)) => "was killed (SIGKILL)".into(),
-        (None, Some(s)) => format!("was stopped by signal {s}"),
+        (None, Some(s)) => format!("was killed by signal {s}"),
         _ => format!("ended: {status}"),
     }
 }
@@ -138,7 +138,7 @@ pub(crate) fn launch(args: &DistArgs, timeout: Duration) -> ExitCode {
 /// Wait for every worker; after the first failure, give the others the collective timeout (and
 /// a margin for their report) to stop on their own, then kill them.
 fn supervise(mut workers: Vec<(usize, Child)>, timeout: Duration) -> ExitCode {
-    let mut first_failure: Option<(usize, ExitStatus)> = None;
+    let mut first_failure: Option<ExitStatus> = None;
     let mut deadline: Option<Instant> = None;
     let mut statuses: Vec<Option<ExitStatus>> = vec![None; workers.len()];
     loop {
@@ -158,7 +158,7 @@ fn supervise(mut workers: Vec<(usize, Child)>, timeout: Duration) -> ExitCode {
                             timeout.as_secs()
                         );
                     }
-                    first_failure = Some((*rank, status));
+                    first_failure = Some(status);
                     deadline = Some(Instant::now() + timeout + Duration::from_secs(10));
                 }
             }
@@ -180,6 +180,6 @@ fn supervise(mut workers: Vec<(usize, Child)>, timeout: Duration) -> ExitCode {
     }
     match first_failure {
         None => ExitCode::SUCCESS,
-        Some((_, status)) => ExitCode::from(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(EXIT_FAILURE)),
+        Some(status) => ExitCode::from(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(EXIT_FAILURE)),
     }
 }

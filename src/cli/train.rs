@@ -1,9 +1,9 @@
 //! `npe train PIPELINE`.
 
 use super::launch::{DistArgs, launch};
-use super::session::{BackendArgs, print_report, session};
+use super::session::{BackendArgs, backend, print_report, session};
 use super::{EXIT_FAILURE, EXIT_INVALID, SetArgs, load_ir};
-use crate::{BackendChoice, Extensions};
+use crate::Extensions;
 use npe_core::dist::World;
 use npe_core::train::{ProgressMode, TrainError, TrainOptions};
 use std::path::PathBuf;
@@ -92,14 +92,15 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
     };
     if args.dist.launches() || world.is_some() {
         let size = world.as_ref().map_or(args.dist.nproc_per_node * args.dist.nnodes, |w| w.size);
+        // Checked before any data is read: the backend must have a collective engine.
         match args.backend.choice() {
-            Ok(BackendChoice::Tch) => {}
-            Ok(other) => {
+            Ok(choice) if backend(choice).collectives().is_none() => {
                 eprintln!(
-                    "error: data-parallel training ({size} processes) runs on libtorch's c10d, which backend `{other}` lacks (burn has collectives only on its CUDA backend, NCCL)\n  hint: add --backend tch"
+                    "error: data-parallel training ({size} processes) needs a collective engine, which backend `{choice}` lacks here (burn has collectives only on its CUDA backend)\n  hint: add --backend tch (libtorch's c10d)"
                 );
                 return ExitCode::from(EXIT_INVALID);
             }
+            Ok(_) => {}
             Err(code) => return code,
         }
     }

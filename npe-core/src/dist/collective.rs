@@ -107,9 +107,8 @@ pub fn diagnose(ops: &dyn Ops, world: &World, what: &str, error: &str) -> String
     let hint =
         "\n  hint: fix or restart the failed rank, then run the same command with --resume (any number of workers)";
     if ops.store_set(&format!("failed/{me}"), format!("{what} failed: {}", error.trim()).as_bytes()).is_err() {
-        let host = if world.serve_store || world.rank != 0 { "rank 0" } else { "the launcher" };
         msg += &format!(
-            "\n  the rendezvous store at {}:{} is unreachable too, so the process serving it ({host}) has most likely died",
+            "\n  the rendezvous store at {}:{} is unreachable too, so the process serving it (rank 0, or torchrun's agent) has most likely died",
             world.master_addr, world.master_port
         );
         return msg + hint;

@@ -13,6 +13,5 @@
 mod collective;
 mod world;
 
-pub use crate::batch::shard;
 pub use collective::{all_reduce_sum, broadcast, check_same_pipeline, diagnose};
 pub use world::World;

@@ -55,7 +55,6 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::shard;
     use std::collections::HashMap;
 
     fn world(vars: &[(&str, &str)]) -> Result<Option<World>, String> {
@@ -109,22 +108,5 @@ mod tests {
         let e =
             world(&[("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "70000")]).unwrap_err();
         assert!(e.contains("not a TCP port"), "{e}");
-    }
-
-    #[test]
-    fn shards_cover_a_batch_once() {
-        for n in [0, 1, 5, 64, 127, 128] {
-            for size in 1..=4 {
-                let parts: Vec<_> = (0..size).map(|r| shard(n, r, size)).collect();
-                assert_eq!(parts[0].start, 0);
-                assert_eq!(parts[size - 1].end, n);
-                for p in parts.windows(2) {
-                    assert_eq!(p[0].end, p[1].start);
-                }
-                let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
-                assert!(lens.iter().max().unwrap() - lens.iter().min().unwrap() <= 1, "{lens:?}");
-            }
-        }
-        assert_eq!(shard(128, 1, 2), 64..128);
     }
 }

@@ -204,7 +204,7 @@ impl Session {
     }
 
     /// Train as rank `world.rank` of a data-parallel run ([`crate::dist`]): on this rank's part
-    /// of every global batch, with gradients averaged over the ranks. Rank 0 alone evaluates and
+    /// of every global batch, with gradients summed over the ranks. Rank 0 alone evaluates and
     /// writes metrics, checkpoints, plots and the summary; every rank reads checkpoints to resume.
     pub fn join(&mut self, world: World) {
         self.train_loader = self.train_loader.sharded(world.rank, world.size);

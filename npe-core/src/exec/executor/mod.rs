@@ -353,6 +353,6 @@ impl Executor for GraphExecutor {
     }
 
     fn agree(&mut self, values: &[f64]) -> Result<Vec<f64>, ExecError> {
-        self.sum_over_ranks(values)
+        self.sum_over_ranks(values, "the step agreement")
     }
 }

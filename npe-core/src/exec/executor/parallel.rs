@@ -1,5 +1,6 @@
-//! The data-parallel side of the executor ([`crate::dist`]): joining a run, gradient sums, rank 0's buffers, barriers and step agreement, and the errors that name the
-//! ranks that stopped answering.
+//! The data-parallel side of the executor ([`crate::dist`]): joining a run, gradient sums, rank
+//! 0's buffers, barriers and step agreement, and the errors that name the ranks that stopped
+//! answering.
 
 use super::GraphExecutor;
 use crate::backend::ExecError;
@@ -25,7 +26,7 @@ impl GraphExecutor {
             return Ok(batch.share());
         }
         let labelled = batch.labels.iter().filter(|&&l| l >= 0 && l != self.ignore_index).count() as f64;
-        let total = self.sum_over_ranks(&[labelled])?[0];
+        let total = self.sum_over_ranks(&[labelled], "the labelled-pixel count")?[0];
         Ok(if total > 0.0 { labelled / total } else { batch.share() })
     }
 
@@ -91,15 +92,16 @@ impl GraphExecutor {
         wait().map_err(|e| self.failed(&format!("waiting for every rank at `{tag}`"), e))
     }
 
-    /// [`Executor::agree`](crate::backend::Executor::agree).
-    pub(super) fn sum_over_ranks(&self, values: &[f64]) -> Result<Vec<f64>, ExecError> {
+    /// `values` summed over the ranks (for [`Executor::agree`](crate::backend::Executor::agree));
+    /// `what` names the collective in a failure report.
+    pub(super) fn sum_over_ranks(&self, values: &[f64], what: &str) -> Result<Vec<f64>, ExecError> {
         if self.world.is_none() {
             return Ok(values.to_vec());
         }
         let ops = self.ops.as_ref();
         let host: Vec<f32> = values.iter().map(|&v| v as f32).collect();
         let mut t = ops.upload(&host, &[host.len()])?;
-        ops.all_reduce_(&mut t).map_err(|e| self.failed("the step agreement", e))?;
+        ops.all_reduce_(&mut t).map_err(|e| self.failed(what, e))?;
         Ok(ops.download(&t)?.into_iter().map(f64::from).collect())
     }
 }
