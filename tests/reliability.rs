@@ -162,6 +162,10 @@ fn a_checkpoint_of_another_seed_or_missing_its_optimiser_state_is_refused() {
     let (code, _, err) = train(dir.path(), &["--stop-after-steps", "12"]);
     assert_eq!(code, 3, "{err}");
     let (code, _, err) = train(dir.path(), &["--resume", "--set", "seed=5"]);
+    assert_eq!(code, 2, "the run's fingerprint refuses it first: {err}");
+    assert!(err.contains("seed: 0 → 5"), "{err}");
+    // Changes allowed, the checkpoint itself still refuses another seed.
+    let (code, _, err) = train(dir.path(), &["--resume", "--set", "seed=5", "--allow-changes"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("seed 0; this run has seed 5"), "{err}");
     // The same checkpoint with its momentum buffers removed.
@@ -257,4 +261,89 @@ fn the_scripts_own_npe_variables_are_not_pipeline_overrides() {
         .env("NPE_TORCH_VENV", "/opt/venv")
         .env("NPE_TORCH_FULL", "1"));
     assert_eq!(code, 0, "{err}");
+}
+
+/// Hostile input that aborted the process (a stack overflow is SIGABRT, not an error) before:
+/// an `NPE_` value nested 2,000 deep (the same value through `--set` was already an error).
+#[test]
+fn an_environment_override_nested_2000_deep_is_a_located_error_not_an_abort() {
+    let deep = "[".repeat(2000);
+    let (code, _, err) = run(npe().args(["check", "pipelines/quickstart.yaml"]).env("NPE_DESCRIPTION", &deep));
+    assert_eq!(code, 2, "an error, not a signal: {err}");
+    assert!(err.contains("NPE_DESCRIPTION") && err.contains("levels deep") && err.contains("unset"), "{err}");
+    let (code, _, err) =
+        run(npe().args(["check", "pipelines/quickstart.yaml"]).env("NPE_DESCRIPTION", "[a, [b, {c: d}]]"));
+    assert_ne!(err.contains("levels deep"), true, "shallow values are read as before: {err}");
+    assert!(code == 0 || code == 2, "{err}");
+}
+
+/// A 400 KB CIFAR python pickle of lists nested 200,000 deep: an error naming the file, not an
+/// abort (dropping the nested value recursed once per level).
+#[test]
+fn a_cifar_pickle_nested_200k_deep_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let py = dir.path().join("cifar-10-batches-py");
+    std::fs::create_dir(&py).unwrap();
+    let mut deep = b"\x80\x02".to_vec();
+    deep.extend(std::iter::repeat_n(b']', 200_000));
+    deep.extend(std::iter::repeat_n(b'a', 199_999));
+    deep.push(b'.');
+    for f in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"] {
+        std::fs::write(py.join(f), &deep).unwrap();
+    }
+    let (code, _, err) = run(npe()
+        .args(["data", "pipelines/cifar10_lt.yaml", "--set"])
+        .arg(format!("data.root={}", dir.path().display())));
+    assert_eq!(code, 1, "an error, not a signal: {err}");
+    assert!(err.contains("data_batch_1"), "{err}");
+}
+
+/// List-file labels were stored as u16: with 70,000 classes, labels 65536 and 65537 became 0
+/// and 1. `npe data` counts them where they belong.
+#[test]
+fn list_file_labels_beyond_65535_keep_their_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    for (i, label) in [0u32, 65_536, 65_537, 69_999].iter().enumerate() {
+        let rel = format!("img/{i}.png");
+        std::fs::create_dir_all(dir.path().join("img")).unwrap();
+        image::RgbImage::from_pixel(8, 8, image::Rgb([i as u8 * 40, 0, 0])).save(dir.path().join(&rel)).unwrap();
+        lines.push_str(&format!("{rel} {label}\n"));
+    }
+    for f in ["ImageNet_LT_train.txt", "ImageNet_LT_test.txt"] {
+        std::fs::write(dir.path().join(f), &lines).unwrap();
+    }
+    let (code, out, err) = run(npe()
+        .args(["data", "pipelines/imagenet_lt.yaml", "--json", "--set", "data.num_classes=70000", "--set"])
+        .arg(format!("data.root={}", dir.path().display())));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let counts = v["train_counts"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(counts.len(), 70_000);
+    for (class, n) in [(0, 1), (1, 0), (65_536, 1), (65_537, 1), (69_999, 1)] {
+        assert_eq!(counts[class], n, "class {class}");
+    }
+}
+
+/// `--resume --set train.optimizer.lr=0.5` continued silently and rewrote run.json to show only
+/// the new flags. Now it is refused naming the change, unless --allow-changes (recorded in
+/// resumes.jsonl); run.json keeps what the run was started with.
+#[test]
+fn resume_refuses_other_settings_unless_allowed_and_keeps_run_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let (code, _, err) = train(&out, &["--stop-after-steps", "20"]);
+    assert_eq!(code, 3, "{err}");
+    let run_json = std::fs::read(out.join("run.json")).unwrap();
+    let (code, _, err) = train(&out, &["--resume", "--set", "train.optimizer.lr=0.5"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("train.optimizer.lr: ") && err.contains("→ 0.5") && err.contains("--allow-changes"), "{err}");
+    let (code, _, err) = train(&out, &["--resume", "--set", "train.optimizer.lr=0.5", "--allow-changes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(out.join("run.json")).unwrap(), run_json, "run.json is never rewritten by a resume");
+    let resumes = std::fs::read_to_string(out.join("resumes.jsonl")).unwrap();
+    assert!(resumes.contains("train.optimizer.lr") && resumes.contains("--allow-changes"), "{resumes}");
+    let (code, _, err) = train(&out, &["--resume"]);
+    assert_eq!(code, 0, "resuming the finished run with its own settings: {err}");
+    assert_eq!(std::fs::read(out.join("run.json")).unwrap(), run_json);
 }

@@ -107,7 +107,7 @@ pub(crate) fn launch(args: &DistArgs, timeout: Duration) -> ExitCode {
     let mut workers: Vec<(usize, Child)> = vec![];
     for local in 0..n {
         let rank = args.node_rank * n + local;
-        let child = Command::new(&exe)
+        let child = super::child::dies_with_parent(&mut Command::new(&exe))
             .args(std::env::args_os().skip(1))
             .env("RANK", rank.to_string())
             .env("LOCAL_RANK", local.to_string())

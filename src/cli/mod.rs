@@ -2,6 +2,7 @@
 
 mod bench;
 mod check;
+mod child;
 mod compare;
 mod data;
 mod eval;

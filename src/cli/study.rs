@@ -5,6 +5,7 @@
 use super::{EXIT_FAILURE, EXIT_INVALID, SetArgs, load_ir};
 use crate::Extensions;
 use npe_core::train::Summary;
+use npe_core::train::fingerprint::RunFingerprint;
 use npe_core::train::study::{self, PlannedRun, RunState, StudySpec};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -30,6 +31,15 @@ pub(crate) struct StudyArgs {
     /// finished run.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Retrain runs whose pipeline, flags, backend or data changed since they ran (their old
+    /// folders are kept as `<run>.stale-N`). Without it, a study with stale runs stops and
+    /// names what changed.
+    #[arg(long)]
+    pub rerun_stale: bool,
+    /// Write the tables and report from the runs as they are (finished ones, and the
+    /// prior-over-training records of those in progress); train nothing.
+    #[arg(long)]
+    pub report_only: bool,
     /// Evaluate finished runs again with the study's current pipelines (e.g. after adding an
     /// adjuster or evaluator), from their final model, instead of reusing their results.
     #[arg(long)]
@@ -38,6 +48,7 @@ pub(crate) struct StudyArgs {
 
 fn train_cmd(run: &PlannedRun, backend: Option<&str>, extra: &[String]) -> Command {
     let mut c = Command::new(std::env::current_exe().expect("own path"));
+    super::child::dies_with_parent(&mut c);
     c.arg("train").arg(&run.pipeline).args(["--progress", "quiet"]);
     for s in run.sets.iter().chain(extra) {
         c.args(["--set", s]);
@@ -50,8 +61,9 @@ fn train_cmd(run: &PlannedRun, backend: Option<&str>, extra: &[String]) -> Comma
 
 /// Evaluate a finished run's final model with the study's current pipeline and put that
 /// evaluation into its `summary.json` (the previous one is kept as `summary.before-reevaluate.json`).
-fn reevaluate(run: &PlannedRun, backend: Option<&str>) -> Result<(), String> {
+fn reevaluate(run: &PlannedRun, backend: Option<&str>, now: &RunFingerprint) -> Result<(), String> {
     let mut c = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+    super::child::dies_with_parent(&mut c);
     c.arg("eval").arg(&run.pipeline).arg("--checkpoint").arg(run.out.join("model.safetensors")).arg("--json");
     for s in &run.sets {
         c.args(["--set", s]);
@@ -73,7 +85,15 @@ fn reevaluate(run: &PlannedRun, backend: Option<&str>) -> Result<(), String> {
         npe_core::checkpoint::write_atomic(&keep, &before).map_err(|e| e.to_string())?;
     }
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| e.to_string())?;
-    npe_core::checkpoint::write_atomic(&path, &json).map_err(|e| e.to_string())
+    npe_core::checkpoint::write_atomic(&path, &json).map_err(|e| e.to_string())?;
+    // Its evaluation is now the study's (its training was checked to be).
+    now.write(&run.out)
+}
+
+fn read_records(dir: &Path) -> Vec<npe_core::train::EpochRecord> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+        .unwrap_or_default()
 }
 
 fn read_summary(dir: &Path) -> Option<Summary> {
@@ -90,8 +110,14 @@ fn estimate(pending: &[&PlannedRun], backend: Option<&str>, ext: &Extensions) ->
     for run in pending {
         if !ips_of.contains_key(&run.pipeline) {
             let dir = tempfile::tempdir().ok()?;
-            let probe =
-                ["train.epochs=2".to_string(), "train.max_steps_per_epoch=5".into(), "eval.every_epochs=1000".into()];
+            // The schedule is replaced: a recipe's milestones (160, 180) are invalid for 2 epochs,
+            // and the schedule does not change the speed.
+            let probe = [
+                "train.epochs=2".to_string(),
+                "train.max_steps_per_epoch=5".into(),
+                "eval.every_epochs=1000".into(),
+                "train.schedule:={kind: cosine}".into(),
+            ];
             let status = train_cmd(run, backend, &probe)
                 .arg("--out")
                 .arg(dir.path())
@@ -116,6 +142,150 @@ fn estimate(pending: &[&PlannedRun], backend: Option<&str>, ext: &Extensions) ->
     Some(total)
 }
 
+/// Hold an exclusive lock on the study's folder for the life of this process (the OS drops it
+/// if the process dies), so a second `npe study` on the same study is refused, not interleaved.
+fn lock_study(root: &Path) -> Result<std::fs::File, String> {
+    std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    let path = root.join(".npe-study.lock");
+    let f = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another `npe study` is running this study ({})\n  hint: wait for it to finish (its runs' logs are in that folder), then run this again",
+            root.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
+/// The state of every planned run, after two checks. A run whose `summary.json` is unreadable
+/// is said so loudly and finished again (the bad file kept as `summary.json.broken`). A run
+/// whose recorded settings differ from the plan's is stale: with `rerun_stale` its folder is
+/// set aside (`<run>.stale-N`) and it is trained anew; otherwise the study stops naming the
+/// changes (a dry run only lists them).
+fn check_runs(
+    plan: &[PlannedRun],
+    now: &[RunFingerprint],
+    rerun_stale: bool,
+    dry_run: bool,
+    reevaluated: &dyn Fn(&PlannedRun) -> bool,
+) -> Result<Vec<RunState>, ExitCode> {
+    let mut states = vec![];
+    let mut stale = vec![];
+    for (run, fp) in plan.iter().zip(now) {
+        let mut state = study::state(&run.out);
+        if state == RunState::Broken && !dry_run {
+            let why = std::fs::read(run.out.join("summary.json"))
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Summary>(&b).map(drop).map_err(|e| e.to_string()))
+                .err()
+                .unwrap_or_default();
+            let _ = std::fs::rename(run.out.join("summary.json"), run.out.join("summary.json.broken"));
+            eprintln!(
+                "warning: {} seed {}: summary.json is unreadable ({why}); kept as summary.json.broken, and the run is finished again from its checkpoints",
+                run.row, run.seed
+            );
+            state = study::state(&run.out);
+        }
+        if matches!(state, RunState::Done | RunState::Interrupted) {
+            // A finished run about to be re-evaluated only needs its training to match.
+            let training_only = state == RunState::Done && reevaluated(run);
+            let changes = stale_changes(run, fp, training_only);
+            if !changes.is_empty() {
+                if rerun_stale {
+                    match set_aside(&run.out, "stale") {
+                        Ok(to) => eprintln!(
+                            "{} seed {} is stale ({}); its folder is kept as {}, and it is trained anew",
+                            run.row,
+                            run.seed,
+                            changes.join("; "),
+                            to.display()
+                        ),
+                        Err(e) => {
+                            eprintln!("error: cannot set {} aside: {e}", run.out.display());
+                            return Err(ExitCode::from(EXIT_FAILURE));
+                        }
+                    }
+                    state = RunState::Pending;
+                } else {
+                    stale.push((run, changes));
+                    state = RunState::Stale;
+                }
+            }
+        }
+        states.push(state);
+    }
+    if !stale.is_empty() {
+        let report: Vec<String> = stale
+            .iter()
+            .map(|(r, c)| format!("  {} seed {} ({}):\n    {}", r.row, r.seed, r.out.display(), c.join("\n    ")))
+            .collect();
+        let lead = if dry_run { "note" } else { "error" };
+        eprintln!(
+            "{lead}: {} finished or started run(s) no longer match the study (stale):\n{}\n  hint: add --rerun-stale to train them anew (their folders are kept as <run>.stale-N), or undo the changes",
+            stale.len(),
+            report.join("\n")
+        );
+        if !dry_run {
+            return Err(ExitCode::from(EXIT_INVALID));
+        }
+    }
+    Ok(states)
+}
+
+/// What differs between what a run's folder ran and what the study would run now: its
+/// fingerprint's changes, or, for runs from before fingerprints were recorded, its pipeline
+/// file, `--set` flags and backend (from `pipeline.yaml` and `run.json`).
+fn stale_changes(run: &PlannedRun, now: &RunFingerprint, training_only: bool) -> Vec<String> {
+    match RunFingerprint::read(&run.out) {
+        Ok(Some(recorded)) if training_only => return recorded.training_changes(now),
+        Ok(Some(recorded)) => return recorded.changes(now),
+        Err(e) => return vec![format!("its fingerprint is unreadable: {e}")],
+        Ok(None) => {}
+    }
+    let run_json: Option<serde_json::Value> =
+        std::fs::read(run.out.join("run.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(rj) = run_json else {
+        return vec!["it has neither fingerprint.json nor a readable run.json: what it ran is unknown".into()];
+    };
+    let mut out = vec![];
+    let sets: Vec<String> = rj["set"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    if sets != run.sets {
+        let gone: Vec<&String> = sets.iter().filter(|s| !run.sets.contains(s)).collect();
+        let new: Vec<&String> = run.sets.iter().filter(|s| !sets.contains(s)).collect();
+        out.push(format!(
+            "--set flags: {gone:?} → {new:?}{}",
+            if gone.is_empty() && new.is_empty() { " (order)" } else { "" }
+        ));
+    }
+    if !rj["backend"].as_str().is_some_and(|b| b.starts_with(&now.backend)) {
+        out.push(format!("backend: {} → {}", rj["backend"], now.backend));
+    }
+    let then = std::fs::read_to_string(run.out.join("pipeline.yaml")).ok();
+    let current = std::fs::read_to_string(&run.pipeline).ok();
+    if then.is_none() || then != current {
+        out.push(format!("the pipeline file {} differs from the run's pipeline.yaml", run.pipeline.display()));
+    }
+    out
+}
+
+/// Rename `dir` to `<dir>.<what>-N` (the first N free); the new path.
+fn set_aside(dir: &Path, what: &str) -> std::io::Result<PathBuf> {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let to =
+        (1..).map(|n| dir.with_file_name(format!("{name}.{what}-{n}"))).find(|p| !p.exists()).expect("a free name");
+    std::fs::rename(dir, &to)?;
+    Ok(to)
+}
+
 fn hms(s: f64) -> String {
     let s = s.round() as u64;
     format!("{}h {:02}min", s / 3600, (s % 3600) / 60)
@@ -132,23 +302,51 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
     let root = args.root.join(&spec.name);
     let plan = spec.plan(&root);
     let backend = spec.backend.clone().or(args.backend.clone());
-    // Every run's pipeline must be valid before anything trains.
+    let backend_name = backend
+        .clone()
+        .or_else(|| crate::backends::BackendChoice::default_compiled().map(|b| b.to_string()))
+        .unwrap_or_default();
+    // Every run's pipeline must be valid before anything trains; what each would run now.
+    let mut fingerprints = vec![];
     for run in &plan {
-        if load_ir(&run.pipeline, &SetArgs { sets: run.sets.clone() }, &ext.registry).is_err() {
-            eprintln!("error: run `{}` (seed {}) is not a valid pipeline (see above)", run.row, run.seed);
-            return ExitCode::from(EXIT_INVALID);
+        match load_ir(&run.pipeline, &SetArgs { sets: run.sets.clone() }, &ext.registry) {
+            Ok((_, ir)) => fingerprints.push(RunFingerprint::of(&ir, &backend_name)),
+            Err(_) => {
+                eprintln!("error: run `{}` (seed {}) is not a valid pipeline (see above)", run.row, run.seed);
+                return ExitCode::from(EXIT_INVALID);
+            }
         }
     }
-    if let Some(bad) = args.only.iter().find(|o| !spec.runs.contains_key(*o)) {
-        let known: Vec<&str> = spec.runs.keys().map(String::as_str).collect();
+    // One `npe study` at a time on a study's folder.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        match lock_study(&root) {
+            Ok(f) => Some(f),
+            Err(m) => {
+                eprintln!("error: {m}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    };
+    if let Some(bad) = args.only.iter().find(|o| !spec.runs.iter().any(|(l, _)| l == *o)) {
+        let known: Vec<&str> = spec.runs.iter().map(|(l, _)| l.as_str()).collect();
         eprintln!("error: --only {bad}: the study has no run `{bad}` (runs: {})", known.join(", "));
         return ExitCode::from(EXIT_INVALID);
     }
     let selected =
         |r: &PlannedRun| args.only.is_empty() || args.only.iter().any(|o| r.row.split(' ').next() == Some(o));
-    let states: Vec<RunState> = plan.iter().map(|r| study::state(&r.out)).collect();
-    let todo: Vec<&PlannedRun> =
-        plan.iter().zip(&states).filter(|(r, s)| **s != RunState::Done && selected(r)).map(|(r, _)| r).collect();
+    let reevaluated = |r: &PlannedRun| args.reevaluate && selected(r);
+    let states = match check_runs(&plan, &fingerprints, args.rerun_stale && !args.dry_run, args.dry_run, &reevaluated) {
+        Ok(states) => states,
+        Err(code) => return code,
+    };
+    let mut todo: Vec<(&PlannedRun, RunState)> =
+        plan.iter().zip(&states).filter(|(r, s)| **s != RunState::Done && selected(r)).map(|(r, s)| (r, *s)).collect();
+    // Finish what was started first, then seed by seed (every run's seed 0 before any seed 1),
+    // in the file's order.
+    todo.sort_by_key(|(r, s)| (*s != RunState::Interrupted, r.seed));
+    let todo: Vec<&PlannedRun> = todo.into_iter().map(|(r, _)| r).collect();
     if args.dry_run {
         println!("study `{}`: {} runs in {}", spec.name, plan.len(), root.display());
         for (r, s) in plan.iter().zip(&states) {
@@ -178,7 +376,8 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
     }
     if args.reevaluate {
         for (run, _) in plan.iter().zip(&states).filter(|(r, s)| **s == RunState::Done && selected(r)) {
-            match reevaluate(run, backend.as_deref()) {
+            let i = plan.iter().position(|p| p.out == run.out).expect("planned");
+            match reevaluate(run, backend.as_deref(), &fingerprints[i]) {
                 Ok(()) => eprintln!("re-evaluated {} seed {}", run.row, run.seed),
                 Err(e) => {
                     eprintln!("error: re-evaluating {}: {e}", run.out.display());
@@ -187,8 +386,10 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
             }
         }
     }
+    let todo = if args.report_only { vec![] } else { todo };
     let queue = Mutex::new(todo.clone().into_iter().enumerate());
     let failed = Mutex::new(vec![]);
+    let tables = Mutex::new(());
     let n = todo.len();
     std::thread::scope(|s| {
         for _ in 0..args.jobs.max(1) {
@@ -224,42 +425,22 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
                         run.seed,
                         if resume { " (resumed)" } else { "" }
                     );
+                    // The tables so far, so a study stopped between runs still has them.
+                    let _guard = tables.lock().unwrap();
+                    if let Err(e) = write_tables(&spec, &args.file, &plan, &root) {
+                        eprintln!("warning: could not write the tables so far: {e}");
+                    }
                 }
             });
         }
     });
-    let finished: Vec<(PlannedRun, Summary)> =
-        plan.iter().filter_map(|r| read_summary(&r.out).map(|s| (r.clone(), s))).collect();
-    let rows = study::aggregate(&finished);
-    let header = format!(
-        "## {}\n\n{}Generated by `npe study {}` on {} CPU cores; {} of {} runs finished. Percentages are mean ± sample std over seeds {:?} of the metric on the test split (classification: mean per-class accuracy on the balanced split, and its head/medium/tail groups; segmentation: mIoU and the tail classes' mIoU); prior r / slope are seed means of the fit against the true training prior (Pearson r, slope of the log-prior; 1 = calibrated) of the PEMs' learned prior and of the prior the classifier implies (its mean softmax over unlabelled training images); fitted scale: `npe_la`'s `scale: auto`.\n\nData: {}\n\n",
-        spec.name,
-        spec.description.as_deref().map_or(String::new(), |d| format!("{d}\n\n")),
-        args.file.display(),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        finished.len(),
-        plan.len(),
-        spec.seeds,
-        rows.first().map_or("—".into(), |r| r.data.clone()),
-    );
-    let md = format!("{header}{}", study::markdown(&rows));
-    let charts = study_charts(&rows);
-    for (stem, svg) in &charts {
-        npe_core::train::plot::write_svg_and_png(&root, stem, svg);
-    }
-    let html = html_report(&spec.name, &md, &charts, &finished);
-    let json = serde_json::to_vec_pretty(&rows).expect("rows serialize");
-    for (name, bytes) in [
-        ("results.md", md.as_bytes()),
-        ("results.csv", study::csv(&rows).as_bytes()),
-        ("results.json", &json[..]),
-        ("report.html", html.as_bytes()),
-    ] {
-        if let Err(e) = npe_core::checkpoint::write_atomic(&root.join(name), bytes) {
+    let md = match write_tables(&spec, &args.file, &plan, &root) {
+        Ok(md) => md,
+        Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_FAILURE);
         }
-    }
+    };
     println!("{md}");
     println!("wrote {}/results.{{md,csv,json}} and report.html", root.display());
     let failed = failed.into_inner().unwrap();
@@ -272,6 +453,73 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
         );
         ExitCode::from(EXIT_FAILURE)
     }
+}
+
+/// Write the study's tables (`results.{md,csv,json}`), charts and `report.html` from the runs
+/// finished so far (and the prior-over-training table from every run's records); the Markdown.
+fn write_tables(spec: &StudySpec, file: &Path, plan: &[PlannedRun], root: &Path) -> Result<String, String> {
+    let finished: Vec<(PlannedRun, Summary)> =
+        plan.iter().filter_map(|r| read_summary(&r.out).map(|s| (r.clone(), s))).collect();
+    let rows = study::aggregate(&finished);
+    let header = format!(
+        "## {}\n\n{}Generated by `npe study {}` on {} CPU cores; {} of {} runs finished. Percentages are mean ± sample std over seeds {:?} of the metric on the test split (classification: mean per-class accuracy on the balanced split, and its head/medium/tail groups; segmentation: mIoU and the tail classes' mIoU); prior r / slope are seed means of the fit against the true training prior (Pearson r, slope of the log-prior; 1 = calibrated) of the PEMs' learned prior and of the prior the classifier implies (its mean softmax over unlabelled training images); fitted scale: `npe_la`'s `scale: auto`.\n\nData: {}\n\n",
+        spec.name,
+        spec.description.as_deref().map_or(String::new(), |d| format!("{d}\n\n")),
+        file.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        finished.len(),
+        plan.len(),
+        spec.seeds,
+        rows.first().map_or("—".into(), |r| r.data.clone()),
+    );
+    let records: Vec<study::RunRecords> = plan
+        .iter()
+        .map(|r| study::RunRecords {
+            run: r.clone(),
+            records: read_records(&r.out),
+            finished: read_summary(&r.out).is_some(),
+        })
+        .filter(|r| !r.records.is_empty())
+        .collect();
+    let trajectory = study::prior_over_training_markdown(&records);
+    let trajectory = if trajectory.is_empty() {
+        trajectory
+    } else {
+        format!(
+            "\n### Prior over training\n\nThe fit of the learned prior at the evaluations during training (every run with a `prior_estimate`, finished or not; the first 20 epochs, then every 20th, and the last): PEM prior r and slope (1 = calibrated), the classifier's implied slope, `scale: auto`'s fitted scale, and each output's metric (%) at that epoch.\n{trajectory}"
+        )
+    };
+    let md = format!("{header}{}{trajectory}", study::markdown(&rows));
+    let mut charts = study_charts(&rows);
+    let slopes: Vec<(String, Vec<(usize, f64)>)> = records
+        .iter()
+        .flat_map(|r| {
+            npe_core::train::plot::slope_series(&r.records)
+                .into_iter()
+                .filter(|(_, v)| v.len() > 1)
+                .map(move |(n, v)| (format!("{} s{} {n}", r.run.row, r.run.seed), v))
+        })
+        .collect();
+    if !slopes.is_empty() {
+        charts.push((
+            "chart_prior_slope",
+            npe_core::train::plot::slope_over_training("prior slope over training (training images)", &slopes),
+        ));
+    }
+    for (stem, svg) in &charts {
+        npe_core::train::plot::write_svg_and_png(&root, stem, svg);
+    }
+    let html = html_report(&spec.name, &md, &charts, &finished);
+    let json = serde_json::to_vec_pretty(&rows).expect("rows serialize");
+    for (name, bytes) in [
+        ("results.md", md.as_bytes()),
+        ("results.csv", study::csv(&rows).as_bytes()),
+        ("results.json", &json[..]),
+        ("report.html", html.as_bytes()),
+    ] {
+        npe_core::checkpoint::write_atomic(&root.join(name), bytes).map_err(|e| e.to_string())?;
+    }
+    Ok(md)
 }
 
 /// Across-run charts: every row's mean (± std over seeds), and its tail, grouped by run, as
@@ -313,7 +561,7 @@ fn html_report(name: &str, md: &str, charts: &[(&str, String)], runs: &[(Planned
     let mut plots = String::new();
     for (r, _) in runs {
         plots.push_str(&format!("<h3>{} — seed {}</h3>\n<div class=\"plots\">", esc(&r.row), r.seed));
-        for f in ["curves.svg", "per_class.svg", "prior.svg"] {
+        for f in ["curves.svg", "per_class.svg", "prior.svg", "prior_slope.svg"] {
             if let Ok(svg) = std::fs::read_to_string(r.out.join(f)) {
                 plots.push_str(&format!("<div>{svg}</div>"));
             }

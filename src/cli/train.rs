@@ -5,8 +5,9 @@ use super::session::{BackendArgs, backend, print_report, session};
 use super::{EXIT_FAILURE, EXIT_INVALID, SetArgs, load_ir};
 use crate::Extensions;
 use npe_core::dist::World;
+use npe_core::train::fingerprint::RunFingerprint;
 use npe_core::train::{ProgressMode, TrainError, TrainOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +39,11 @@ pub(crate) struct TrainArgs {
     /// With --resume: if the newest checkpoint is damaged, continue from the newest good one.
     #[arg(long, requires = "resume")]
     pub fallback: bool,
+    /// With --resume: continue although the pipeline, backend or data differ from what the run
+    /// was started with (say, a lower learning rate on purpose); the changes are recorded in
+    /// the run's `resumes.jsonl`. Without it such a resume is refused, naming the changes.
+    #[arg(long, requires = "resume")]
+    pub allow_changes: bool,
     #[command(flatten)]
     pub dist: DistArgs,
 }
@@ -82,6 +88,10 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
     if let Err(code) = args.backend.check_device() {
         return code;
     }
+    let fingerprint = match args.backend.choice() {
+        Ok(choice) => RunFingerprint::of(&ir, &choice.to_string()),
+        Err(code) => return code,
+    };
     let timeout = Duration::from_secs_f64(ir.train.dist_timeout_s);
     let world = match World::from_env(|k| std::env::var(k).ok(), timeout) {
         Ok(w) => w,
@@ -124,6 +134,10 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_FAILURE);
     }
+    if writes && let Err(m) = record_fingerprint(&out, &fingerprint, args.resume, args.allow_changes) {
+        eprintln!("error: {m}");
+        return ExitCode::from(EXIT_INVALID);
+    }
     // `--device cuda` in a data-parallel run: each worker on its own GPU, cuda:LOCAL_RANK.
     let mut backend = args.backend.clone();
     if let Some(w) = world.as_ref().filter(|_| backend.device == "cuda") {
@@ -136,8 +150,8 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
     if let Some(w) = world.clone() {
         s.join(w);
     }
-    // Record what ran, for reproducibility.
-    if writes {
+    // Record what ran, for reproducibility (a resume keeps what the run was started with).
+    if writes && !(args.resume && out.join("run.json").is_file()) {
         write_provenance(&out, &loaded.source.text, &args, &s.exec.describe(), world.as_ref());
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -201,6 +215,37 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// A new run records its fingerprint; a resume compares it with the recorded one and refuses
+/// a different pipeline, backend or data unless `allow` (then the changes go to
+/// `resumes.jsonl`). A run from before fingerprints were recorded gets one now.
+fn record_fingerprint(out: &Path, now: &RunFingerprint, resume: bool, allow: bool) -> Result<(), String> {
+    let recorded = if resume { RunFingerprint::read(out)? } else { None };
+    let Some(recorded) = recorded else {
+        return now.write(out);
+    };
+    let changes = recorded.changes(now);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    if !allow {
+        return Err(format!(
+            "--resume: {} was started with other settings than these:\n    {}\n  hint: resume with the settings it was started with (its run.json lists them), or add --allow-changes to continue with these on purpose (recorded in resumes.jsonl)",
+            out.display(),
+            changes.join("\n    ")
+        ));
+    }
+    tracing::warn!("resuming {} with changes (--allow-changes): {}", out.display(), changes.join("; "));
+    let line = serde_json::json!({"args": std::env::args().collect::<Vec<_>>(), "changes": changes});
+    let path = out.join("resumes.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    use std::io::Write as _;
+    writeln!(f, "{line}").map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// `pipeline.yaml` and `run.json` in the run folder: what ran, for reproducibility.

@@ -68,7 +68,7 @@ pub struct CifarSplit {
     /// `[N, 32, 32, 3]`.
     pub images: DenseImages,
     /// Labels.
-    pub labels: Vec<u16>,
+    pub labels: Vec<u32>,
 }
 
 /// A loaded release.
@@ -170,7 +170,7 @@ fn push_hwc(planar: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-fn read_binary(path: &Path, which: Cifar, pixels: &mut Vec<u8>, labels: &mut Vec<u16>) -> Result<()> {
+fn read_binary(path: &Path, which: Cifar, pixels: &mut Vec<u8>, labels: &mut Vec<u32>) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     parse_binary(&bytes, path, which, pixels, labels)
 }
@@ -181,7 +181,7 @@ pub fn parse_binary(
     path: &Path,
     which: Cifar,
     pixels: &mut Vec<u8>,
-    labels: &mut Vec<u16>,
+    labels: &mut Vec<u32>,
 ) -> Result<()> {
     let head = if which == Cifar::Ten { 1 } else { 2 };
     let rec = head + PIXELS;
@@ -206,13 +206,13 @@ pub fn parse_binary(
                 classes: which.classes(),
             });
         }
-        labels.push(label as u16);
+        labels.push(label as u32);
         push_hwc(&r[head..], pixels);
     }
     Ok(())
 }
 
-fn read_python(path: &Path, which: Cifar, pixels: &mut Vec<u8>, labels: &mut Vec<u16>) -> Result<()> {
+fn read_python(path: &Path, which: Cifar, pixels: &mut Vec<u8>, labels: &mut Vec<u32>) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     parse_python(&bytes, path, which, pixels, labels)
 }
@@ -223,7 +223,7 @@ pub fn parse_python(
     path: &Path,
     which: Cifar,
     pixels: &mut Vec<u8>,
-    labels: &mut Vec<u16>,
+    labels: &mut Vec<u32>,
 ) -> Result<()> {
     let v = pickle::load(bytes)
         .map_err(|e| DataError::corrupt(path, e.offset, format!("not a readable pickle: {}", e.message)))?;
@@ -246,7 +246,7 @@ pub fn parse_python(
         if !(0..which.classes() as i64).contains(&l) {
             return Err(DataError::LabelRange { file: path.into(), index: i, label: l, classes: which.classes() });
         }
-        labels.push(l as u16);
+        labels.push(l as u32);
     }
     for img in data.chunks_exact(PIXELS) {
         push_hwc(img, pixels);

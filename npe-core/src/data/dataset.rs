@@ -101,7 +101,7 @@ pub struct Split {
     /// Pixel storage (all samples of the file set).
     pub pixels: Pixels,
     /// Class label of every stored sample (classification); empty for segmentation.
-    pub labels: Arc<Vec<u16>>,
+    pub labels: Arc<Vec<u32>>,
     /// Label maps (segmentation).
     pub masks: Option<Masks>,
     /// How label-map values become classes.
@@ -112,7 +112,7 @@ pub struct Split {
 
 impl Split {
     /// A split over all stored samples.
-    pub fn new(pixels: Pixels, labels: Vec<u16>, masks: Option<Masks>) -> Self {
+    pub fn new(pixels: Pixels, labels: Vec<u32>, masks: Option<Masks>) -> Self {
         let n = match &pixels {
             Pixels::Dense(d) => d.len(),
             Pixels::Files { paths, .. } => paths.len(),
@@ -131,7 +131,7 @@ impl Split {
     }
 
     /// Class label of the `i`-th sample of the split.
-    pub fn label(&self, i: usize) -> u16 {
+    pub fn label(&self, i: usize) -> u32 {
         self.labels[self.index[i] as usize]
     }
 

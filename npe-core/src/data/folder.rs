@@ -17,7 +17,7 @@ pub struct FileSplit {
     /// One path per sample.
     pub paths: Vec<PathBuf>,
     /// One label per sample.
-    pub labels: Vec<u16>,
+    pub labels: Vec<u32>,
 }
 
 /// Class folder names of `dir`, sorted.
@@ -67,7 +67,7 @@ pub fn read_folder_split(root: &Path, split: &str, classes: &[String]) -> Result
             )));
         }
         files.sort();
-        labels.extend(std::iter::repeat_n(label as u16, files.len()));
+        labels.extend(std::iter::repeat_n(label as u32, files.len()));
         paths.extend(files);
     }
     Ok(FileSplit { paths, labels })
@@ -104,7 +104,7 @@ pub fn read_list(root: &Path, list: &Path, classes: usize) -> Result<FileSplit> 
             return Err(bad(format!("image `{}` does not exist", file.display())));
         }
         paths.push(file);
-        labels.push(label as u16);
+        labels.push(label as u32);
     }
     if paths.is_empty() {
         return Err(DataError::Invalid(format!("{}: the list file has no entries", path.display())));

@@ -114,7 +114,7 @@ pub struct IdxSplit {
     /// `[N, 28, 28]` pixels.
     pub images: IdxArray,
     /// Labels, each < `classes`.
-    pub labels: Vec<u16>,
+    pub labels: Vec<u32>,
 }
 
 /// Read `{prefix}-images-idx3-ubyte` and `{prefix}-labels-idx1-ubyte` from `dir`.
@@ -157,7 +157,7 @@ pub fn read_idx_split(dir: &Path, prefix: &str, classes: usize, hint: &str) -> R
         if l as usize >= classes {
             return Err(DataError::LabelRange { file: lab_path.clone(), index: i, label: l as i64, classes });
         }
-        out.push(l as u16);
+        out.push(l as u32);
     }
     Ok(IdxSplit { images, labels: out })
 }

@@ -260,7 +260,7 @@ mod tests {
         let data: Vec<u8> = (0..n * 16).map(|i| (i * 7 % 256) as u8).collect();
         let split = Split::new(
             Pixels::Dense(DenseImages { h: 4, w: 4, c: 1, data: Arc::new(data) }),
-            (0..n).map(|i| (i % 3) as u16).collect(),
+            (0..n).map(|i| (i % 3) as u32).collect(),
             None,
         );
         let aug =

@@ -104,7 +104,7 @@ mod tests {
             c: 1,
             data: std::sync::Arc::new((0..n).map(|i| i as u8).collect()),
         });
-        let split = Split::new(pixels, (0..n).map(|i| (i % 3) as u16).collect(), None);
+        let split = Split::new(pixels, (0..n).map(|i| (i % 3) as u32).collect(), None);
         let spec = LongTailSpec {
             profile: Profile::Exponential,
             imbalance_factor: 10.0,

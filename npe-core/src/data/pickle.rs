@@ -32,6 +32,54 @@ pub enum Py {
     Object(Rc<RefCell<Obj>>),
 }
 
+/// Values nest as deep as the file says (a 400 KB pickle can nest lists 200,000 deep), so
+/// dropping one must not recurse: the children of every container this drop owns alone are
+/// taken out and dropped from a work list instead.
+impl Drop for Py {
+    fn drop(&mut self) {
+        let mut pending = vec![];
+        take_children(self, &mut pending);
+        while let Some(mut v) = pending.pop() {
+            take_children(&mut v, &mut pending);
+            // `v` drops here childless, so its own `drop` does no more than this.
+        }
+    }
+}
+
+/// Move the children of `v` into `out`, if `v` is the last owner of its container (a shared
+/// container is dropped by its last owner).
+fn take_children(v: &mut Py, out: &mut Vec<Py>) {
+    match v {
+        Py::List(l) => {
+            if let Some(l) = Rc::get_mut(l) {
+                out.append(l.get_mut());
+            }
+        }
+        Py::Tuple(t) => {
+            if let Some(t) = Rc::get_mut(t) {
+                out.append(t);
+            }
+        }
+        Py::Dict(d) => {
+            if let Some(d) = Rc::get_mut(d) {
+                for (k, v) in std::mem::take(d.get_mut()) {
+                    out.push(k);
+                    out.push(v);
+                }
+            }
+        }
+        Py::Object(o) => {
+            if let Some(o) = Rc::get_mut(o) {
+                let o = o.get_mut();
+                out.push(std::mem::replace(&mut o.callable, Py::None));
+                out.push(std::mem::replace(&mut o.args, Py::None));
+                out.extend(o.state.take());
+            }
+        }
+        _ => {}
+    }
+}
+
 /// A constructed object: `callable(*args)` then `__setstate__(state)`.
 #[derive(Clone, Debug)]
 pub struct Obj {
@@ -483,7 +531,11 @@ fn raw_bytes(v: &Py) -> Option<Rc<Vec<u8>>> {
         Py::Object(o) => {
             let o = o.borrow();
             if o.callable.global_name().as_deref() == Some("_codecs.encode") {
-                o.args.items().and_then(|a| a.first().and_then(raw_bytes))
+                // The latin-1 text itself, not another encoded value (no recursion on input).
+                match o.args.items()?.first()? {
+                    Py::Str(_) | Py::Bytes(_) => o.args.items()?.first().and_then(raw_bytes),
+                    _ => None,
+                }
             } else {
                 None
             }
@@ -682,5 +734,36 @@ mod tests {
         assert_eq!(e.offset, 2);
         assert!(e.message.contains("unsupported pickle opcode 0xff"));
         assert!(load(b"\x80\x02.").is_err()); // STOP on empty stack
+    }
+
+    #[test]
+    fn values_nested_200k_deep_load_and_drop_without_recursion() {
+        let n = 200_000;
+        // Lists appended into one another: `]` × n, then APPEND × (n - 1).
+        let mut lists = b"\x80\x02".to_vec();
+        lists.extend(std::iter::repeat_n(b']', n));
+        lists.extend(std::iter::repeat_n(b'a', n - 1));
+        lists.push(b'.');
+        // One list wrapped in n one-tuples, and n nested `_codecs.encode` calls.
+        let mut tuples = b"\x80\x02]".to_vec();
+        tuples.extend(std::iter::repeat_n(0x85u8, n));
+        tuples.push(b'.');
+        let mut objects = b"\x80\x02".to_vec();
+        for _ in 0..n {
+            objects.extend(b"c_codecs\nencode\n");
+            objects.push(b'(');
+        }
+        objects.extend(b"U\x01x");
+        for _ in 0..n {
+            objects.extend(b"tR");
+        }
+        objects.push(b'.');
+        // A test thread's stack is 2 MiB: a recursive drop of 200k levels would overflow it.
+        for (what, bytes) in [("lists", lists), ("tuples", tuples), ("objects", objects)] {
+            let v = load(&bytes).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+            assert!(v.get("data").is_none(), "{what}");
+            assert!(v.as_key().is_none(), "{what}: only latin-1 text is read as a key, not nested calls");
+            drop(v);
+        }
     }
 }

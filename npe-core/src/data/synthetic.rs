@@ -41,7 +41,7 @@ fn render(spec: &SyntheticSpec, protos: &[Vec<f32>], per_class: usize, seed: u64
     let mut labels = Vec::with_capacity(n);
     for i in 0..n {
         let k = i % spec.classes;
-        labels.push(k as u16);
+        labels.push(k as u32);
         let mut r = Rng::stream(seed, &[tag, i as u64]);
         let (dy, dx) = (r.below(5) as isize - 2, r.below(5) as isize - 2);
         let out = &mut data[i * s * s * c..(i + 1) * s * s * c];

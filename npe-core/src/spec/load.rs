@@ -77,6 +77,30 @@ impl<P: Provider> Provider for Named<P> {
     }
 }
 
+/// Deepest `[`/`{` nesting an `NPE_` environment value may have.
+const MAX_ENV_NESTING: usize = 64;
+
+/// `Some(depth)` once the brackets of `value` (outside quotes) nest deeper than `max`.
+fn nesting_beyond(value: &str, max: usize) -> Option<usize> {
+    let (mut depth, mut quote) = (0usize, None::<char>);
+    for c in value.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > max {
+                    return Some(depth);
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 fn env_provider() -> Env {
     Env::prefixed("NPE_").split("__").ignore(&RESERVED_ENV)
 }
@@ -199,10 +223,28 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
     let mut diags = Diagnostics::new();
     let mut figment = Figment::new().merge(Named { inner: Yaml::string(&src.text), name: FILE_PROVIDER });
     if overrides.env {
-        for (key, _) in env_provider().iter() {
+        let mut too_deep = false;
+        for (key, value) in env_provider().iter() {
             let key = key.as_str().to_string();
             let var = format!("NPE_{}", key.to_uppercase().replace('.', "__"));
+            // figment reads these values with a recursive parser: a deeply nested one would
+            // overflow the stack (an abort, not an error), so it is refused before it is read.
+            if let Some(depth) = nesting_beyond(&value, MAX_ENV_NESTING) {
+                diags.push(
+                    Diagnostic::error(
+                        Origin::Env(var.clone()),
+                        format!(
+                            "`{var}` nests `[`/`{{` at least {depth} levels deep; at most {MAX_ENV_NESTING} are read"
+                        ),
+                    )
+                    .with_hint(format!("unset {var}, or give the value in the pipeline file or with --set")),
+                );
+                too_deep = true;
+            }
             locator.add_override(key, Origin::Env(var));
+        }
+        if too_deep {
+            return Err(diags);
         }
         figment = figment.merge(Named { inner: env_provider(), name: ENV_PROVIDER });
     }

@@ -394,6 +394,7 @@ mod tests {
             final_train_loss: BTreeMap::new(),
             eval: r.eval.clone(),
             model: "model.safetensors".into(),
+            phases: Default::default(),
         };
         let run_dir = dir.path().join("run-a");
         std::fs::create_dir(&run_dir).unwrap();

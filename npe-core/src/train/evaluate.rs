@@ -131,6 +131,7 @@ pub fn evaluate(
     let mut train_sums: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
     let mut class_stats: Vec<(Request, ClassStats)> =
         plan.train.iter().map(|r| (r.clone(), ClassStats::default())).collect();
+    let t_train = std::time::Instant::now();
     if !plan.train.is_empty() {
         let Some(loader) = prior_train else {
             return Err(TrainError::Exec(crate::backend::ExecError::Backend(
@@ -162,6 +163,8 @@ pub fn evaluate(
         exec.set_calibration(node, host.as_ref(), scale)?;
         report.calibration.insert(node.clone(), CalibrationReport { scale, vector });
     }
+    report.train_pass_seconds = t_train.elapsed().as_secs_f64();
+    let t_test = std::time::Instant::now();
     let mut confusion: BTreeMap<String, Confusion> = BTreeMap::new();
     let mut pem_sums: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
     for batch in test.iter(0, 0) {
@@ -181,6 +184,7 @@ pub fn evaluate(
         }
         report.test_images += batch.len();
     }
+    report.test_pass_seconds = t_test.elapsed().as_secs_f64();
     let truth = ds.train_prior();
     for (node, op) in ir.ops() {
         let any = op.as_any();

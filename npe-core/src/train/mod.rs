@@ -4,6 +4,7 @@
 
 pub mod compare;
 mod evaluate;
+pub mod fingerprint;
 pub mod metrics;
 pub mod plot;
 mod progress;
@@ -14,7 +15,9 @@ pub mod tensorboard;
 
 pub use evaluate::{class_groups, evaluate};
 pub use progress::ProgressMode;
-pub use report::{CalibrationReport, DataReport, EpochRecord, EvalOutput, EvalReport, PriorReport, Summary};
+pub use report::{
+    CalibrationReport, DataReport, EpochRecord, EvalOutput, EvalReport, PhaseSeconds, PriorReport, Summary,
+};
 pub use schedule::Schedule;
 
 use crate::backend::{Backend, BuildContext, Device, ExecError, Executor, StepLosses};
@@ -378,6 +381,8 @@ impl Session {
 
     /// Train as the pipeline says, writing reports and checkpoints under `opts.out`.
     pub fn train(&mut self, opts: &TrainOptions) -> Result<Summary, TrainError> {
+        let started = Instant::now();
+        let mut phases = PhaseSeconds::default();
         let out = &opts.out;
         let ck_dir = out.join("checkpoints");
         let writes = self.writes();
@@ -517,6 +522,10 @@ impl Session {
             let done = epoch + 1;
             let eval_now = (done % self.ir.eval.every_epochs == 0 || done == epochs) && writes;
             let eval = if eval_now { Some(self.evaluate()?) } else { None };
+            if let Some(e) = &eval {
+                phases.eval_test += e.test_pass_seconds;
+                phases.eval_train_images += e.train_pass_seconds;
+            }
             if writes {
                 log_epoch(done, epochs, &mean, eval.as_ref(), ips);
             }
@@ -539,8 +548,10 @@ impl Session {
             if done % self.ir.train.checkpoint.every_epochs == 0 || done == epochs {
                 let path = ck_dir.join(checkpoint::file_name(&pos));
                 if writes {
+                    let t = Instant::now();
                     self.save_checkpoint(self.checkpoint(pos.clone())?, &path, last_ck.as_ref())?;
                     prune(&ck_dir, self.ir.train.checkpoint.keep_last, &path);
+                    phases.checkpoint += t.elapsed().as_secs_f64();
                 }
                 last_ck = Some(path);
             }
@@ -564,11 +575,18 @@ impl Session {
         let eval = if writes {
             let eval = match last_eval {
                 Some(e) => e,
-                None => self.evaluate()?,
+                None => {
+                    let e = self.evaluate()?;
+                    phases.eval_test += e.test_pass_seconds;
+                    phases.eval_train_images += e.train_pass_seconds;
+                    e
+                }
             };
             let records = read_records(&metrics_path);
             plot::write_all(out, &records, &eval, &self.data.classes, &self.data.train_counts);
+            let t = Instant::now();
             self.checkpoint(pos.clone())?.save_model(&model_path)?;
+            phases.checkpoint += t.elapsed().as_secs_f64();
             eval
         } else {
             // Rank 0 evaluates and writes the reports; the others finish with it.
@@ -586,10 +604,12 @@ impl Session {
             final_train_loss: last_loss,
             eval,
             model: model_path.display().to_string(),
+            phases: PhaseSeconds { wall: started.elapsed().as_secs_f64(), train: train_seconds, ..phases },
         };
         if !writes {
             return Ok(summary);
         }
+        tracing::info!("time {}", summary.phases.describe());
         let json = serde_json::to_vec_pretty(&summary).expect("summary serializes");
         checkpoint::write_atomic(&out.join("summary.json"), &json)?;
         self.exec.barrier("done", EVAL_WAIT)?;

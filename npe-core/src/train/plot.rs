@@ -172,6 +172,16 @@ fn headline(e: &EvalReport) -> Vec<(String, f64)> {
     v
 }
 
+/// The outputs a report evaluates, in order (mean per-class accuracy or mIoU).
+pub fn headline_names(e: &EvalReport) -> Vec<String> {
+    headline(e).into_iter().map(|(n, _)| n).collect()
+}
+
+/// Each output's headline metric in %, as `(output, value)`.
+pub fn headline_values(e: &EvalReport) -> Vec<(String, f64)> {
+    headline(e)
+}
+
 /// Training loss and test metric per epoch.
 pub fn curves(records: &[EpochRecord]) -> String {
     let epochs = records.last().map_or(1, |r| r.epoch) as f64;
@@ -404,11 +414,74 @@ pub fn write_svg_and_png(dir: &Path, name: &str, svg: &str) {
     }
 }
 
-/// Write `curves`, `per_class` and `prior` (SVG and PNG) into `dir`; failures are logged, not fatal.
+/// The prior fits of a run's evaluations, per epoch: `(name, [(epoch, slope)])` for the PEMs'
+/// prior (`PEM`) and the classifier's implied prior (`classifier`), of the first
+/// `prior_estimate` evaluator; empty series are left out.
+pub fn slope_series(records: &[EpochRecord]) -> Vec<(String, Vec<(usize, f64)>)> {
+    let mut pem = vec![];
+    let mut classifier = vec![];
+    for r in records {
+        let Some(p) = r.eval.as_ref().and_then(|e| e.prior.values().next()) else { continue };
+        if let Some(f) = &p.train {
+            pem.push((r.epoch, f.slope));
+        }
+        if let Some(f) = &p.train_predicted {
+            classifier.push((r.epoch, f.slope));
+        }
+    }
+    [("PEM".to_string(), pem), ("classifier".to_string(), classifier)]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+}
+
+/// Slope of the learned log-prior against the true one over training, one line per series,
+/// with the calibrated value 1 as a dashed line.
+pub fn slope_over_training(title: &str, series: &[(String, Vec<(usize, f64)>)]) -> String {
+    let last = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0)).max().unwrap_or(1) as f64;
+    let yr = range(series.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)).chain([1.0]));
+    let mut f = Frame::new(title, (0.0, last), yr, "epoch", "slope of −h̄ on log prior (1 = calibrated)", true);
+    let one = f.py(1.0);
+    let _ = write!(
+        f.svg,
+        r##"<line x1="{}" x2="{}" y1="{one}" y2="{one}" stroke="#333" stroke-dasharray="5 4"/>"##,
+        M[3],
+        W - M[1]
+    );
+    for (i, (_, pts)) in series.iter().enumerate() {
+        let xy: Vec<String> = pts.iter().map(|(e, v)| format!("{:.1},{:.1}", f.px(*e as f64), f.py(*v))).collect();
+        let _ = write!(
+            f.svg,
+            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+            PALETTE[i % 6],
+            xy.join(" ")
+        );
+        for (e, v) in pts {
+            let _ = write!(
+                f.svg,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{}"><title>epoch {e}: {v:.3}</title></circle>"#,
+                f.px(*e as f64),
+                f.py(*v),
+                PALETTE[i % 6]
+            );
+        }
+    }
+    let mut legend: Vec<(String, Option<&str>)> = series.iter().map(|(n, _)| (n.clone(), None)).collect();
+    legend.push(("calibrated (slope 1)".into(), Some("#333")));
+    f.legend(&legend);
+    f.finish()
+}
+
+/// Write `curves`, `per_class`, `prior` and, with two or more evaluations of a prior,
+/// `prior_slope` (SVG and PNG) into `dir`; failures are logged, not fatal.
 pub fn write_all(dir: &Path, records: &[EpochRecord], last: &EvalReport, classes: &[String], counts: &[u64]) {
     let mut files = vec![("curves", curves(records)), ("per_class", per_class(last, classes, counts))];
     if let Some(p) = prior(last) {
         files.push(("prior", p));
+    }
+    let slopes = slope_series(records);
+    if slopes.iter().any(|(_, v)| v.len() > 1) {
+        files.push(("prior_slope", slope_over_training("prior slope over training", &slopes)));
     }
     for (name, svg) in files {
         write_svg_and_png(dir, name, &svg);
@@ -418,6 +491,17 @@ pub fn write_all(dir: &Path, records: &[EpochRecord], last: &EvalReport, classes
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_slope_plot_has_a_line_per_series_a_point_per_evaluation_and_the_line_at_one() {
+        let series = vec![("PEM".to_string(), vec![(5, 1.7), (10, 2.3)]), ("classifier".into(), vec![(5, 1.05)])];
+        let svg = slope_over_training("t", &series);
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("<circle").count(), 3);
+        assert!(svg.contains("epoch 10: 2.300"));
+        assert!(svg.contains("stroke-dasharray=\"5 4\""), "the calibrated line");
+        assert!(svg.contains("calibrated (slope 1)"));
+    }
 
     #[test]
     fn grouped_bars_colour_a_series_alike_in_every_group() {

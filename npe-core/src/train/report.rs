@@ -47,6 +47,13 @@ pub struct EvalReport {
     pub segmentation: BTreeMap<String, BTreeMap<String, SegMetrics>>,
     /// Test images evaluated.
     pub test_images: usize,
+    /// Wall seconds of the pass over unlabelled training images (prior fit and calibrations;
+    /// 0 when nothing asks for it or in files written before it was recorded).
+    #[serde(default)]
+    pub train_pass_seconds: f64,
+    /// Wall seconds of the pass over the test split (0 in older files).
+    #[serde(default)]
+    pub test_pass_seconds: f64,
 }
 
 /// One line of `metrics.jsonl`.
@@ -115,6 +122,45 @@ pub struct Summary {
     pub eval: EvalReport,
     /// Exported model (parameters only).
     pub model: String,
+    /// Where this process's wall time went (absent in files written before it was recorded).
+    #[serde(default)]
+    pub phases: PhaseSeconds,
+}
+
+/// Wall seconds of a run's phases in this process (a resumed run counts from its resume).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PhaseSeconds {
+    /// Start to finish of `train` (data already loaded).
+    pub wall: f64,
+    /// Training steps (the same as `train_seconds`).
+    pub train: f64,
+    /// Evaluations: the passes over the test split.
+    pub eval_test: f64,
+    /// Evaluations: the passes over unlabelled training images (prior fit, calibrations).
+    pub eval_train_images: f64,
+    /// Writing checkpoints and the final model.
+    pub checkpoint: f64,
+}
+
+impl PhaseSeconds {
+    /// One line for the log: each phase's seconds and share of the wall time.
+    pub fn describe(&self) -> String {
+        let share = |x: f64| 100.0 * x / self.wall.max(1e-9);
+        let other = (self.wall - self.train - self.eval_test - self.eval_train_images - self.checkpoint).max(0.0);
+        format!(
+            "{:.0} s: training {:.0} s ({:.1} %), evaluation {:.0} s ({:.1} %) of which training-image passes {:.0} s, checkpoints {:.1} s ({:.1} %), other {:.0} s ({:.1} %)",
+            self.wall,
+            self.train,
+            share(self.train),
+            self.eval_test + self.eval_train_images,
+            share(self.eval_test + self.eval_train_images),
+            self.eval_train_images,
+            self.checkpoint,
+            share(self.checkpoint),
+            other,
+            share(other)
+        )
+    }
 }
 
 /// What `npe eval --json` prints: the evaluation (its keys at the top level, as in

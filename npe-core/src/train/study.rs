@@ -38,8 +38,9 @@ pub struct StudySpec {
     /// Backend for every run (default: the command's `--backend`).
     #[serde(default)]
     pub backend: Option<String>,
-    /// The runs, by label.
-    pub runs: BTreeMap<String, StudyRun>,
+    /// The runs, by label, in the file's order (the order they train in, seed by seed).
+    #[serde(deserialize_with = "in_file_order", serialize_with = "as_map")]
+    pub runs: Vec<(String, StudyRun)>,
     /// Axes crossed with every run: axis → value label → `--set` flags.
     #[serde(default)]
     pub grid: BTreeMap<String, BTreeMap<String, Vec<String>>>,
@@ -47,6 +48,33 @@ pub struct StudySpec {
 
 fn default_seeds() -> Vec<u64> {
     vec![0]
+}
+
+/// A YAML map read as `(key, value)` pairs in the file's order (a `BTreeMap` would sort them);
+/// a label given twice is an error.
+fn in_file_order<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, StudyRun)>, D::Error> {
+    struct Ordered;
+    impl<'de> serde::de::Visitor<'de> for Ordered {
+        type Value = Vec<(String, StudyRun)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of run labels to runs")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out: Vec<(String, StudyRun)> = vec![];
+            while let Some((k, v)) = map.next_entry::<String, StudyRun>()? {
+                if out.iter().any(|(l, _)| *l == k) {
+                    return Err(serde::de::Error::custom(format!("run `{k}` is given twice")));
+                }
+                out.push((k, v));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Ordered)
+}
+
+fn as_map<S: serde::Serializer>(runs: &[(String, StudyRun)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(runs.iter().map(|(k, v)| (k, v)))
 }
 
 /// One training run of the grid.
@@ -74,10 +102,27 @@ impl StudySpec {
         }
         let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || "_-.=".contains(c));
         let labels = std::iter::once(spec.name.as_str())
-            .chain(spec.runs.keys().map(String::as_str))
+            .chain(spec.runs.iter().map(|(l, _)| l.as_str()))
             .chain(spec.grid.values().flat_map(|v| v.keys().map(String::as_str)));
-        if let Some(bad) = labels.clone().find(|l| !plain(l)) {
-            return Err(format!("{}: `{bad}` must be a plain name (letters, digits, `_`, `-`)", path.display()));
+        // Axis names too; and no name of dots only, which as a folder would be `.` or `..`.
+        let labels = labels.chain(spec.grid.keys().map(String::as_str));
+        if let Some(bad) = labels.clone().find(|l| !plain(l) || l.chars().all(|c| c == '.')) {
+            return Err(format!(
+                "{}: `{bad}` must be a plain name (letters, digits, `_`, `-`, `.`, `=`; not only dots)",
+                path.display()
+            ));
+        }
+        // Two runs must never share a folder (`0.05` and `=0.05` once did).
+        let mut seen: BTreeMap<PathBuf, String> = BTreeMap::new();
+        for run in spec.plan(Path::new("")) {
+            let who = format!("`{}` seed {}", run.row, run.seed);
+            if let Some(other) = seen.insert(run.out.clone(), who.clone()) {
+                return Err(format!(
+                    "{}: {other} and {who} would share the folder `{}`\n  hint: rename one of their labels",
+                    path.display(),
+                    run.out.display()
+                ));
+            }
         }
         Ok(spec)
     }
@@ -124,18 +169,25 @@ impl StudySpec {
 /// Where a planned run stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunState {
-    /// `summary.json` exists: reused.
+    /// `summary.json` reads as a summary: reused.
     Done,
     /// Checkpoints but no summary: resumed.
     Interrupted,
     /// Nothing yet.
     Pending,
+    /// `summary.json` is there but does not read as a summary (truncated, edited).
+    Broken,
+    /// What the folder ran differs from what the study would run now (set by `npe study`,
+    /// which compares fingerprints).
+    Stale,
 }
 
 /// The state of a run's folder.
 pub fn state(out: &Path) -> RunState {
-    if out.join("summary.json").is_file() {
-        RunState::Done
+    let summary = out.join("summary.json");
+    if summary.is_file() {
+        let reads = std::fs::read(&summary).ok().and_then(|b| serde_json::from_slice::<Summary>(&b).ok()).is_some();
+        if reads { RunState::Done } else { RunState::Broken }
     } else if crate::checkpoint::list(&out.join("checkpoints")).is_empty() {
         RunState::Pending
     } else {
@@ -262,6 +314,76 @@ pub fn aggregate(runs: &[(PlannedRun, Summary)]) -> Vec<Row> {
     rows
 }
 
+/// A run's training records (`metrics.jsonl`), for the prior-over-training table.
+#[derive(Clone, Debug)]
+pub struct RunRecords {
+    /// The run.
+    pub run: PlannedRun,
+    /// Its per-epoch records, so far.
+    pub records: Vec<super::report::EpochRecord>,
+    /// Whether it has finished (`summary.json`).
+    pub finished: bool,
+}
+
+/// Whether an evaluation epoch goes into the prior-over-training table: every one of the
+/// first 20 epochs, then every 20th, and the last.
+fn shown_epoch(epoch: usize, last: usize) -> bool {
+    epoch <= 20 || epoch % 20 == 0 || epoch == last
+}
+
+/// The prior fit at each shown evaluation of every run that evaluates a `prior_estimate`:
+/// per run, a table of epoch → PEM r and slope, the classifier's implied slope, `scale: auto`'s
+/// fitted scale and every output's metric. Empty when no run has one.
+pub fn prior_over_training_markdown(runs: &[RunRecords]) -> String {
+    let mut s = String::new();
+    for rr in runs {
+        let evals: Vec<(usize, &super::report::EvalReport)> =
+            rr.records.iter().filter_map(|r| r.eval.as_ref().map(|e| (r.epoch, e))).collect();
+        if !evals.iter().any(|(_, e)| !e.prior.is_empty()) {
+            continue;
+        }
+        let last = evals.last().map_or(0, |e| e.0);
+        let outputs: Vec<String> = evals.first().map(|(_, e)| super::plot::headline_names(e)).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "\n**{} seed {}** ({}; epoch {last} so far)\n",
+            rr.run.row,
+            rr.run.seed,
+            if rr.finished { "finished" } else { "in progress" }
+        );
+        let _ = writeln!(
+            s,
+            "| epoch | PEM prior r | PEM slope | classifier slope | fitted scale |{}\n|--:|--:|--:|--:|--:|{}",
+            outputs.iter().map(|o| format!(" {o} |")).collect::<String>(),
+            "--:|".repeat(outputs.len())
+        );
+        let f3 = |x: Option<f64>| x.map_or("—".to_string(), |v| format!("{v:.3}"));
+        for (epoch, e) in evals.iter().filter(|(ep, _)| shown_epoch(*ep, last)) {
+            let p = e.prior.values().next();
+            let pem = p.and_then(|p| p.train.as_ref());
+            let cls = p.and_then(|p| p.train_predicted.as_ref());
+            let scale = e.calibration.values().find(|c| c.vector.is_none()).map(|c| c.scale);
+            let metrics = super::plot::headline_values(e);
+            let _ = writeln!(
+                s,
+                "| {epoch} | {} | {} | {} | {} |{}",
+                f3(pem.map(|f| f.r)),
+                f3(pem.map(|f| f.slope)),
+                f3(cls.map(|f| f.slope)),
+                f3(scale),
+                outputs
+                    .iter()
+                    .map(|o| format!(
+                        " {} |",
+                        metrics.iter().find(|m| &m.0 == o).map_or("—".into(), |m| format!("{:.2}", m.1))
+                    ))
+                    .collect::<String>()
+            );
+        }
+    }
+    s
+}
+
 /// The rows as a Markdown table (percentages, mean ± std over seeds).
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
@@ -330,6 +452,13 @@ mod tests {
         .unwrap();
         let plan = spec.plan(Path::new("studies/s"));
         assert_eq!(plan.len(), 2 * 2 * 2);
+        let reordered: StudySpec =
+            serde_yaml::from_str("name: s\nruns:\n  zeta: {pipeline: a.yaml}\n  alpha: {pipeline: b.yaml}\n").unwrap();
+        let rows: Vec<String> = reordered.plan(Path::new("s")).into_iter().map(|r| r.row).collect();
+        assert_eq!(rows, ["zeta", "alpha"], "runs keep the file's order");
+        let twice =
+            serde_yaml::from_str::<StudySpec>("name: s\nruns:\n  a: {pipeline: a.yaml}\n  a: {pipeline: b.yaml}\n");
+        assert!(twice.is_err(), "a label given twice is refused");
         assert_eq!(plan[0].row, "ce if=10");
         assert_eq!(plan[0].out, Path::new("studies/s/ce-if10-s0"));
         let last = plan.last().unwrap();
@@ -338,6 +467,73 @@ mod tests {
             last.sets,
             ["train.epochs=2", "data.long_tail.imbalance_factor=100", "nodes.prior.count=3", "seed=1"]
         );
+    }
+
+    #[test]
+    fn the_prior_table_shows_early_epochs_every_20th_and_the_last() {
+        use crate::train::metrics::PriorFit;
+        use crate::train::report::{EpochRecord, EvalReport, PriorReport};
+        let fit = |slope: f64| PriorFit { r: 0.9, spearman: 0.9, slope, kl: 0.0, estimate: vec![], truth: vec![] };
+        let record = |epoch: usize| EpochRecord {
+            epoch,
+            global_step: 0,
+            lr: 0.1,
+            seconds: 1.0,
+            images_per_second: 1.0,
+            train_loss: BTreeMap::new(),
+            eval: (epoch % 5 == 0).then(|| EvalReport {
+                prior: [(
+                    "fit".to_string(),
+                    PriorReport {
+                        train: Some(fit(epoch as f64 / 10.0)),
+                        train_posterior: None,
+                        train_predicted: None,
+                        test: fit(0.0),
+                    },
+                )]
+                .into(),
+                ..Default::default()
+            }),
+        };
+        let run = PlannedRun { row: "npe".into(), seed: 0, pipeline: "p".into(), sets: vec![], out: "o".into() };
+        let rr = RunRecords { run, records: (1..=45).map(record).collect(), finished: false };
+        let md = prior_over_training_markdown(&[rr.clone()]);
+        let epochs: Vec<&str> = md
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| epoch"))
+            .map(|l| l[2..].split(' ').next().unwrap())
+            .collect();
+        assert_eq!(epochs, ["5", "10", "15", "20", "40", "45"]);
+        assert!(md.contains("| 40 | 0.900 | 4.000 | — | — |"), "{md}");
+        assert!(md.contains("in progress; epoch 45 so far"));
+        let none = RunRecords { records: vec![], ..rr };
+        assert_eq!(prior_over_training_markdown(&[none]), "", "no prior, no table");
+    }
+
+    #[test]
+    fn labels_that_would_share_a_folder_or_leave_the_root_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let p = dir.path().join("s.yaml");
+            std::fs::write(&p, text).unwrap();
+            StudySpec::load(&p)
+        };
+        let e =
+            load("name: s\nruns: {a: {pipeline: p.yaml}}\ngrid: {lr: {'0.05': [x=1], '=0.05': [x=2]}}\n").unwrap_err();
+        assert!(e.contains("would share the folder") && e.contains("lr=0.05") && e.contains("lr==0.05"), "{e}");
+        let e = load("name: '..'\nruns: {a: {pipeline: p.yaml}}\n").unwrap_err();
+        assert!(e.contains("`..` must be a plain name"), "{e}");
+        let e = load("name: s\nruns: {a: {pipeline: p.yaml}}\ngrid: {'/../../../x/': {v: [x=1]}}\n").unwrap_err();
+        assert!(e.contains("`/../../../x/` must be a plain name"), "{e}");
+        assert!(load("name: s\nruns: {a: {pipeline: p.yaml}}\ngrid: {lr: {'0.05': [x=1], '0.5': [x=2]}}\n").is_ok());
+    }
+
+    #[test]
+    fn a_summary_that_does_not_read_is_broken_not_done() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(state(dir.path()), RunState::Pending);
+        std::fs::write(dir.path().join("summary.json"), b"{\"pipeline\": \"q\", \"backe").unwrap();
+        assert_eq!(state(dir.path()), RunState::Broken);
     }
 
     #[test]

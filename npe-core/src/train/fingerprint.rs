@@ -1,0 +1,252 @@
+//! What determines a run's result, recorded in its folder (`fingerprint.json`) when it starts
+//! and compared before the run is reused by `npe study` or continued by `npe train --resume`:
+//! the resolved pipeline (after every override), the backend, npe's version and the identity
+//! of the data files (their names and sizes, hashed).
+
+use crate::ir::Ir;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// File name of the fingerprint in a run folder.
+pub const FILE: &str = "fingerprint.json";
+
+/// The files under a data root: how many, their total size, and a hash of their relative
+/// paths and sizes (cheap: no file is read).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataIdentity {
+    /// The data root, as resolved.
+    pub root: String,
+    /// Files under it.
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// FNV-1a (64 bits, hex) of the sorted `relative/path size` lines.
+    pub listing: String,
+}
+
+/// What determines a run's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunFingerprint {
+    /// npe's version.
+    pub npe_version: String,
+    /// Backend name (`burn`, `tch`).
+    pub backend: String,
+    /// What training reads: name, seed, data and train sections, and the nodes that train
+    /// (backbones, heads, PEMs, losses).
+    pub pipeline: Value,
+    /// What only evaluation reads: the eval section, adjusters and evaluators (a change here
+    /// is undone by `npe study --reevaluate`, without training).
+    #[serde(default)]
+    pub evaluation: Value,
+    /// The data files, for sources read from disk (none for data generated in code).
+    pub data: Option<DataIdentity>,
+}
+
+fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+/// The identity of the files under `root` (recursively; symbolic links are not followed).
+/// None when `root` is empty (generated data) or not a folder.
+pub fn data_identity(root: &Path) -> Option<DataIdentity> {
+    if root.as_os_str().is_empty() || !root.is_dir() {
+        return None;
+    }
+    let mut lines = vec![];
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let Ok(t) = e.file_type() else { continue };
+            let p = e.path();
+            if t.is_dir() {
+                dirs.push(p);
+            } else if t.is_file() {
+                let size = e.metadata().map_or(0, |m| m.len());
+                let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned();
+                lines.push((rel, size));
+            }
+        }
+    }
+    lines.sort();
+    let mut h = 0xcbf29ce484222325u64;
+    for (rel, size) in &lines {
+        h = fnv(h, format!("{rel} {size}\n").as_bytes());
+    }
+    Some(DataIdentity {
+        root: root.display().to_string(),
+        files: lines.len() as u64,
+        bytes: lines.iter().map(|l| l.1).sum(),
+        listing: format!("{h:016x}"),
+    })
+}
+
+/// The resolved pipeline as two JSON values whose leaves can be compared one by one: what
+/// training reads, and what only evaluation reads.
+pub fn pipeline_values(ir: &Ir) -> (Value, Value) {
+    use crate::types::Category;
+    let (mut trains, mut evaluates) = (serde_json::Map::new(), serde_json::Map::new());
+    for &i in &ir.order {
+        let node = &ir.graph[i];
+        let body = Value::String(format!("{:?}", node.body));
+        match node.op().map(|op| op.category()) {
+            Some(Category::Adjuster | Category::Evaluator) => evaluates.insert(node.name.clone(), body),
+            _ => trains.insert(node.name.clone(), body),
+        };
+    }
+    let training = json!({
+        "name": ir.name,
+        "seed": ir.seed,
+        "data": serde_json::to_value(&ir.data_spec).unwrap_or(Value::Null),
+        "train": serde_json::to_value(&ir.train).unwrap_or(Value::Null),
+        "nodes": trains,
+    });
+    let evaluation = json!({
+        "eval": serde_json::to_value(&ir.eval).unwrap_or(Value::Null),
+        "nodes": evaluates,
+    });
+    (training, evaluation)
+}
+
+impl RunFingerprint {
+    /// The fingerprint of running `ir` on `backend`.
+    pub fn of(ir: &Ir, backend: &str) -> Self {
+        let root = crate::data::resolve_root(&ir.data_spec).unwrap_or_default();
+        let (pipeline, evaluation) = pipeline_values(ir);
+        RunFingerprint {
+            npe_version: env!("CARGO_PKG_VERSION").into(),
+            backend: backend.into(),
+            pipeline,
+            evaluation,
+            data: data_identity(&root),
+        }
+    }
+
+    /// Read `dir/fingerprint.json`: None when there is none (runs from before it was
+    /// recorded), an error when it is there but unreadable.
+    pub fn read(dir: &Path) -> Result<Option<Self>, String> {
+        let path = dir.join(FILE);
+        match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| format!("{}: {e}", path.display())),
+        }
+    }
+
+    /// Write `dir/fingerprint.json` (atomically).
+    pub fn write(&self, dir: &Path) -> Result<(), String> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
+        crate::checkpoint::write_atomic(&dir.join(FILE), &json).map_err(|e| e.to_string())
+    }
+
+    /// What differs from `now` (`self` is the recorded one), one line per difference:
+    /// `train.epochs: 3 → 5`. Empty when they match.
+    pub fn changes(&self, now: &RunFingerprint) -> Vec<String> {
+        let mut out = self.training_changes(now);
+        diff_values("", &self.evaluation, &now.evaluation, &mut out);
+        out
+    }
+
+    /// The differences that change what training computes (all but the evaluation part).
+    pub fn training_changes(&self, now: &RunFingerprint) -> Vec<String> {
+        let mut out = vec![];
+        if self.npe_version != now.npe_version {
+            out.push(format!("npe version: {} → {}", self.npe_version, now.npe_version));
+        }
+        if self.backend != now.backend {
+            out.push(format!("backend: {} → {}", self.backend, now.backend));
+        }
+        diff_values("", &self.pipeline, &now.pipeline, &mut out);
+        match (&self.data, &now.data) {
+            (Some(a), Some(b)) if a != b => out.push(format!(
+                "data files under {}: {} files, {} bytes (listing {}) → {} files, {} bytes (listing {}){}",
+                b.root,
+                a.files,
+                a.bytes,
+                a.listing,
+                b.files,
+                b.bytes,
+                b.listing,
+                if a.root != b.root { format!(" (root was {})", a.root) } else { String::new() }
+            )),
+            (Some(a), None) => out.push(format!("data: files under {} → none found", a.root)),
+            (None, Some(b)) => out.push(format!("data: generated → files under {}", b.root)),
+            _ => {}
+        }
+        out
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.chars().count() > 80 { format!("{}…", s.chars().take(80).collect::<String>()) } else { s }
+}
+
+/// Leaf-by-leaf differences of two JSON values, as `path: old → new`.
+fn diff_values(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => diff_values(&join(k), p, q, out),
+                    (Some(p), None) => out.push(format!("{}: {} → (removed)", join(k), short(p))),
+                    (None, Some(q)) => out.push(format!("{}: (none) → {}", join(k), short(q))),
+                    (None, None) => {}
+                }
+            }
+        }
+        _ if a != b => {
+            out.push(format!("{}: {} → {}", if path.is_empty() { "(all)" } else { path }, short(a), short(b)))
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_name_each_leaf_that_differs() {
+        let fp = |epochs: u64, lr: f64| RunFingerprint {
+            npe_version: "0.1.0".into(),
+            backend: "tch".into(),
+            pipeline: json!({"train": {"epochs": epochs, "optimizer": {"lr": lr}}, "nodes": {"a": "Linear"}}),
+            evaluation: json!({"nodes": {"acc": "Accuracy"}}),
+            data: None,
+        };
+        assert!(fp(3, 0.1).changes(&fp(3, 0.1)).is_empty());
+        assert_eq!(fp(3, 0.1).changes(&fp(5, 0.5)), ["train.epochs: 3 → 5", "train.optimizer.lr: 0.1 → 0.5"]);
+        let mut other = fp(3, 0.1);
+        other.backend = "burn".into();
+        other.pipeline["nodes"]["b"] = json!("Pem");
+        assert_eq!(fp(3, 0.1).changes(&other), ["backend: tch → burn", "nodes.b: (none) → Pem"]);
+        let mut evaluated = fp(3, 0.1);
+        evaluated.evaluation["nodes"]["posthoc"] = json!("PosthocLa");
+        assert_eq!(fp(3, 0.1).changes(&evaluated), ["nodes.posthoc: (none) → PosthocLa"]);
+        assert!(fp(3, 0.1).training_changes(&evaluated).is_empty(), "an added adjuster changes no training");
+    }
+
+    #[test]
+    fn the_data_identity_follows_names_and_sizes_not_times() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/x.jpg"), b"12345").unwrap();
+        std::fs::write(dir.path().join("y.jpg"), b"12").unwrap();
+        let one = data_identity(dir.path()).unwrap();
+        assert_eq!((one.files, one.bytes), (2, 7));
+        std::fs::write(dir.path().join("y.jpg"), b"21").unwrap();
+        assert_eq!(data_identity(dir.path()).unwrap(), one, "same names and sizes");
+        std::fs::write(dir.path().join("y.jpg"), b"213").unwrap();
+        assert_ne!(data_identity(dir.path()).unwrap().listing, one.listing);
+        assert!(data_identity(Path::new("")).is_none());
+    }
+}
