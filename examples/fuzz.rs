@@ -1,12 +1,15 @@
-//! A fuzz harness on stable Rust: mutates a corpus of real inputs and feeds each mutant to one
-//! of npe's parsers, in process, catching panics. Targets: the pipeline loader + IR validator,
+//! A fuzz harness on stable Rust: mutates a corpus of real inputs (plus deeply nested ones)
+//! and feeds each mutant to one of npe's parsers. Targets: the pipeline loader + IR validator,
 //! the CIFAR binary and python (pickle) readers, the IDX reader (raw and gzipped), the label-map
 //! decoder (STARE PPM/PGM, ADE20K PNG) and the checkpoint reader. Every parser must answer
-//! with a value or an error, never a panic; a panicking input is saved under `fuzz/crashes/`
-//! and the run fails.
+//! with a value or an error: a panic, an abort (a stack overflow is SIGABRT, which no
+//! `catch_unwind` sees) or an input that runs past `--timeout-ms` is a crash. Each target runs
+//! in a child process that names every input before it runs it, so the parent can tell which
+//! one killed it, save it under `fuzz/crashes/`, and carry on from the next; the run fails if
+//! any crash was found.
 //!
 //! ```sh
-//! cargo run --release --example fuzz -- [--execs 1000000] [--seed 1] [--target NAME]...
+//! cargo run --release --example fuzz -- [--execs 1000000] [--seed 1] [--timeout-ms 5000] [--target NAME]...
 //! ```
 
 use npe::core::checkpoint::Checkpoint;
@@ -21,6 +24,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 type Target = fn(&[u8]);
+
+const USAGE: &str = "usage: fuzz [--execs N (1000000)] [--seed S (1)] [--timeout-ms MS (5000)] [--target NAME]...
+targets: spec cifar_binary cifar_python idx label_map checkpoint (default: all), and the planted
+faults that test the harness itself: planted_overflow (a stack overflow), planted_hang (sleeps)";
 
 const FILE: &str = "fuzz-input";
 
@@ -57,6 +64,44 @@ fn label_map(bytes: &[u8]) {
 
 fn checkpoint(bytes: &[u8]) {
     let _ = Checkpoint::from_bytes(bytes, Path::new(FILE));
+}
+
+/// A planted fault: unbounded recursion, so the harness's abort detection is itself tested.
+fn planted_overflow(bytes: &[u8]) {
+    fn down(n: u64, pad: &[u8; 256]) -> u64 {
+        std::hint::black_box(pad);
+        if n == u64::MAX { 0 } else { 1 + down(n + 1, &[n as u8; 256]) }
+    }
+    std::hint::black_box(down(bytes.len() as u64, &[0; 256]));
+}
+
+/// A planted fault: an input that never finishes, for the per-input time limit.
+fn planted_hang(_: &[u8]) {
+    std::thread::sleep(std::time::Duration::from_secs(3600));
+}
+
+/// Deeply nested inputs, where recursive readers overflow their stack.
+fn deep() -> Vec<(&'static str, Vec<u8>)> {
+    let n = 20_000;
+    let mut lists = b"\x80\x02".to_vec();
+    lists.extend(std::iter::repeat_n(b']', n));
+    lists.extend(std::iter::repeat_n(b'a', n - 1));
+    lists.push(b'.');
+    let mut tuples = b"\x80\x02}".to_vec();
+    tuples.extend(std::iter::repeat_n(0x85u8, n));
+    tuples.push(b'.');
+    let yaml_flow = format!("name: d\ndata: {}{}\n", "[".repeat(n), "]".repeat(n)).into_bytes();
+    let yaml_block: String = (0..2000).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+    let mut header = format!("{}{}", "{\"a\":".repeat(5000), "}".repeat(5000)).into_bytes();
+    let mut st = (header.len() as u64).to_le_bytes().to_vec();
+    st.append(&mut header);
+    vec![
+        ("cifar_python", lists),
+        ("cifar_python", tuples),
+        ("spec", yaml_flow),
+        ("spec", format!("name: d\ndata:\n{yaml_block}").into_bytes()),
+        ("checkpoint", st),
+    ]
 }
 
 /// Every file under `dirs` with one of `exts`.
@@ -96,8 +141,15 @@ fn image(fmt: image::ImageFormat, grey: bool) -> Vec<u8> {
 /// Seeds of each target: real files where the repository has them, files in the exact release
 /// formats (written by the readers' own test writers) otherwise.
 fn corpus(name: &str) -> Vec<Vec<u8>> {
+    let mut v = plain_corpus(name);
+    v.extend(deep().into_iter().filter(|(t, _)| *t == name).map(|(_, b)| b));
+    v
+}
+
+fn plain_corpus(name: &str) -> Vec<Vec<u8>> {
     let pixels: Vec<u8> = (0..2 * 3072).map(|i| (i % 251) as u8).collect();
     match name {
+        "planted_overflow" | "planted_hang" => vec![b"x".to_vec()],
         "spec" => files(&["pipelines", "tests/malformed", "examples", "tests/fixtures/v0"], &["yaml", "bin"]),
         "cifar_binary" => {
             vec![cifar::write::binary10(&[3, 7], &pixels), cifar::write::binary100(&[1, 2], &[40, 99], &pixels)]
@@ -187,55 +239,203 @@ fn arg(args: &[String], flag: &str) -> Vec<String> {
     args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect()
 }
 
+/// The inputs of one target under one seed, in order: the seeds first, then mutants. The same
+/// (target, seed) always gives the same sequence, so the parent can rebuild the input a child
+/// died on.
+struct Inputs {
+    seeds: Vec<Vec<u8>>,
+    r: Rng,
+    i: u64,
+}
+
+impl Inputs {
+    fn new(name: &str, seed: u64) -> Self {
+        let seeds = corpus(name);
+        assert!(!seeds.is_empty(), "{name}: empty corpus");
+        Inputs { seeds, r: Rng::stream(seed, &[npe::core::rng::hash_str(name)]), i: 0 }
+    }
+    fn next_input(&mut self) -> Vec<u8> {
+        let base = self.seeds[self.r.below(self.seeds.len() as u64) as usize].clone();
+        let input = if self.i < self.seeds.len() as u64 { base } else { mutate(&mut self.r, &base, &self.seeds) };
+        self.i += 1;
+        input
+    }
+    /// Input number `i` (from a fresh sequence).
+    fn nth(name: &str, seed: u64, i: u64) -> Vec<u8> {
+        let mut s = Inputs::new(name, seed);
+        for _ in 0..i {
+            s.next_input();
+        }
+        s.next_input()
+    }
+}
+
+fn save_crash(name: &str, seed: u64, i: u64, what: &str, input: &[u8]) -> PathBuf {
+    let dir = Path::new("fuzz/crashes");
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(format!("{name}-{seed}-{i}.{what}"));
+    std::fs::write(&path, input).unwrap();
+    path
+}
+
+fn target_of(name: &str) -> Option<Target> {
+    let t: Target = match name {
+        "spec" => spec,
+        "cifar_binary" => cifar_binary,
+        "cifar_python" => cifar_python,
+        "idx" => idx_reader,
+        "label_map" => label_map,
+        "checkpoint" => checkpoint,
+        "planted_overflow" => planted_overflow,
+        "planted_hang" => planted_hang,
+        _ => return None,
+    };
+    Some(t)
+}
+
+/// Child: run inputs `start..execs` of one target, writing `run I` before input I and
+/// `panic I FILE` after an input that panicked, and `done PANICS` at the end. A watchdog saves
+/// an input that runs past `timeout` and exits 124.
+fn child(name: &str, seed: u64, start: u64, execs: u64, timeout: std::time::Duration) -> ExitCode {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let target = target_of(name).expect("known target");
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut inputs = Inputs::new(name, seed);
+    for _ in 0..start {
+        inputs.next_input();
+    }
+    // (input index + 1, start in ms since t0) of the input running now; 0 = none.
+    static RUNNING: AtomicU64 = AtomicU64::new(0);
+    static STARTED_MS: AtomicU64 = AtomicU64::new(0);
+    let t0 = Instant::now();
+    let current = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let current = current.clone();
+        let name = name.to_string();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let i = RUNNING.load(Ordering::SeqCst);
+                let since = t0.elapsed().as_millis() as u64 - STARTED_MS.load(Ordering::SeqCst);
+                if i > 0 && since > timeout.as_millis() as u64 && RUNNING.load(Ordering::SeqCst) == i {
+                    // (stdout is the main thread's: the parent knows input i - 1 from `run`.)
+                    let input = current.lock().unwrap().clone();
+                    save_crash(&name, seed, i - 1, "timeout", &input);
+                    std::process::exit(124);
+                }
+            }
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    let mut panics = 0u64;
+    for i in start..execs {
+        let input = inputs.next_input();
+        writeln!(out, "run {i}").unwrap();
+        out.flush().unwrap();
+        *current.lock().unwrap() = input.clone();
+        STARTED_MS.store(t0.elapsed().as_millis() as u64, Ordering::SeqCst);
+        RUNNING.store(i + 1, Ordering::SeqCst);
+        if std::panic::catch_unwind(|| target(&input)).is_err() {
+            panics += 1;
+            let path = save_crash(name, seed, i, "panic", &input);
+            writeln!(out, "panic {i} {}", path.display()).unwrap();
+        }
+        RUNNING.store(0, Ordering::SeqCst);
+    }
+    writeln!(out, "done {panics}").unwrap();
+    ExitCode::SUCCESS
+}
+
+/// Parent side of one target: run children until `execs` inputs have run, restarting after
+/// an input that aborted or hung. (execs, crashes, seconds, crash files).
+fn supervise(name: &str, seed: u64, execs: u64, timeout_ms: u64) -> (u64, usize, f64, Vec<String>) {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().unwrap();
+    let t0 = Instant::now();
+    let (mut start, mut crashes, mut files) = (0u64, 0usize, vec![]);
+    while start < execs {
+        let mut c = std::process::Command::new(&exe)
+            .args(["--child", name, "--seed", &seed.to_string(), "--start", &start.to_string()])
+            .args(["--execs", &execs.to_string(), "--timeout-ms", &timeout_ms.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the harness starts itself");
+        let (mut last, mut done) = (None, false);
+        for line in std::io::BufReader::new(c.stdout.take().unwrap()).lines() {
+            let line = line.unwrap_or_default();
+            let mut w = line.split_whitespace();
+            match (w.next(), w.next(), w.next()) {
+                (Some("run"), Some(i), _) => last = i.parse::<u64>().ok(),
+                (Some("panic"), Some(_), Some(path)) => {
+                    crashes += 1;
+                    files.push(path.to_string());
+                }
+                (Some("done"), _, _) => done = true,
+                _ => {}
+            }
+        }
+        let status = c.wait().unwrap();
+        if done && status.success() {
+            break;
+        }
+        let Some(i) = last else {
+            panic!("{name}: the child died before its first input ({status})");
+        };
+        crashes += 1;
+        if status.code() == Some(124) {
+            // The child's watchdog saved input i, which ran past the time limit.
+            files.push(format!("fuzz/crashes/{name}-{seed}-{i}.timeout (over {timeout_ms} ms)"));
+        } else {
+            // Killed by a signal (an abort, a stack overflow) or an unexpected exit: input i.
+            let path = save_crash(name, seed, i, "abort", &Inputs::nth(name, seed, i));
+            files.push(format!("{} ({status})", path.display()));
+        }
+        start = i + 1;
+    }
+    (execs, crashes, t0.elapsed().as_secs_f64(), files)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let execs: u64 = arg(&args, "--execs").first().map_or(1_000_000, |s| s.parse().expect("--execs N"));
-    let seed: u64 = arg(&args, "--seed").first().map_or(1, |s| s.parse().expect("--seed N"));
-    let all: [(&str, Target); 6] = [
-        ("spec", spec),
-        ("cifar_binary", cifar_binary),
-        ("cifar_python", cifar_python),
-        ("idx", idx_reader),
-        ("label_map", label_map),
-        ("checkpoint", checkpoint),
-    ];
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let num = |flag: &str, default: u64| -> u64 {
+        arg(&args, flag).first().map_or(default, |s| s.parse().unwrap_or_else(|_| panic!("{flag} N: got {s}")))
+    };
+    let (execs, seed, timeout_ms) = (num("--execs", 1_000_000), num("--seed", 1), num("--timeout-ms", 5000));
+    if let Some(name) = arg(&args, "--child").first() {
+        return child(name, seed, num("--start", 0), execs, std::time::Duration::from_millis(timeout_ms));
+    }
+    let all = ["spec", "cifar_binary", "cifar_python", "idx", "label_map", "checkpoint"];
     let chosen = arg(&args, "--target");
-    let targets: Vec<(&str, Target)> =
-        all.into_iter().filter(|(n, _)| chosen.is_empty() || chosen.iter().any(|c| c == n)).collect();
-    std::panic::set_hook(Box::new(|_| {}));
-    let results: Vec<(String, u64, usize, f64)> = std::thread::scope(|s| {
+    if let Some(bad) = chosen.iter().find(|c| target_of(c).is_none()) {
+        eprintln!("error: unknown target `{bad}`\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    let targets: Vec<&str> = if chosen.is_empty() { all.to_vec() } else { chosen.iter().map(String::as_str).collect() };
+    let results: Vec<(String, (u64, usize, f64, Vec<String>))> = std::thread::scope(|s| {
         let handles: Vec<_> = targets
             .iter()
-            .map(|&(name, target)| {
-                s.spawn(move || {
-                    let seeds = corpus(name);
-                    assert!(!seeds.is_empty(), "{name}: empty corpus");
-                    let mut r = Rng::stream(seed, &[npe::core::rng::hash_str(name)]);
-                    let (t0, mut crashes) = (Instant::now(), 0usize);
-                    for i in 0..execs {
-                        let base = &seeds[r.below(seeds.len() as u64) as usize];
-                        let input = if i < seeds.len() as u64 { base.clone() } else { mutate(&mut r, base, &seeds) };
-                        if std::panic::catch_unwind(|| target(&input)).is_err() {
-                            crashes += 1;
-                            let dir = Path::new("fuzz/crashes");
-                            std::fs::create_dir_all(dir).unwrap();
-                            std::fs::write(dir.join(format!("{name}-{seed}-{i}")), &input).unwrap();
-                        }
-                    }
-                    (name.to_string(), execs, crashes, t0.elapsed().as_secs_f64())
-                })
-            })
+            .map(|&name| s.spawn(move || (name.to_string(), supervise(name, seed, execs, timeout_ms))))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let _ = std::panic::take_hook();
-    println!("{:<14} {:>10} {:>8} {:>9} {:>10}", "target", "execs", "crashes", "seconds", "execs/s");
+    println!("{:<16} {:>10} {:>8} {:>9} {:>10}", "target", "execs", "crashes", "seconds", "execs/s");
     let mut total = 0;
-    for (name, n, crashes, secs) in &results {
-        println!("{name:<14} {n:>10} {crashes:>8} {secs:>9.1} {:>10.0}", *n as f64 / secs);
+    for (name, (n, crashes, secs, _)) in &results {
+        println!("{name:<16} {n:>10} {crashes:>8} {secs:>9.1} {:>10.0}", *n as f64 / secs);
         total += crashes;
     }
     if total > 0 {
+        for (name, (_, _, _, files)) in &results {
+            for f in files {
+                eprintln!("{name}: {f}");
+            }
+        }
         eprintln!("{total} crashing inputs saved under fuzz/crashes/");
         return ExitCode::FAILURE;
     }

@@ -347,3 +347,21 @@ fn resume_refuses_other_settings_unless_allowed_and_keeps_run_json() {
     assert_eq!(code, 0, "resuming the finished run with its own settings: {err}");
     assert_eq!(std::fs::read(out.join("run.json")).unwrap(), run_json);
 }
+
+/// `eval.prior_train_samples: 0` with a `prior_estimate` node passed `npe check` and failed
+/// only after the last epoch; now `npe check` names the setting and the node.
+#[test]
+fn npe_check_catches_a_prior_fit_without_training_images() {
+    let (code, _, err) = run(npe().args(["check", "pipelines/quickstart.yaml", "--set", "eval.prior_train_samples=0"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("prior_train_samples") && err.contains("node `prior_fit`"), "{err}");
+    let (code, _, err) = run(npe().args([
+        "check",
+        "pipelines/quickstart.yaml",
+        "--set",
+        "eval.prior_train_samples=0",
+        "--set",
+        "~nodes.prior_fit",
+    ]));
+    assert_eq!(code, 0, "no node reads training images: {err}");
+}

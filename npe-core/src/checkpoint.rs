@@ -13,10 +13,28 @@ use std::path::{Path, PathBuf};
 
 /// Tensor-name prefix of optimiser state.
 pub const OPTIM_PREFIX: &str = "__optimizer__.momentum.";
-/// Format tag written into every file (version 2: per-tensor checksums, seed, epoch-loss state).
-pub const FORMAT: &str = "npe-checkpoint-2";
-/// Formats this version reads (version 1 files have no checksums).
-const FORMATS: [&str; 2] = ["npe-checkpoint-1", FORMAT];
+/// Format tag written into every file (version 3: a checksum of the metadata too; version 2:
+/// per-tensor checksums, seed, epoch-loss state).
+pub const FORMAT: &str = "npe-checkpoint-3";
+/// Formats this version reads (version 1 files have no checksums, version 2 files none of
+/// their metadata).
+const FORMATS: [&str; 3] = ["npe-checkpoint-1", "npe-checkpoint-2", FORMAT];
+/// Metadata key of the metadata's own checksum.
+const META_CRC: &str = "meta_crc32";
+
+/// CRC-32 of every metadata entry but [`META_CRC`], in key order.
+fn meta_crc32<'a>(meta: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
+    let mut sorted: Vec<(&String, &String)> = meta.into_iter().filter(|(k, _)| *k != META_CRC).collect();
+    sorted.sort();
+    let mut crc = flate2::Crc::new();
+    for (k, v) in sorted {
+        crc.update(k.as_bytes());
+        crc.update(b"\0");
+        crc.update(v.as_bytes());
+        crc.update(b"\n");
+    }
+    format!("{:08x}", crc.sum())
+}
 
 /// Where training stood when a checkpoint was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,6 +173,8 @@ fn serialize(tensors: &[(String, &NamedTensor)], mut meta: HashMap<String, Strin
     let sums: std::collections::BTreeMap<&str, String> =
         sorted.iter().map(|(n, t)| (n.as_str(), format!("{:08x}", crc32(&t.data)))).collect();
     meta.insert("crc32".into(), serde_json::to_string(&sums).expect("string map"));
+    let meta_sum = meta_crc32(&meta);
+    meta.insert(META_CRC.into(), meta_sum);
     let mut header = serde_json::Map::new();
     let meta: std::collections::BTreeMap<String, String> = meta.into_iter().collect();
     header.insert("__metadata__".into(), serde_json::to_value(meta).expect("string map"));
@@ -267,6 +287,21 @@ impl Checkpoint {
         let format = get("format");
         if !FORMATS.contains(&format.as_str()) {
             return Err(invalid(format!("format tag `{format}` is not one this npe reads ({})", FORMATS.join(", "))));
+        }
+        // Where training stood (epoch, batch, step, seed), and the tensor checksums themselves.
+        match meta.get(META_CRC) {
+            Some(want) => {
+                let got = meta_crc32(&meta);
+                if *want != got {
+                    return Err(invalid(format!(
+                        "its metadata is damaged (checksum {got}, recorded {want}): where training stood cannot be trusted"
+                    )));
+                }
+            }
+            None if format == FORMAT => {
+                return Err(invalid(format!("metadata `{META_CRC}` (the metadata's checksum) is missing")));
+            }
+            None => {}
         }
         let num = |k: &str| -> Result<u64, CheckpointError> {
             let v = get(k);
@@ -453,11 +488,20 @@ mod tests {
             ("epoch", None, "metadata `epoch` is ``"),
             ("format", Some("npe-checkpoint-9"), "format tag `npe-checkpoint-9`"),
         ] {
+            let edit = |h: &mut serde_json::Value| match value {
+                Some(v) => h["__metadata__"][key] = serde_json::Value::String(v.into()),
+                None => drop(h["__metadata__"].as_object_mut().unwrap().remove(key)),
+            };
+            // Edited by hand: the metadata checksum catches it.
+            std::fs::write(&path, edit_header(&bytes, edit)).unwrap();
+            let e = err(&path);
+            assert!(e.contains("its metadata is damaged") || key == "format", "{key} → {value:?}: {e}");
+            // Edited with the checksum recomputed: the value checks still hold.
             std::fs::write(
                 &path,
-                edit_header(&bytes, |h| match value {
-                    Some(v) => h["__metadata__"][key] = serde_json::Value::String(v.into()),
-                    None => drop(h["__metadata__"].as_object_mut().unwrap().remove(key)),
+                edit_header(&bytes, |h| {
+                    edit(h);
+                    reseal(h)
                 }),
             )
             .unwrap();
@@ -497,7 +541,44 @@ mod tests {
     /// `serialize`, keeping a given `crc32` entry (to fake a file that lost a tensor).
     fn serialize_with_sums(tensors: &[(String, &NamedTensor)], meta: HashMap<String, String>) -> Vec<u8> {
         let sums = meta["crc32"].clone();
-        edit_header(&serialize(tensors, meta), |h| h["__metadata__"]["crc32"] = serde_json::Value::String(sums))
+        edit_header(&serialize(tensors, meta), |h| {
+            h["__metadata__"]["crc32"] = serde_json::Value::String(sums);
+            reseal(h)
+        })
+    }
+
+    /// Recompute the metadata checksum of an edited header (what a careful forger would do).
+    fn reseal(h: &mut serde_json::Value) {
+        let meta: HashMap<String, String> = serde_json::from_value(h["__metadata__"].clone()).unwrap();
+        h["__metadata__"][META_CRC] = serde_json::Value::String(meta_crc32(&meta));
+    }
+
+    #[test]
+    fn a_flipped_bit_in_where_training_stood_is_caught_and_version_2_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = saved(dir.path());
+        let hlen = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&bytes[8..8 + hlen]).unwrap();
+        for key in ["\"epoch\":\"", "\"batch\":\"", "\"global_step\":\""] {
+            let at = 8 + header.find(key).unwrap() + key.len();
+            let mut b = bytes.clone();
+            b[at] ^= 0x01; // a digit becomes its neighbour ('3' ↔ '2')
+            std::fs::write(&path, &b).unwrap();
+            let e = err(&path);
+            assert!(e.contains("its metadata is damaged"), "{key}: {e}");
+        }
+        // What today's main writes (version 2: no metadata checksum) still loads.
+        let v2 = edit_header(&bytes, |h| {
+            h["__metadata__"]["format"] = serde_json::Value::String("npe-checkpoint-2".into());
+            h["__metadata__"].as_object_mut().unwrap().remove(META_CRC);
+        });
+        std::fs::write(&path, &v2).unwrap();
+        let ck = Checkpoint::load(&path).unwrap();
+        assert_eq!(ck.params[0].name, "w");
+        // A version 3 file that lost its metadata checksum is refused.
+        let lost = edit_header(&bytes, |h| drop(h["__metadata__"].as_object_mut().unwrap().remove(META_CRC)));
+        std::fs::write(&path, &lost).unwrap();
+        assert!(err(&path).contains("`meta_crc32`"), "{}", err(&path));
     }
 
     #[test]

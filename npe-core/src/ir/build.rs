@@ -540,6 +540,31 @@ fn check_training(
     if spec.eval.batch_size == 0 {
         err("eval.batch_size", "`batch_size` must be at least 1".into(), None);
     }
+    // Caught here, not after the last epoch: nodes that read unlabelled training images at
+    // evaluation (the prior fit, count-free calibrations) need some.
+    if spec.eval.prior_train_samples == 0 {
+        let reader = graph.node_weights().find(|n| {
+            n.op().is_some_and(|op| {
+                let any = op.as_any();
+                any.is::<crate::nodes::PriorEstimate>()
+                    || any.downcast_ref::<crate::nodes::NpeLa>().is_some_and(|n| !n.calibration_requests().is_empty())
+                    || any
+                        .downcast_ref::<crate::nodes::PosthocLa>()
+                        .is_some_and(|n| !n.calibration_requests().is_empty())
+            })
+        });
+        if let Some(node) = reader {
+            err(
+                "eval.prior_train_samples",
+                format!(
+                    "`prior_train_samples` is 0, but node `{}` ({}) reads unlabelled training images at evaluation",
+                    node.name,
+                    node.kind()
+                ),
+                Some("set it > 0 (default 5000), or remove that node"),
+            );
+        }
+    }
     let names: Vec<&String> = index.keys().collect();
     for (g, group) in t.optimizer.param_groups.iter().enumerate() {
         let path = format!("train.optimizer.param_groups.{g}");
