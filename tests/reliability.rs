@@ -365,3 +365,54 @@ fn npe_check_catches_a_prior_fit_without_training_images() {
     ]));
     assert_eq!(code, 0, "no node reads training images: {err}");
 }
+
+/// A kill while the final files were written left a resumed summary.json with
+/// `final_train_loss: {}` and `train_seconds: 0`: the resume trains nothing, so its totals now
+/// come from the run's records.
+#[test]
+fn a_run_resumed_after_its_last_epoch_reports_its_real_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = train(dir.path(), &["--set", "train.epochs=2"]);
+    assert_eq!(code, 0, "{err}");
+    let read = |p: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let whole = read(&dir.path().join("summary.json"));
+    std::fs::remove_file(dir.path().join("summary.json")).unwrap();
+    let (code, _, err) = train(dir.path(), &["--set", "train.epochs=2", "--resume"]);
+    assert_eq!(code, 0, "{err}");
+    let resumed = read(&dir.path().join("summary.json"));
+    assert_eq!(resumed["final_train_loss"], whole["final_train_loss"], "{resumed}");
+    assert!(resumed["train_seconds"].as_f64().unwrap() > 0.0, "{resumed}");
+    assert_eq!(resumed["eval"]["accuracy"], whole["eval"]["accuracy"]);
+}
+
+/// burn reported "(cpu, 2 threads)" under `train.threads: 1` (its pool had been started by
+/// an earlier device check); the report now matches the setting.
+#[test]
+fn burn_runs_and_reports_the_threads_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) =
+        train(dir.path(), &["--backend", "burn", "--set", "train.threads=1", "--set", "train.epochs=1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("burn 0.22 flex (cpu, 1 threads)"), "{err}");
+}
+
+/// Sizes that aborted on allocation (or panicked spawning threads) are located errors in
+/// `npe check`, naming the memory they would take.
+#[test]
+fn absurd_sizes_are_located_errors_not_aborts() {
+    for (set, want) in [
+        ("data.synthetic.classes=4000000000", "more than npe supports"),
+        ("data.synthetic.per_class=1000000000", "would take"),
+        ("data.loader.prefetch=1000000000", "data.loader.prefetch"),
+        ("data.loader.workers=100000", "data.loader.workers"),
+        ("train.threads=100000", "train.threads"),
+    ] {
+        let (code, _, err) = run(npe().args(["check", "pipelines/quickstart.yaml", "--set", set]));
+        assert_eq!(code, 2, "{set}: {err}");
+        assert!(err.contains(want), "{set}: {err}");
+    }
+    let (code, _, err) =
+        run(npe().args(["check", "pipelines/imagenet_lt.yaml", "--set", "data.num_classes=4000000000"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("4000000000 classes is more than npe supports"), "{err}");
+}

@@ -39,11 +39,22 @@ pub fn compiled() -> Vec<String> {
     out
 }
 
-/// Size rayon's global pool (flex kernels run on it). Only the first call in a process takes
-/// effect; `threads == 0` keeps rayon's default (all cores, or `RAYON_NUM_THREADS`).
+/// Size rayon's global pool (flex kernels run on it); the threads it will have. Only the first
+/// sizing in a process takes effect, so `threads == 0` (rayon's default: all cores, or
+/// `RAYON_NUM_THREADS`) leaves the pool unstarted: asking rayon its size would start it, and
+/// a later `train.threads: 1` could then no longer take effect (the report said 2 threads).
 pub fn set_threads(threads: usize) -> usize {
-    if threads > 0 {
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    if threads == 0 {
+        let env = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0);
+        return env.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    }
+    if rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().is_err()
+        && rayon::current_num_threads() != threads
+    {
+        tracing::warn!(
+            "burn's thread pool was started with {} threads before `train.threads: {threads}` was read; it keeps them",
+            rayon::current_num_threads()
+        );
     }
     rayon::current_num_threads()
 }

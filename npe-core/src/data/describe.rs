@@ -70,6 +70,19 @@ pub fn source_name(s: DataSource) -> &'static str {
     }
 }
 
+/// Most classes a pipeline may have (ImageNet-21k has 21,841; iNaturalist 2018 8,142).
+pub const MAX_CLASSES: usize = 1_000_000;
+/// Most loader worker threads.
+pub const MAX_WORKERS: usize = 256;
+/// Most batches a loader may prepare ahead.
+pub const MAX_PREFETCH: usize = 4096;
+/// Most memory generated (synthetic) data may take.
+const MAX_SYNTHETIC_BYTES: f64 = 16.0 * (1u64 << 30) as f64;
+
+fn gib(bytes: f64) -> String {
+    format!("{:.1} GiB", bytes / (1u64 << 30) as f64)
+}
+
 /// Describe the data a spec will produce. Errors are `(spec path, message)`.
 pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
     let (channels, native_size, classes) = native(spec)?;
@@ -84,6 +97,26 @@ pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
     }
     if classes < 2 {
         return Err(("data".into(), format!("need at least 2 classes, the data has {classes}")));
+    }
+    // Checked here so that a typo is an error before anything allocates (4e9 classes aborted).
+    if classes > MAX_CLASSES {
+        let path = if spec.source == DataSource::Synthetic { "data.synthetic.classes" } else { "data.num_classes" };
+        return Err((
+            path.into(),
+            format!(
+                "{classes} classes is more than npe supports ({MAX_CLASSES}): per-class counts and metrics alone would take {}",
+                gib(classes as f64 * 8.0 * 8.0)
+            ),
+        ));
+    }
+    let l = &spec.loader;
+    if l.workers > MAX_WORKERS || l.prefetch > MAX_PREFETCH {
+        let (field, n, max) = if l.workers > MAX_WORKERS {
+            ("workers", l.workers, MAX_WORKERS)
+        } else {
+            ("prefetch", l.prefetch, MAX_PREFETCH)
+        };
+        return Err((format!("data.loader.{field}"), format!("{n} is more than the {max} npe allows")));
     }
     let a = &spec.augment;
     // Size after resize → centre crop → random crop.
@@ -157,6 +190,24 @@ pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
         let s = &spec.synthetic;
         if !(s.noise.is_finite() && s.noise >= 0.0) {
             return Err(("data.synthetic.noise".into(), format!("must be a finite number ≥ 0, got {}", s.noise)));
+        }
+        // Generated in memory as float32: refuse what would not fit rather than abort.
+        let pixels = (s.channels * s.size * s.size) as f64;
+        let bytes = classes as f64 * (s.per_class as f64 + s.test_per_class as f64) * pixels * 4.0;
+        if bytes > MAX_SYNTHETIC_BYTES {
+            return Err((
+                "data.synthetic.per_class".into(),
+                format!(
+                    "{classes} classes × ({} + {}) images of {}×{}×{} would take {} in memory (at most {})",
+                    s.per_class,
+                    s.test_per_class,
+                    s.channels,
+                    s.size,
+                    s.size,
+                    gib(bytes),
+                    gib(MAX_SYNTHETIC_BYTES)
+                ),
+            ));
         }
         if s.per_class == 0 || s.test_per_class == 0 {
             let field = if s.per_class == 0 { "per_class" } else { "test_per_class" };

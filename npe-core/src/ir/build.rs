@@ -461,6 +461,13 @@ fn check_training(
     if t.batch_size == 0 {
         err("train.batch_size", "`batch_size` must be at least 1".into(), None);
     }
+    if t.threads > 1024 {
+        err(
+            "train.threads",
+            format!("`threads: {}` is more than the 1024 npe allows", t.threads),
+            Some("0 uses every core"),
+        );
+    }
     let o = &t.optimizer;
     if !(o.lr.is_finite() && o.lr > 0.0) {
         err("train.optimizer.lr", format!("`lr` must be > 0, got {}", o.lr), None);

@@ -24,22 +24,29 @@ pub struct Accuracy {
 #[derive(Clone, Debug)]
 pub struct Confusion {
     classes: usize,
-    /// `counts[true * C + pred]`.
-    pub counts: Vec<u64>,
+    /// Per true class: samples (pixels) of it, and how many were predicted as it.
+    truth: Vec<u64>,
+    /// Per class: correct predictions (the confusion matrix's diagonal).
+    hits: Vec<u64>,
+    /// Per class: predictions of it, right or wrong (the column sums).
+    predicted: Vec<u64>,
 }
 
 impl Confusion {
-    /// Empty confusion over `classes`.
+    /// Empty counts over `classes`: O(C) memory, not the C×C matrix (70,000 classes took
+    /// 39 GB), since every metric here needs only its diagonal and margins.
     pub fn new(classes: usize) -> Self {
-        Self { classes, counts: vec![0; classes * classes] }
+        Self { classes, truth: vec![0; classes], hits: vec![0; classes], predicted: vec![0; classes] }
     }
 
     /// Add predictions (ignoring labels outside `0..C`, e.g. ignored pixels).
     pub fn add(&mut self, pred: &[f32], labels: &[i64]) {
         for (&p, &l) in pred.iter().zip(labels) {
             if l >= 0 && (l as usize) < self.classes {
-                let p = (p as usize).min(self.classes - 1);
-                self.counts[l as usize * self.classes + p] += 1;
+                let (l, p) = (l as usize, (p as usize).min(self.classes - 1));
+                self.truth[l] += 1;
+                self.predicted[p] += 1;
+                self.hits[l] += (l == p) as u64;
             }
         }
     }
@@ -50,10 +57,9 @@ impl Confusion {
         let mut per_class = vec![0.0; c];
         let (mut right, mut total) = (0u64, 0u64);
         for k in 0..c {
-            let row = &self.counts[k * c..(k + 1) * c];
-            let n: u64 = row.iter().sum();
-            per_class[k] = if n > 0 { row[k] as f64 / n as f64 } else { 0.0 };
-            right += row[k];
+            let n = self.truth[k];
+            per_class[k] = if n > 0 { self.hits[k] as f64 / n as f64 } else { 0.0 };
+            right += self.hits[k];
             total += n;
         }
         let group = |g: usize| {
@@ -79,9 +85,7 @@ impl Confusion {
         let mut present = vec![false; c];
         let (mut right, mut total) = (0u64, 0u64);
         for k in 0..c {
-            let tp = self.counts[k * c + k];
-            let gt: u64 = self.counts[k * c..(k + 1) * c].iter().sum();
-            let pred: u64 = (0..c).map(|j| self.counts[j * c + k]).sum();
+            let (tp, gt, pred) = (self.hits[k], self.truth[k], self.predicted[k]);
             let union = gt + pred - tp;
             present[k] = gt > 0;
             iou[k] = if union > 0 { tp as f64 / union as f64 } else { 0.0 };

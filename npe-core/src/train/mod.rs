@@ -584,6 +584,13 @@ impl Session {
             };
             let records = read_records(&metrics_path);
             plot::write_all(out, &records, &eval, &self.data.classes, &self.data.train_counts);
+            // A run resumed after its last epoch (killed while writing the final files)
+            // trained nothing in this process: its totals come from its records.
+            if images == 0 && !records.is_empty() {
+                last_loss = records.last().map(|r| r.train_loss.clone()).unwrap_or_default();
+                train_seconds = records.iter().map(|r| r.seconds).sum();
+                images = (records.iter().map(|r| r.seconds * r.images_per_second).sum::<f64>()).round() as u64;
+            }
             let t = Instant::now();
             self.checkpoint(pos.clone())?.save_model(&model_path)?;
             phases.checkpoint += t.elapsed().as_secs_f64();

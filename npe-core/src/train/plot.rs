@@ -115,6 +115,21 @@ impl Frame {
     }
 }
 
+/// A line through `pts` (pixel coordinates "x,y"); one point is a dot, none is nothing (a
+/// polyline needs two points: renderers warn about shorter ones).
+fn line(svg: &mut String, pts: &[String], stroke: &str, attrs: &str) {
+    match pts {
+        [] => {}
+        [p] => {
+            let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
+            let _ = write!(svg, r#"<circle cx="{x}" cy="{y}" r="3" fill="{stroke}"/>"#);
+        }
+        _ => {
+            let _ = write!(svg, r#"<polyline fill="none" stroke="{stroke}" {attrs} points="{}"/>"#, pts.join(" "));
+        }
+    }
+}
+
 /// A "nice" number close to `x`: 1, 2, 5 or 10 × 10^k (Heckbert, Graphics Gems 1990).
 fn nice(x: f64, round: bool) -> f64 {
     let e = x.log10().floor();
@@ -206,12 +221,7 @@ pub fn curves(records: &[EpochRecord]) -> String {
                 v.iter().find(|x| &x.0 == name).map(|x| format!("{:.1},{:.1}", f.px(*e as f64), f.py(x.1)))
             })
             .collect();
-        let _ = write!(
-            f.svg,
-            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
-            PALETTE[i % 6],
-            pts.join(" ")
-        );
+        line(&mut f.svg, &pts, PALETTE[i % 6], r#"stroke-width="2""#);
     }
     // Training loss, scaled onto the right-hand side of the same frame (dashed).
     let losses: Vec<(usize, f64)> =
@@ -220,8 +230,7 @@ pub fn curves(records: &[EpochRecord]) -> String {
     let scale = |l: f64| yr.0 + (l - lr.0) / (lr.1 - lr.0).max(1e-12) * (yr.1 - yr.0);
     let pts: Vec<String> =
         losses.iter().map(|(e, l)| format!("{:.1},{:.1}", f.px(*e as f64), f.py(scale(*l)))).collect();
-    let _ =
-        write!(f.svg, r##"<polyline fill="none" stroke="#333" stroke-dasharray="5 4" points="{}"/>"##, pts.join(" "));
+    line(&mut f.svg, &pts, "#333", r#"stroke-dasharray="5 4""#);
     let mut legend: Vec<(String, Option<&str>)> = names.into_iter().map(|n| (n, None)).collect();
     legend.push((format!("train loss, rescaled ({:.3} – {:.3})", lr.0.max(0.0), lr.1), Some("#333")));
     f.legend(&legend);
@@ -450,12 +459,9 @@ pub fn slope_over_training(title: &str, series: &[(String, Vec<(usize, f64)>)]) 
     );
     for (i, (_, pts)) in series.iter().enumerate() {
         let xy: Vec<String> = pts.iter().map(|(e, v)| format!("{:.1},{:.1}", f.px(*e as f64), f.py(*v))).collect();
-        let _ = write!(
-            f.svg,
-            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
-            PALETTE[i % 6],
-            xy.join(" ")
-        );
+        if xy.len() > 1 {
+            line(&mut f.svg, &xy, PALETTE[i % 6], r#"stroke-width="2""#);
+        }
         for (e, v) in pts {
             let _ = write!(
                 f.svg,
@@ -496,11 +502,27 @@ mod tests {
     fn the_slope_plot_has_a_line_per_series_a_point_per_evaluation_and_the_line_at_one() {
         let series = vec![("PEM".to_string(), vec![(5, 1.7), (10, 2.3)]), ("classifier".into(), vec![(5, 1.05)])];
         let svg = slope_over_training("t", &series);
-        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("<polyline").count(), 1, "a line needs two points; one is a dot");
         assert_eq!(svg.matches("<circle").count(), 3);
         assert!(svg.contains("epoch 10: 2.300"));
         assert!(svg.contains("stroke-dasharray=\"5 4\""), "the calibrated line");
         assert!(svg.contains("calibrated (slope 1)"));
+    }
+
+    #[test]
+    fn one_evaluation_draws_dots_not_one_point_polylines() {
+        let svg = curves(&[EpochRecord {
+            epoch: 1,
+            global_step: 1,
+            lr: 0.1,
+            seconds: 1.0,
+            images_per_second: 1.0,
+            train_loss: [("total".to_string(), 1.0)].into(),
+            eval: Some(EvalReport::default()),
+        }]);
+        assert!(!svg.contains("<polyline"), "{svg}");
+        assert_eq!(svg.matches("<circle").count(), 1, "the loss of the one epoch");
+        png(&svg, 1.0).unwrap();
     }
 
     #[test]
