@@ -99,8 +99,9 @@ save)
     done
     # The tables as they stand (finished runs, and the prior over training of the one in
     # progress), without training.
-    bin=$npe
-    [ -x "$bin" ] || bin=target/release/npe
+    # (The newest build: the running study's private copy may predate --report-only.)
+    bin=target/release/npe
+    [ -x "$bin" ] || bin=$npe
     "$bin" study "$study" --report-only >/dev/null
     if [ -f "$live/results.md" ]; then
         {

@@ -234,6 +234,11 @@ fn a_second_study_is_refused_and_killing_a_study_kills_its_runs() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("another `npe study` is running this study"), "{err}");
     assert!(!err.contains("FAILED"), "{err}");
+    // Looking is allowed while it runs: the table so far, with the run in progress.
+    let (code, _, err) = run(npe().arg("study").arg(&file).arg("--root").arg(&root).arg("--report-only"));
+    assert_eq!(code, 0, "{err}");
+    let md = std::fs::read_to_string(root.join("t/results.md")).unwrap();
+    assert!(md.contains("0 of 1 runs finished") && md.contains("**npe seed 0** (in progress"), "{md}");
     // SIGKILL: the study cannot clean up; its child must still go.
     first.kill().unwrap();
     first.wait().unwrap();

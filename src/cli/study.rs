@@ -318,7 +318,9 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
         }
     }
     // One `npe study` at a time on a study's folder.
-    let _lock = if args.dry_run {
+    // (A dry run and --report-only write no run: they may look at a study that is running.)
+    let looks_only = args.dry_run || args.report_only;
+    let _lock = if looks_only {
         None
     } else {
         match lock_study(&root) {
@@ -337,7 +339,7 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
     let selected =
         |r: &PlannedRun| args.only.is_empty() || args.only.iter().any(|o| r.row.split(' ').next() == Some(o));
     let reevaluated = |r: &PlannedRun| args.reevaluate && selected(r);
-    let states = match check_runs(&plan, &fingerprints, args.rerun_stale && !args.dry_run, args.dry_run, &reevaluated) {
+    let states = match check_runs(&plan, &fingerprints, args.rerun_stale && !looks_only, looks_only, &reevaluated) {
         Ok(states) => states,
         Err(code) => return code,
     };
@@ -427,14 +429,14 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
                     );
                     // The tables so far, so a study stopped between runs still has them.
                     let _guard = tables.lock().unwrap();
-                    if let Err(e) = write_tables(&spec, &args.file, &plan, &root) {
+                    if let Err(e) = write_tables(&spec, &args.file, &plan, &states, &root) {
                         eprintln!("warning: could not write the tables so far: {e}");
                     }
                 }
             });
         }
     });
-    let md = match write_tables(&spec, &args.file, &plan, &root) {
+    let md = match write_tables(&spec, &args.file, &plan, &states, &root) {
         Ok(md) => md,
         Err(e) => {
             eprintln!("error: {e}");
@@ -457,7 +459,17 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
 
 /// Write the study's tables (`results.{md,csv,json}`), charts and `report.html` from the runs
 /// finished so far (and the prior-over-training table from every run's records); the Markdown.
-fn write_tables(spec: &StudySpec, file: &Path, plan: &[PlannedRun], root: &Path) -> Result<String, String> {
+/// Stale runs (`states`) are left out: their numbers are not the study's.
+fn write_tables(
+    spec: &StudySpec,
+    file: &Path,
+    plan: &[PlannedRun],
+    states: &[RunState],
+    root: &Path,
+) -> Result<String, String> {
+    let plan: Vec<PlannedRun> =
+        plan.iter().zip(states).filter(|(_, s)| **s != RunState::Stale).map(|(r, _)| r.clone()).collect();
+    let plan = &plan[..];
     let finished: Vec<(PlannedRun, Summary)> =
         plan.iter().filter_map(|r| read_summary(&r.out).map(|s| (r.clone(), s))).collect();
     let rows = study::aggregate(&finished);
