@@ -179,6 +179,7 @@ fn plain_corpus(name: &str) -> Vec<Vec<u8>> {
                 optimizer: vec![t("a.weight", vec![0.1, 0.2])],
                 seed: Some(0),
                 epoch_losses: Some((Default::default(), 3)),
+                trained_on: Some("{}".into()),
             };
             ck.save(&path).unwrap();
             let mut v = vec![std::fs::read(&path).unwrap()];

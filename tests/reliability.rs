@@ -416,3 +416,25 @@ fn absurd_sizes_are_located_errors_not_aborts() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("4000000000 classes is more than npe supports"), "{err}");
 }
+
+/// `npe eval --checkpoint` took a same-architecture model trained on other data without a
+/// word; models now carry what they were trained on, and evaluating on other data warns.
+#[test]
+fn evaluating_a_model_on_other_data_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = train(dir.path(), &["--set", "train.epochs=1"]);
+    assert_eq!(code, 0, "{err}");
+    let eval = |extra: &[&str]| {
+        run(npe()
+            .args(["eval", "pipelines/quickstart.yaml", "--json", "--checkpoint"])
+            .arg(dir.path().join("model.safetensors"))
+            .args(Q)
+            .args(extra))
+    };
+    let (code, _, err) = eval(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("other data"), "same data, no warning: {err}");
+    let (code, _, err) = eval(&["--set", "data.long_tail.imbalance_factor=10"]);
+    assert_eq!(code, 0, "a warning, not a refusal: {err}");
+    assert!(err.contains("trained on other data") && err.contains("data.long_tail.imbalance_factor: 100"), "{err}");
+}

@@ -67,6 +67,10 @@ pub struct Checkpoint {
     /// Loss sums and steps of the epoch in progress (mid-epoch checkpoints), so a resumed
     /// epoch's mean covers all its steps.
     pub epoch_losses: Option<(std::collections::BTreeMap<String, f64>, usize)>,
+    /// What it was trained on (JSON: the data section and the data files' identity, see
+    /// `train::fingerprint::TrainedOn`), so evaluating it on other data can be noticed; None in
+    /// files written before it was recorded.
+    pub trained_on: Option<String>,
 }
 
 /// Parameter magnitude taken as divergence: no trained network has weights this large, and
@@ -227,6 +231,9 @@ impl Checkpoint {
         if let Some(seed) = self.seed {
             m.insert("seed".into(), seed.to_string());
         }
+        if let Some(t) = &self.trained_on {
+            m.insert("trained_on".into(), t.clone());
+        }
         if let Some((sums, steps)) = &self.epoch_losses {
             m.insert("epoch_loss_sums".into(), serde_json::to_string(sums).expect("numbers"));
             m.insert("epoch_steps".into(), steps.to_string());
@@ -369,6 +376,7 @@ impl Checkpoint {
             optimizer,
             seed: meta.get("seed").map(|_| num("seed")).transpose()?,
             epoch_losses,
+            trained_on: meta.get("trained_on").cloned(),
         })
     }
 }
@@ -422,13 +430,21 @@ mod tests {
             optimizer: vec![NamedTensor { name: "a.weight".into(), shape: vec![2, 2], data: vec![0.1; 4] }],
             seed: Some(7),
             epoch_losses: Some((std::collections::BTreeMap::from([("total".into(), 1.5)]), 3)),
+            trained_on: Some("{\"data\": 1}".into()),
         };
         let path = dir.path().join(file_name(&ck.position));
         ck.save(&path).unwrap();
         let back = Checkpoint::load(&path).unwrap();
         assert_eq!(
-            (back.position, back.params, back.optimizer, back.seed, back.epoch_losses),
-            (ck.position.clone(), ck.params.clone(), ck.optimizer.clone(), ck.seed, ck.epoch_losses.clone())
+            (back.position, back.params, back.optimizer, back.seed, back.epoch_losses, back.trained_on),
+            (
+                ck.position.clone(),
+                ck.params.clone(),
+                ck.optimizer.clone(),
+                ck.seed,
+                ck.epoch_losses.clone(),
+                ck.trained_on.clone()
+            )
         );
         assert_eq!(list(dir.path()), vec![path.clone()]);
         // No temporary file is left behind; equal contents give equal bytes.
@@ -453,6 +469,7 @@ mod tests {
             optimizer: vec![NamedTensor { name: "w".into(), shape: vec![3], data: vec![0.5; 3] }],
             seed: Some(1),
             epoch_losses: None,
+            trained_on: None,
         };
         let path = dir.join("epoch-0004.safetensors");
         ck.save(&path).unwrap();

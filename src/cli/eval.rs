@@ -22,6 +22,24 @@ pub(crate) struct EvalArgs {
     pub json: bool,
 }
 
+/// Say so when the model was trained on other data than the pipeline evaluates it on (a
+/// same-architecture model from another data set evaluates without an error otherwise).
+fn warn_if_other_data(model: &std::path::Path, ir: &npe_core::ir::Ir) {
+    use npe_core::train::fingerprint::TrainedOn;
+    let Ok(ck) = npe_core::checkpoint::Checkpoint::load(model) else { return };
+    let Some(then) = ck.trained_on.as_deref().and_then(|t| serde_json::from_str::<TrainedOn>(t).ok()) else {
+        return;
+    };
+    let changes = then.differences(&TrainedOn::of(ir));
+    if !changes.is_empty() {
+        eprintln!(
+            "warning: {} was trained on other data than this pipeline evaluates it on:\n    {}\n  (the numbers below are for the pipeline's data)",
+            model.display(),
+            changes.join("\n    ")
+        );
+    }
+}
+
 pub(crate) fn run(args: EvalArgs, ext: &Extensions) -> ExitCode {
     let (_, ir) = match load_ir(&args.file, &args.set, &ext.registry) {
         Ok(x) => x,
@@ -35,6 +53,7 @@ pub(crate) fn run(args: EvalArgs, ext: &Extensions) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_FAILURE);
     }
+    warn_if_other_data(&args.checkpoint, &s.ir);
     let report = match s.evaluate() {
         Ok(r) => r,
         Err(e) => {

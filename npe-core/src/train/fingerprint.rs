@@ -43,6 +43,49 @@ pub struct RunFingerprint {
     pub data: Option<DataIdentity>,
 }
 
+/// What a model was trained on, stored in its checkpoints and `model.safetensors`: the data
+/// section (source, root, long tail, augmentation...) and the data files' identity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainedOn {
+    /// The resolved `data:` section.
+    pub data_spec: Value,
+    /// The data files, for sources read from disk.
+    pub data: Option<DataIdentity>,
+}
+
+impl TrainedOn {
+    /// What `ir` trains on.
+    pub fn of(ir: &Ir) -> Self {
+        let root = crate::data::resolve_root(&ir.data_spec).unwrap_or_default();
+        TrainedOn { data_spec: serde_json::to_value(&ir.data_spec).unwrap_or(Value::Null), data: data_identity(&root) }
+    }
+
+    /// How `now` differs (`self` is what the model was trained on); empty when alike. The
+    /// augmentation and loader settings are left out: they change training, not the data.
+    pub fn differences(&self, now: &TrainedOn) -> Vec<String> {
+        let strip = |v: &Value| {
+            let mut v = v.clone();
+            if let Some(m) = v.as_object_mut() {
+                for k in ["augment", "loader", "on_corrupt"] {
+                    m.remove(k);
+                }
+            }
+            v
+        };
+        let mut out = vec![];
+        diff_values("data", &strip(&self.data_spec), &strip(&now.data_spec), &mut out);
+        if self.data != now.data {
+            let d = |d: &Option<DataIdentity>| {
+                d.as_ref().map_or("generated data".into(), |d| {
+                    format!("{} files, {} bytes under {}", d.files, d.bytes, d.root)
+                })
+            };
+            out.push(format!("data files: {} → {}", d(&self.data), d(&now.data)));
+        }
+        out
+    }
+}
+
 fn fnv(h: u64, bytes: &[u8]) -> u64 {
     bytes.iter().fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }

@@ -147,6 +147,8 @@ pub struct Session {
     test_loader: Loader,
     prior_loader: Option<Loader>,
     world: Option<World>,
+    /// What the model trains on (JSON of [`fingerprint::TrainedOn`]), written into checkpoints.
+    trained_on: Option<String>,
 }
 
 /// How long the other ranks wait for rank 0's evaluation and final reports.
@@ -203,7 +205,19 @@ impl Session {
             None
         };
         let backend = backend.name().to_string();
-        Ok(Session { ir, data, exec, params, backend, train_loader, test_loader, prior_loader, world: None })
+        let trained_on = serde_json::to_string(&fingerprint::TrainedOn::of(&ir)).ok();
+        Ok(Session {
+            ir,
+            data,
+            exec,
+            params,
+            backend,
+            train_loader,
+            test_loader,
+            prior_loader,
+            world: None,
+            trained_on,
+        })
     }
 
     /// Train as rank `world.rank` of a data-parallel run ([`crate::dist`]): on this rank's part
@@ -263,6 +277,7 @@ impl Session {
             optimizer: self.exec.export_optimizer()?,
             seed: Some(self.ir.seed),
             epoch_losses: None,
+            trained_on: self.trained_on.clone(),
         })
     }
 
