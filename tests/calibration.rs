@@ -72,9 +72,9 @@ fn count_free_calibrations_recover_the_prior_and_use_the_reported_scale() {
 
 #[test]
 fn a_read_out_without_training_images_names_the_setting() {
-    let backend = backends().remove(0);
-    let dir = tempfile::tempdir().unwrap();
-    let err = train(backend.as_ref(), &["eval.prior_train_samples=0"], dir.path()).unwrap_err();
+    // Found by `npe check`, before any training (it used to fail after the last epoch).
+    let (code, _, err) = run(npe().args(["check", "pipelines/quickstart.yaml", "--set", "eval.prior_train_samples=0"]));
+    assert_eq!(code, 2, "{err}");
     assert!(err.contains("prior_train_samples"), "{err}");
 }
 
