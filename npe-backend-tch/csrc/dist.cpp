@@ -11,6 +11,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <c10/util/Logging.h>
+
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -94,6 +96,10 @@ int npe_group_new(const char* host, int port, int rank, int world, int serve, in
     *out = g;
   })
 }
+
+// c10's own log lines (a peer that closed its socket, a connect retry, with C++ stack traces)
+// from `level` on: 3 (fatal only: npe reports every failure itself) or 1 (for NPE_LOG=debug).
+void npe_c10_log_level(int level) { FLAGS_caffe2_log_level = level; }
 
 void npe_group_free(void* group) { delete static_cast<Group*>(group); }
 

@@ -5,8 +5,9 @@
 use crate::ops::TchOps;
 use crate::shim::message;
 use npe_core::dist::World;
-use npe_core::tensor::{DistOps, TResult, Tensor, TensorError};
+use npe_core::tensor::{DistOps, SharedStore, TResult, Tensor, TensorError};
 use std::ffi::{CString, c_char, c_int, c_void};
+use std::sync::Arc;
 use std::time::Duration;
 
 unsafe extern "C" {
@@ -24,6 +25,7 @@ unsafe extern "C" {
     ) -> c_int;
     fn npe_group_free(group: *mut c_void);
     fn npe_has_nccl() -> c_int;
+    fn npe_c10_log_level(level: c_int);
     fn npe_group_all_reduce(group: *mut c_void, tensor: *mut c_void, err: *mut *mut c_char) -> c_int;
     fn npe_group_broadcast(group: *mut c_void, tensor: *mut c_void, root: c_int, err: *mut *mut c_char) -> c_int;
     fn npe_group_all_reduce_autograd(
@@ -56,17 +58,22 @@ unsafe extern "C" {
 }
 
 /// A joined process group (c10d's TCPStore and ProcessGroupGloo), freed on drop.
-pub struct Group(*mut c_void);
+pub struct Group {
+    ptr: *mut c_void,
+    /// The run's collective timeout, which bounds every store call made through [`DistOps`].
+    timeout: Duration,
+}
 
-// SAFETY: c10d's store and process group are used from any thread in PyTorch; npe calls them
-// from one thread at a time.
+// SAFETY: c10d's store and process group are used from any thread in PyTorch: TCPStore holds a
+// mutex over each client call. npe calls the process group from one thread, and the store from
+// that thread and rank 0's heartbeat thread (`set` only).
 unsafe impl Send for Group {}
 unsafe impl Sync for Group {}
 
 impl Drop for Group {
     fn drop(&mut self) {
         // SAFETY: made by npe_group_new, freed once.
-        unsafe { npe_group_free(self.0) }
+        unsafe { npe_group_free(self.ptr) }
     }
 }
 
@@ -86,6 +93,10 @@ impl Group {
     /// Join `world` (blocks until every rank has joined, or `world.timeout`) with Gloo, or NCCL
     /// for CUDA tensors (`cuda`).
     pub fn join(world: &World, cuda: bool) -> TResult<Group> {
+        // npe names failed ranks itself; c10's warnings (with C++ stack frames) only when asked.
+        let debug = std::env::var("NPE_LOG").is_ok_and(|v| v.contains("debug") || v.contains("trace"));
+        // SAFETY: sets an int flag.
+        unsafe { npe_c10_log_level(if debug { 1 } else { 3 }) };
         let (host, prefix) = (cstr(&world.master_addr)?, cstr(&world.prefix)?);
         let (mut out, mut err) = (std::ptr::null_mut(), std::ptr::null_mut());
         // SAFETY: strings live across the call; out and err are written on return.
@@ -104,28 +115,28 @@ impl Group {
             )
         };
         check(code, err)?;
-        Ok(Group(out))
+        Ok(Group { ptr: out, timeout: world.timeout })
     }
 
     /// In-place sum over ranks.
     pub fn all_reduce(&self, t: &tch::Tensor) -> TResult<()> {
         let mut err = std::ptr::null_mut();
         // SAFETY: tch's tensor pointer is an `at::Tensor*` that outlives the call.
-        check(unsafe { npe_group_all_reduce(self.0, t.as_ptr() as *mut c_void, &mut err) }, err)
+        check(unsafe { npe_group_all_reduce(self.ptr, t.as_ptr() as *mut c_void, &mut err) }, err)
     }
 
     /// In-place copy of `root`'s tensor to every rank.
     pub fn broadcast(&self, t: &tch::Tensor, root: usize) -> TResult<()> {
         let mut err = std::ptr::null_mut();
         // SAFETY: as in all_reduce.
-        check(unsafe { npe_group_broadcast(self.0, t.as_ptr() as *mut c_void, root as c_int, &mut err) }, err)
+        check(unsafe { npe_group_broadcast(self.ptr, t.as_ptr() as *mut c_void, root as c_int, &mut err) }, err)
     }
 
     /// The differentiable sum over ranks.
     pub fn all_reduce_autograd(&self, t: &tch::Tensor) -> TResult<tch::Tensor> {
         let (mut out, mut err) = (std::ptr::null_mut(), std::ptr::null_mut());
         // SAFETY: as in all_reduce; `out` is a new `at::Tensor*` that from_ptr takes over.
-        check(unsafe { npe_group_all_reduce_autograd(self.0, t.as_ptr() as *mut c_void, &mut out, &mut err) }, err)?;
+        check(unsafe { npe_group_all_reduce_autograd(self.ptr, t.as_ptr() as *mut c_void, &mut out, &mut err) }, err)?;
         Ok(unsafe { tch::Tensor::from_ptr(out.cast()) })
     }
 
@@ -133,14 +144,14 @@ impl Group {
     pub fn set(&self, key: &str, value: &[u8]) -> TResult<()> {
         let (key, mut err) = (cstr(key)?, std::ptr::null_mut());
         // SAFETY: key and value outlive the call.
-        check(unsafe { npe_group_store_set(self.0, key.as_ptr(), value.as_ptr(), value.len(), &mut err) }, err)
+        check(unsafe { npe_group_store_set(self.ptr, key.as_ptr(), value.as_ptr(), value.len(), &mut err) }, err)
     }
 
     /// Whether `key` is set.
     pub fn check(&self, key: &str) -> TResult<bool> {
         let (key, mut present, mut err) = (cstr(key)?, 0, std::ptr::null_mut());
         // SAFETY: key outlives the call.
-        check(unsafe { npe_group_store_check(self.0, key.as_ptr(), &mut present, &mut err) }, err)?;
+        check(unsafe { npe_group_store_check(self.ptr, key.as_ptr(), &mut present, &mut err) }, err)?;
         Ok(present != 0)
     }
 
@@ -150,7 +161,7 @@ impl Group {
         let (mut out, mut len) = (std::ptr::null_mut(), 0usize);
         // SAFETY: key outlives the call; out is a malloc'd buffer of len bytes, freed here.
         check(
-            unsafe { npe_group_store_get(self.0, key.as_ptr(), millis(timeout), &mut out, &mut len, &mut err) },
+            unsafe { npe_group_store_get(self.ptr, key.as_ptr(), millis(timeout), &mut out, &mut len, &mut err) },
             err,
         )?;
         let v = unsafe { std::slice::from_raw_parts(out, len) }.to_vec();
@@ -170,15 +181,21 @@ pub fn process_groups() -> String {
 }
 
 impl TchOps {
-    fn group(&self) -> TResult<&Group> {
+    fn shared(&self) -> TResult<&Arc<Group>> {
         self.group.get().ok_or_else(|| TensorError("this process has not joined a data-parallel run".into()))
+    }
+    fn group(&self) -> TResult<&Group> {
+        self.group
+            .get()
+            .map(|g| &**g)
+            .ok_or_else(|| TensorError("this process has not joined a data-parallel run".into()))
     }
 }
 
 impl DistOps for TchOps {
     fn join(&self, world: &World) -> TResult<()> {
         let g = Group::join(world, self.device != tch::Device::Cpu)?;
-        self.group.set(g).map_err(|_| TensorError("this process has already joined a run".into()))
+        self.group.set(Arc::new(g)).map_err(|_| TensorError("this process has already joined a run".into()))
     }
     fn all_reduce_(&self, x: &mut Tensor) -> TResult<()> {
         let Some(g) = self.group.get() else { return Ok(()) };
@@ -199,13 +216,57 @@ impl DistOps for TchOps {
         Ok(crate::ops::wrap(g.all_reduce_autograd(&crate::ops::tensor(x)?.contiguous())?))
     }
     fn store_set(&self, key: &str, value: &[u8]) -> TResult<()> {
-        self.group()?.set(key, value)
+        let (key, value) = (key.to_string(), value.to_vec());
+        bounded(self.shared()?, "a set", answer_limit(self.group()?), move |g| g.set(&key, &value))
     }
     fn store_get(&self, key: &str, timeout: Duration) -> TResult<Vec<u8>> {
-        self.group()?.get(key, timeout)
+        let g = self.group()?;
+        let k = key.to_string();
+        bounded(self.shared()?, "a get", timeout + answer_limit(g), move |g| g.get(&k, timeout))
     }
     fn store_check(&self, key: &str) -> TResult<bool> {
-        self.group()?.check(key)
+        let k = key.to_string();
+        bounded(self.shared()?, "a check", answer_limit(self.group()?), move |g| g.check(&k))
+    }
+    fn shared_store(&self) -> Option<Arc<dyn SharedStore>> {
+        self.group.get().map(|g| g.clone() as Arc<dyn SharedStore>)
+    }
+}
+
+/// How long a store call may go unanswered: a healthy store answers in milliseconds, and one
+/// whose serving process is stopped never does (c10d's TCPStore reads its socket without a
+/// timeout), so a call gets the collective timeout, at most 5 s.
+fn answer_limit(g: &Group) -> Duration {
+    g.timeout.min(Duration::from_secs(5))
+}
+
+/// `call` on the store, on a helper thread, or an error once `limit` has passed without an
+/// answer (the thread is then left behind, blocked; the run is failing anyway).
+fn bounded<T: Send + 'static>(
+    g: &Arc<Group>,
+    what: &str,
+    limit: Duration,
+    call: impl FnOnce(&Group) -> TResult<T> + Send + 'static,
+) -> TResult<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let g = g.clone();
+    std::thread::Builder::new()
+        .name("npe-store-call".into())
+        .spawn(move || {
+            let _ = tx.send(call(&g));
+        })
+        .map_err(|e| TensorError(format!("c10d: cannot start a store call: {e}")))?;
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        Err(TensorError(format!(
+            "c10d: the rendezvous store did not answer {what} within {:.0} s (the process serving it is stopped, hangs or is unreachable)",
+            limit.as_secs_f64()
+        )))
+    })
+}
+
+impl SharedStore for Group {
+    fn set(&self, key: &str, value: &[u8]) -> TResult<()> {
+        Group::set(self, key, value)
     }
 }
 

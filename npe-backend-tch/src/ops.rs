@@ -36,7 +36,7 @@ fn w(x: Result<tch::Tensor, TchError>) -> TResult<Tensor> {
 }
 
 fn err(e: TchError) -> TensorError {
-    TensorError(format!("libtorch: {e}"))
+    TensorError(format!("libtorch: {}", crate::shim::without_cpp_frames(&e.to_string())))
 }
 
 fn dims(s: &[usize]) -> Vec<i64> {
@@ -48,7 +48,7 @@ pub struct TchOps {
     pub(crate) device: Device,
     pub(crate) describe: String,
     /// The data-parallel run this process joined ([`npe_core::tensor::DistOps::join`]).
-    pub(crate) group: std::sync::OnceLock<crate::dist::Group>,
+    pub(crate) group: std::sync::OnceLock<std::sync::Arc<crate::dist::Group>>,
 }
 
 impl CreationOps for TchOps {

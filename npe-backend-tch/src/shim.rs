@@ -16,7 +16,26 @@ pub(crate) fn message(err: *mut c_char) -> String {
     // SAFETY: the shim returns a NUL-terminated string from malloc, ours to free.
     let s = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
     unsafe { libc::free(err.cast()) };
-    s
+    without_cpp_frames(&s)
+}
+
+/// A libtorch message without the C++ stack trace c10 appends ("Exception raised from …",
+/// "frame #0: …"): users get the message, `NPE_LOG=debug` the whole text.
+pub(crate) fn without_cpp_frames(raw: &str) -> String {
+    let mut kept = vec![];
+    let mut dropped = 0;
+    for line in raw.lines() {
+        let t = line.trim_start();
+        if t.starts_with("Exception raised from ") || t.starts_with("frame #") {
+            dropped += 1;
+        } else if dropped == 0 || !t.is_empty() {
+            kept.push(line);
+        }
+    }
+    if dropped > 0 {
+        tracing::debug!("libtorch's full message:\n{raw}");
+    }
+    kept.join("\n").trim_end().to_string()
 }
 
 /// Enter (`Some(half)`) or leave (`None`) an autocast region on the CPU or CUDA: convolutions and
@@ -46,6 +65,16 @@ pub fn channels_last(t: &tch::Tensor) -> Result<tch::Tensor, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpp_stack_frames_are_kept_out_of_the_message() {
+        let raw = "[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer\nException raised from recvFromRank at ../c10d/ProcessGroupGloo.cpp:55 (most recent call first):\nframe #0: c10::Error::Error() + 0x9 (0x7f in libc10.so)\nframe #1: <unknown function> + 0x5 (0x7f in libtorch_cpu.so)\n";
+        assert_eq!(
+            without_cpp_frames(raw),
+            "[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer"
+        );
+        assert_eq!(without_cpp_frames("shape mismatch\n  hint: x"), "shape mismatch\n  hint: x");
+    }
 
     #[test]
     fn channels_last_keeps_values_and_changes_strides() {

@@ -166,6 +166,19 @@ fn supervise(mut workers: Vec<(usize, Child)>, timeout: Duration) -> ExitCode {
         if statuses.iter().all(Option::is_some) {
             break;
         }
+        // A stopped worker cannot finish its report: kill it now rather than at the deadline.
+        if first_failure.is_some() {
+            for (i, (rank, child)) in workers.iter_mut().enumerate() {
+                if statuses[i].is_none() && super::child::is_stopped(child.id()) {
+                    eprintln!(
+                        "error: rank {rank} (pid {}) is stopped (SIGSTOP?) and cannot finish: killing it",
+                        child.id()
+                    );
+                    let _ = child.kill();
+                    statuses[i] = child.wait().ok();
+                }
+            }
+        }
         if deadline.is_some_and(|d| Instant::now() > d) {
             for (i, (rank, child)) in workers.iter_mut().enumerate() {
                 if statuses[i].is_none() {

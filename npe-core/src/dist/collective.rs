@@ -106,20 +106,23 @@ pub fn diagnose(ops: &dyn Ops, world: &World, what: &str, error: &str) -> String
     let mut msg = format!("rank {me} of {}: {what} failed: {}", world.size, error.trim());
     let hint =
         "\n  hint: fix or restart the failed rank, then run the same command with --resume (any number of workers)";
+    let unreachable = format!(
+        "\n  rank 0 stopped answering: the rendezvous store at {}:{} it serves (under torchrun, its agent does) does not answer either, so it died or is stopped",
+        world.master_addr, world.master_port
+    );
     if ops.store_set(&format!("failed/{me}"), format!("{what} failed: {}", error.trim()).as_bytes()).is_err() {
-        msg += &format!(
-            "\n  the rendezvous store at {}:{} is unreachable too, so the process serving it (rank 0, or torchrun's agent) has most likely died",
-            world.master_addr, world.master_port
-        );
-        return msg + hint;
+        return msg + &unreachable + hint;
     }
     let grace = world.timeout.min(Duration::from_secs(5));
     let start = Instant::now();
     let others: Vec<usize> = (0..world.size).filter(|&r| r != me).collect();
     let mut reported = vec![];
     loop {
-        reported =
-            others.iter().copied().filter(|r| ops.store_check(&format!("failed/{r}")).unwrap_or(false)).collect();
+        let checked: Result<Vec<bool>, _> = others.iter().map(|r| ops.store_check(&format!("failed/{r}"))).collect();
+        let Ok(checked) = checked else {
+            return msg + &unreachable + hint;
+        };
+        reported = others.iter().zip(checked).filter(|(_, c)| *c).map(|(r, _)| *r).collect();
         if reported.len() == others.len() || start.elapsed() >= grace {
             break;
         }

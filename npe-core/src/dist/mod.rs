@@ -11,7 +11,9 @@
 //! same steps as one (up to float rounding) and a run resumes with any world size.
 
 mod collective;
+pub mod heartbeat;
 mod world;
 
 pub use collective::{all_reduce_sum, broadcast, check_same_pipeline, diagnose};
+pub use heartbeat::Heartbeat;
 pub use world::World;

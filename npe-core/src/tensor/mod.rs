@@ -11,7 +11,7 @@ mod world;
 pub use handle::Tensor;
 pub use ops::{
     AutodiffOps, ConvOpts, CreationOps, DistOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, Precision,
-    PrecisionOps,
+    PrecisionOps, SharedStore,
 };
 pub use world::World;
 

@@ -292,6 +292,13 @@ fn not_joined() -> TensorError {
     TensorError("this process has not joined a data-parallel run".into())
 }
 
+/// The run's rendezvous store as a handle a thread can keep (rank 0's heartbeat, see
+/// [`crate::dist::Heartbeat`]).
+pub trait SharedStore: Send + Sync {
+    /// Set `key`.
+    fn set(&self, key: &str, value: &[u8]) -> TResult<()>;
+}
+
 /// Collectives over the ranks of a data-parallel run, on the library's own engine (libtorch's
 /// c10d): npe has no collective layer. The defaults are a single process's, and joining a run
 /// needs a backend that overrides them. `npe_core::dist` builds the training steps on these.
@@ -328,6 +335,11 @@ pub trait DistOps: CreationOps {
     /// Whether `key` is set (does not wait).
     fn store_check(&self, _key: &str) -> TResult<bool> {
         Err(not_joined())
+    }
+    /// The store as a handle a thread can keep, once joined (`None`: no heartbeat, the other
+    /// ranks then wait for rank 0 without telling slow from dead).
+    fn shared_store(&self) -> Option<std::sync::Arc<dyn SharedStore>> {
+        None
     }
 }
 

@@ -28,6 +28,8 @@ pub struct GraphExecutor {
     describe: String,
     /// The data-parallel run this process trains in (see [`crate::dist`]).
     world: Option<World>,
+    /// Rank 0's sign of life for the ranks waiting while it evaluates or writes checkpoints.
+    heartbeat: Option<crate::dist::Heartbeat>,
     sync_batch_norm: bool,
 }
 
@@ -67,6 +69,7 @@ impl GraphExecutor {
             channels_last: ir.train.channels_last,
             describe,
             world: None,
+            heartbeat: None,
             sync_batch_norm: ir.train.sync_batch_norm,
         })
     }

@@ -63,6 +63,12 @@ impl GraphExecutor {
         let ops = self.ops.as_ref();
         ops.join(world).map_err(|e| ExecError::Collective(join_error(world, &e.0)))?;
         dist::check_same_pipeline(ops, world, pipeline_hash).map_err(ExecError::Collective)?;
+        if world.rank == 0
+            && let Some(store) = ops.shared_store()
+        {
+            let beat = dist::Heartbeat::start(store, 0, dist::Heartbeat::period(world.timeout));
+            self.heartbeat = Some(beat.map_err(|e| self.failed("starting rank 0's heartbeat", e))?);
+        }
         self.world = Some(world.clone());
         self.describe = format!("{}, data-parallel over {} ranks (c10d)", self.describe, world.size);
         let _no_grad = ops.no_grad();
@@ -72,24 +78,53 @@ impl GraphExecutor {
         Ok(())
     }
 
-    /// [`Executor::barrier`](crate::backend::Executor::barrier).
+    /// [`Executor::barrier`](crate::backend::Executor::barrier). Rank 0 waits the collective
+    /// timeout for the others (they are already waiting); the others wait up to `timeout` for
+    /// rank 0 while its heartbeat moves, and name it once it has not for the collective timeout.
     pub(super) fn wait_for_ranks(&mut self, tag: &str, timeout: Duration) -> Result<(), ExecError> {
         let Some(w) = &self.world else { return Ok(()) };
         let ops = self.ops.as_ref();
         let key = |r: usize| format!("barrier/{tag}/{r}");
-        let wait = || -> Result<(), TensorError> {
-            ops.store_set(&key(w.rank), b"1")?;
-            if w.rank == 0 {
-                // The others are already waiting here: they answer within the collective timeout.
-                for r in 1..w.size {
-                    ops.store_get(&key(r), w.timeout)?;
-                }
-            } else {
-                ops.store_get(&key(0), timeout)?;
+        // Rank 0 leaves once every rank has seen it arrive: it may exit (and take the store it
+        // serves with it) right after the last barrier.
+        let seen = |r: usize| format!("barrier/{tag}/{r}/seen");
+        let at = format!("waiting for every rank at `{tag}`");
+        ops.store_set(&key(w.rank), b"1").map_err(|e| self.failed(&at, e))?;
+        if w.rank == 0 {
+            for r in 1..w.size {
+                ops.store_get(&key(r), w.timeout).map_err(|e| self.failed(&at, e))?;
             }
-            Ok(())
+            for r in 1..w.size {
+                ops.store_get(&seen(r), w.timeout).map_err(|e| self.failed(&at, e))?;
+            }
+            return Ok(());
+        }
+        let ready = || ops.store_check(&key(0));
+        let beat = || dist::heartbeat::read(ops);
+        let poll = Duration::from_millis(100);
+        let waited = dist::heartbeat::wait_for_rank0(&ready, &beat, w.timeout, timeout, poll);
+        let silent = |why: String| {
+            ExecError::Collective(format!(
+                "rank {} of {}: {at} failed: rank 0 stopped answering ({why}): it died or hangs; its own output says why\n  hint: fix or restart it, then run the same command with --resume (any number of workers)",
+                w.rank, w.size
+            ))
         };
-        wait().map_err(|e| self.failed(&format!("waiting for every rank at `{tag}`"), e))
+        match waited {
+            Ok(()) => ops.store_set(&seen(w.rank), b"1").map_err(|e| self.failed(&at, e)),
+            Err(dist::heartbeat::WaitError::Silent(d)) => {
+                Err(self.failed(&at, TensorError(format!("rank 0's heartbeat stopped {} s ago", d.as_secs()))))
+            }
+            Err(dist::heartbeat::WaitError::Store(e)) => Err(silent(format!(
+                "the rendezvous store at {}:{} it serves did not answer: {}",
+                w.master_addr,
+                w.master_port,
+                e.trim()
+            ))),
+            Err(dist::heartbeat::WaitError::TooLong(d)) => Err(silent(format!(
+                "it did not reach `{tag}` within {} s, the bound on rank 0's evaluation and checkpoints",
+                d.as_secs()
+            ))),
+        }
     }
 
     /// `values` summed over the ranks (for [`Executor::agree`](crate::backend::Executor::agree));
