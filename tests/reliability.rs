@@ -406,6 +406,7 @@ fn absurd_sizes_are_located_errors_not_aborts() {
         ("data.loader.prefetch=1000000000", "data.loader.prefetch"),
         ("data.loader.workers=100000", "data.loader.workers"),
         ("train.threads=100000", "train.threads"),
+        ("nodes.features.hidden=[1000000,1000000]", "more than npe supports (2147483648); node `features`"),
     ] {
         let (code, _, err) = run(npe().args(["check", "pipelines/quickstart.yaml", "--set", set]));
         assert_eq!(code, 2, "{set}: {err}");
@@ -437,4 +438,18 @@ fn evaluating_a_model_on_other_data_says_so() {
     let (code, _, err) = eval(&["--set", "data.long_tail.imbalance_factor=10"]);
     assert_eq!(code, 0, "a warning, not a refusal: {err}");
     assert!(err.contains("trained on other data") && err.contains("data.long_tail.imbalance_factor: 100"), "{err}");
+}
+
+/// `--set train.epochs=5 --set eval.every_epochs=5` (one evaluation, at the last epoch) failed
+/// after training, losing the last checkpoint; it now finishes, with its plots and checkpoint.
+#[test]
+fn a_single_evaluation_at_the_last_epoch_finishes_with_plots_and_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = train(dir.path(), &["--set", "train.epochs=2", "--set", "eval.every_epochs=2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("Polyline"), "no plotting warnings: {err}");
+    for f in ["summary.json", "curves.png", "prior.png"] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    assert!(checkpoints(dir.path()).iter().any(|c| c.contains("0002")), "{:?}", checkpoints(dir.path()));
 }

@@ -215,6 +215,34 @@ fn a_truncated_summary_is_reported_and_the_run_finished_again() {
     assert!(root.join("t/npe-s0/summary.json.broken").is_file());
 }
 
+/// A hand-edited summary.json that still parses was used as is; it no longer matches the
+/// checksum written with it, so the study says so and finishes the run again.
+#[test]
+fn a_hand_edited_summary_is_reported_and_the_run_finished_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("out");
+    let file = tiny_study(dir.path(), 1);
+    let study = || run(npe().arg("study").arg(&file).arg("--root").arg(&root));
+    let (code, _, err) = study();
+    assert_eq!(code, 0, "{err}");
+    let path = root.join("t/npe-s0/summary.json");
+    assert!(root.join("t/npe-s0/summary.json.crc32").is_file(), "the checksum is written with the summary");
+    let trained: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut edited = trained.clone();
+    edited["epochs"] = serde_json::json!(99);
+    std::fs::write(&path, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
+    let (code, _, err) = study();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("edited after training") && err.contains("summary.json.broken"), "{err}");
+    assert!(err.contains("[1/1] npe seed 0 (resumed): done"), "{err}");
+    let again: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(again["epochs"], trained["epochs"], "the summary is the run's again");
+    // Unchanged now: reused without a word.
+    let (code, _, err) = study();
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("edited") && !err.contains("[1/"), "{err}");
+}
+
 /// Two `npe study` on one study: the second is refused at once, the first is untouched; and
 /// killing `npe study` kills its `npe train` child (no orphan holding the run's lock).
 #[test]

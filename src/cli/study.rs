@@ -84,8 +84,7 @@ fn reevaluate(run: &PlannedRun, backend: Option<&str>, now: &RunFingerprint) -> 
     if !keep.exists() {
         npe_core::checkpoint::write_atomic(&keep, &before).map_err(|e| e.to_string())?;
     }
-    let json = serde_json::to_vec_pretty(&summary).map_err(|e| e.to_string())?;
-    npe_core::checkpoint::write_atomic(&path, &json).map_err(|e| e.to_string())?;
+    npe_core::train::report::write_summary(&run.out, &summary).map_err(|e| e.to_string())?;
     // Its evaluation is now the study's (its training was checked to be).
     now.write(&run.out)
 }
@@ -182,12 +181,21 @@ fn check_runs(
         if state == RunState::Broken && !dry_run {
             let why = std::fs::read(run.out.join("summary.json"))
                 .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Summary>(&b).map(drop).map_err(|e| e.to_string()))
+                .and_then(|b| {
+                    serde_json::from_slice::<Summary>(&b).map_err(|e| format!("unreadable: {e}"))?;
+                    match npe_core::train::report::summary_matches_checksum(&run.out, &b) {
+                        Some(false) => Err(format!(
+                            "edited after training: it no longer matches {}",
+                            npe_core::train::report::SUMMARY_CHECKSUM
+                        )),
+                        _ => Ok(()),
+                    }
+                })
                 .err()
                 .unwrap_or_default();
             let _ = std::fs::rename(run.out.join("summary.json"), run.out.join("summary.json.broken"));
             eprintln!(
-                "warning: {} seed {}: summary.json is unreadable ({why}); kept as summary.json.broken, and the run is finished again from its checkpoints",
+                "warning: {} seed {}: summary.json is {why}; kept as summary.json.broken, and the run is finished again from its checkpoints",
                 run.row, run.seed
             );
             state = study::state(&run.out);

@@ -299,7 +299,12 @@ impl<'a> Passes<'a> {
             order: self.order,
             index: self.index,
         };
-        Ok((ir, self.diags))
+        let mut diags = self.diags;
+        if let Some(d) = super::size::check_parameters(&ir) {
+            diags.push(d);
+            return Err(diags);
+        }
+        Ok((ir, diags))
     }
 }
 

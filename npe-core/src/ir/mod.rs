@@ -3,6 +3,7 @@
 
 mod build;
 pub mod render;
+pub mod size;
 
 pub use crate::types::{Role, Sig};
 pub use build::{build, build_with_data};

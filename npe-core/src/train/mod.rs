@@ -418,7 +418,10 @@ impl Session {
             resumed_losses = ck.epoch_losses.clone();
             let summary_path = out.join("summary.json");
             if pos.epoch >= epochs && pos.batch == 0 {
-                let done = std::fs::read(&summary_path).ok().and_then(|b| serde_json::from_slice::<Summary>(&b).ok());
+                let done = std::fs::read(&summary_path)
+                    .ok()
+                    .filter(|b| report::summary_matches_checksum(out, b) != Some(false))
+                    .and_then(|b| serde_json::from_slice::<Summary>(&b).ok());
                 if let Some(summary) = done {
                     tracing::info!("{} finished all {epochs} epochs already; nothing to resume", out.display());
                     return Ok(summary);
@@ -632,8 +635,7 @@ impl Session {
             return Ok(summary);
         }
         tracing::info!("time {}", summary.phases.describe());
-        let json = serde_json::to_vec_pretty(&summary).expect("summary serializes");
-        checkpoint::write_atomic(&out.join("summary.json"), &json)?;
+        report::write_summary(out, &summary)?;
         self.exec.barrier("done", EVAL_WAIT)?;
         Ok(summary)
     }

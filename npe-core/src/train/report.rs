@@ -180,3 +180,44 @@ pub struct EvalOutput {
     #[serde(flatten)]
     pub eval: EvalReport,
 }
+
+/// The file beside `summary.json` holding its CRC-32 (8 hex digits), written with it: a summary
+/// edited by hand afterwards no longer matches, and `npe study` finishes its run again.
+pub const SUMMARY_CHECKSUM: &str = "summary.json.crc32";
+
+fn crc32_hex(bytes: &[u8]) -> String {
+    let mut crc = flate2::Crc::new();
+    crc.update(bytes);
+    format!("{:08x}", crc.sum())
+}
+
+/// Write `summary` as `out/summary.json` with its checksum (both atomically; the checksum last,
+/// so a kill between the two leaves a mismatch, never a false match).
+pub fn write_summary(out: &std::path::Path, summary: &Summary) -> Result<(), crate::checkpoint::CheckpointError> {
+    let json = serde_json::to_vec_pretty(summary).expect("summary serializes");
+    crate::checkpoint::write_atomic(&out.join("summary.json"), &json)?;
+    crate::checkpoint::write_atomic(&out.join(SUMMARY_CHECKSUM), crc32_hex(&json).as_bytes())
+}
+
+/// Whether `summary.json`'s bytes match the checksum written with them: `None` when there is no
+/// checksum (runs from before checksums existed).
+pub fn summary_matches_checksum(out: &std::path::Path, bytes: &[u8]) -> Option<bool> {
+    let want = std::fs::read_to_string(out.join(SUMMARY_CHECKSUM)).ok()?;
+    Some(want.trim() == crc32_hex(bytes))
+}
+
+#[cfg(test)]
+mod checksum_tests {
+    use super::*;
+
+    #[test]
+    fn an_edited_summary_no_longer_matches_its_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = b"{\"a\": 1}";
+        std::fs::write(dir.path().join(SUMMARY_CHECKSUM), crc32_hex(bytes)).unwrap();
+        assert_eq!(summary_matches_checksum(dir.path(), bytes), Some(true));
+        assert_eq!(summary_matches_checksum(dir.path(), b"{\"a\": 2}"), Some(false));
+        std::fs::remove_file(dir.path().join(SUMMARY_CHECKSUM)).unwrap();
+        assert_eq!(summary_matches_checksum(dir.path(), bytes), None);
+    }
+}

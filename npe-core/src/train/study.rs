@@ -175,7 +175,8 @@ pub enum RunState {
     Interrupted,
     /// Nothing yet.
     Pending,
-    /// `summary.json` is there but does not read as a summary (truncated, edited).
+    /// `summary.json` is there but does not read as a summary (truncated), or no longer matches
+    /// the checksum written with it (edited).
     Broken,
     /// What the folder ran differs from what the study would run now (set by `npe study`,
     /// which compares fingerprints).
@@ -186,7 +187,11 @@ pub enum RunState {
 pub fn state(out: &Path) -> RunState {
     let summary = out.join("summary.json");
     if summary.is_file() {
-        let reads = std::fs::read(&summary).ok().and_then(|b| serde_json::from_slice::<Summary>(&b).ok()).is_some();
+        let reads = std::fs::read(&summary)
+            .ok()
+            .filter(|b| super::report::summary_matches_checksum(out, b) != Some(false))
+            .and_then(|b| serde_json::from_slice::<Summary>(&b).ok())
+            .is_some();
         if reads { RunState::Done } else { RunState::Broken }
     } else if crate::checkpoint::list(&out.join("checkpoints")).is_empty() {
         RunState::Pending
