@@ -9,6 +9,7 @@ mod eval;
 mod graph;
 mod kinds;
 mod launch;
+mod lock;
 mod session;
 mod study;
 mod train;

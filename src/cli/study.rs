@@ -144,22 +144,12 @@ fn estimate(pending: &[&PlannedRun], backend: Option<&str>, ext: &Extensions) ->
 /// Hold an exclusive lock on the study's folder for the life of this process (the OS drops it
 /// if the process dies), so a second `npe study` on the same study is refused, not interleaved.
 fn lock_study(root: &Path) -> Result<std::fs::File, String> {
-    std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
-    let path = root.join(".npe-study.lock");
-    let f = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+    super::lock::lock_folder(root, ".npe-study.lock", || {
+        format!(
             "another `npe study` is running this study ({})\n  hint: wait for it to finish (its runs' logs are in that folder), then run this again",
             root.display()
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
-    }
+        )
+    })
 }
 
 /// The state of every planned run, after two checks. A run whose `summary.json` is unreadable

@@ -51,22 +51,12 @@ pub(crate) struct TrainArgs {
 /// Hold an exclusive advisory lock on the run folder for the life of the run (the OS releases
 /// it if the process dies), so two runs cannot write into one folder.
 fn lock_run(out: &std::path::Path) -> Result<std::fs::File, String> {
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let path = out.join(".npe.lock");
-    let f = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+    super::lock::lock_folder(out, ".npe.lock", || {
+        format!(
             "another npe run is writing into {}\n  hint: wait for it to finish, or choose another --out",
             out.display()
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
-    }
+        )
+    })
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
