@@ -194,15 +194,21 @@ fn a_run_whose_settings_changed_is_stale_never_silently_reused() {
     assert_eq!(summary["epochs"], 2);
 }
 
-/// A truncated summary.json silently dropped its run from the table and was never retrained.
-#[test]
-fn a_truncated_summary_is_reported_and_the_run_finished_again() {
+/// A one-run study trained once: its temporary folder, study file and root.
+fn one_finished_run() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("out");
     let file = tiny_study(dir.path(), 1);
-    let study = || run(npe().arg("study").arg(&file).arg("--root").arg(&root));
-    let (code, _, err) = study();
+    let (code, _, err) = run(npe().arg("study").arg(&file).arg("--root").arg(&root));
     assert_eq!(code, 0, "{err}");
+    (dir, file, root)
+}
+
+/// A truncated summary.json silently dropped its run from the table and was never retrained.
+#[test]
+fn a_truncated_summary_is_reported_and_the_run_finished_again() {
+    let (_dir, file, root) = one_finished_run();
+    let study = || run(npe().arg("study").arg(&file).arg("--root").arg(&root));
     let path = root.join("t/npe-s0/summary.json");
     let whole = std::fs::read(&path).unwrap();
     std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
@@ -219,12 +225,8 @@ fn a_truncated_summary_is_reported_and_the_run_finished_again() {
 /// checksum written with it, so the study says so and finishes the run again.
 #[test]
 fn a_hand_edited_summary_is_reported_and_the_run_finished_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("out");
-    let file = tiny_study(dir.path(), 1);
+    let (_dir, file, root) = one_finished_run();
     let study = || run(npe().arg("study").arg(&file).arg("--root").arg(&root));
-    let (code, _, err) = study();
-    assert_eq!(code, 0, "{err}");
     let path = root.join("t/npe-s0/summary.json");
     assert!(root.join("t/npe-s0/summary.json.crc32").is_file(), "the checksum is written with the summary");
     let trained: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
