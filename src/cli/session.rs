@@ -124,10 +124,28 @@ pub(crate) fn print_report(report: &EvalReport, classes: &[String], groups: &[St
                 pct(Some(s.pixel_accuracy))
             );
         }
+        if outputs.values().any(|s| s.binary.is_some()) {
+            println!("  foreground (class 1) over the labelled pixels:");
+            println!("  {:<14} {:>8} {:>8} {:>8} {:>8} {:>8}", "output", "IoU", "Dice", "sens", "spec", "AUC");
+            for (name, s) in outputs {
+                let Some(b) = &s.binary else { continue };
+                println!(
+                    "  {:<14} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                    name,
+                    pct(s.per_class_iou.get(1).copied()),
+                    pct(Some(b.dice)),
+                    pct(Some(b.sensitivity)),
+                    pct(Some(b.specificity)),
+                    pct(b.auc)
+                );
+            }
+        }
         if per_class {
             for (name, s) in outputs {
                 let v: Vec<String> = s.per_class_iou.iter().map(|x| format!("{:.1}", 100.0 * x)).collect();
                 println!("  {name} per-class IoU: {}", v.join(" "));
+                let v: Vec<String> = s.per_class_dice.iter().map(|x| format!("{:.1}", 100.0 * x)).collect();
+                println!("  {name} per-class Dice: {}", v.join(" "));
             }
         }
     }

@@ -253,6 +253,39 @@ pub fn compare(runs: &[RunResult], opts: &CompareOptions) -> String {
         heading(&format!("Segmentation (%) on the test split; Δ against `{first}` `{out0}`"), style, &mut out);
         t.render(style, &mut out);
     }
+    let binary = runs.iter().any(|r| r.eval.segmentation.values().flat_map(|o| o.values()).any(|m| m.binary.is_some()));
+    let vessel = binary
+        .then(|| {
+            metric_table(
+                runs,
+                &opts.outputs,
+                &["IoU", "Dice", "sensitivity", "specificity", "AUC", "Δ Dice", "Δ AUC"],
+                |e| &e.segmentation,
+                |s: &SegMetrics| match &s.binary {
+                    Some(b) => (
+                        (b.dice, b.auc),
+                        vec![
+                            pct(s.per_class_iou.get(1).copied()),
+                            pct(Some(b.dice)),
+                            pct(Some(b.sensitivity)),
+                            pct(Some(b.specificity)),
+                            pct(b.auc),
+                        ],
+                    ),
+                    None => ((f64::NAN, None), vec!["-".into(); 5]),
+                },
+            )
+        })
+        .flatten();
+    if let Some(t) = &vessel {
+        let (first, out0) = (&t.rows[0][0], &t.rows[0][1]);
+        heading(
+            &format!("Foreground (vessel) class (%) over the labelled pixels; Δ against `{first}` `{out0}`"),
+            style,
+            &mut out,
+        );
+        t.render(style, &mut out);
+    }
 
     let mut prior = Table::new(&["run", "evaluator", "split", "r", "spearman", "slope", "KL"]);
     for r in runs.iter().filter(|_| !opts.no_prior) {

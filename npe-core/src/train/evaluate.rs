@@ -3,7 +3,7 @@
 //! evaluator's metrics on the host.
 
 use super::TrainError;
-use super::metrics::{Confusion, prior_fit};
+use super::metrics::{Confusion, ScoreHistogram, prior_fit};
 use super::report::{CalibrationReport, EvalReport, PriorReport};
 use crate::backend::{Executor, HostTensor, Request};
 use crate::data::{Dataset, Loader};
@@ -57,6 +57,10 @@ impl Plan {
                 a.inputs.iter().for_each(|i| add(&mut requests, Request::Argmax(i.node.clone())));
             } else if let Some(a) = any.downcast_ref::<Iou>() {
                 a.inputs.iter().for_each(|i| add(&mut requests, Request::Argmax(i.node.clone())));
+                // Two classes (vessels): the logits too, for the AUC of the foreground probability.
+                if ir.data.num_classes == 2 {
+                    a.inputs.iter().for_each(|i| add(&mut requests, Request::Output(i.node.clone())));
+                }
             } else if let Some(p) = any.downcast_ref::<PriorEstimate>() {
                 add(&mut requests, Request::SpatialMean(p.input.node.clone()));
                 add(&mut train, Request::SpatialMean(p.input.node.clone()));
@@ -167,6 +171,7 @@ pub fn evaluate(
     let t_test = std::time::Instant::now();
     let mut confusion: BTreeMap<String, Confusion> = BTreeMap::new();
     let mut pem_sums: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
+    let mut scores: BTreeMap<String, ScoreHistogram> = BTreeMap::new();
     for batch in test.iter(0, 0) {
         let batch = batch?;
         let out = exec.infer(&batch, &plan.requests)?;
@@ -178,6 +183,9 @@ pub fn evaluate(
                 Request::SpatialMean(node) => {
                     let e = pem_sums.entry(node.clone()).or_insert_with(|| (vec![0.0; classes], 0));
                     add_pem(&mut e.0, &mut e.1, t);
+                }
+                Request::Output(node) if t.shape.len() == 4 && t.shape[1] == 2 => {
+                    scores.entry(node.clone()).or_default().add_logits(&t.data, &t.shape, &batch.labels)
                 }
                 Request::Output(_) | Request::ClassSums { .. } => {}
             }
@@ -194,7 +202,14 @@ pub fn evaluate(
             report.accuracy.insert(node.name.clone(), m);
         } else if let Some(a) = any.downcast_ref::<Iou>() {
             let tail: Vec<bool> = truth.iter().map(|&p| p < a.tail.pixel_fraction_below).collect();
-            let m = a.inputs.iter().map(|i| (i.node.clone(), confusion[&i.node].segmentation(&tail))).collect();
+            let metrics = |node: &str| {
+                let mut m = confusion[node].segmentation(&tail);
+                if let (Some(b), Some(h)) = (m.binary.as_mut(), scores.get(node)) {
+                    b.auc = h.auc();
+                }
+                m
+            };
+            let m = a.inputs.iter().map(|i| (i.node.clone(), metrics(&i.node))).collect();
             report.segmentation.insert(node.name.clone(), m);
         } else if let Some(p) = any.downcast_ref::<PriorEstimate>() {
             let fit = |sums: &(Vec<f64>, u64)| {

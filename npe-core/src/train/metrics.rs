@@ -97,13 +97,109 @@ impl Confusion {
             let xs: Vec<f64> = (0..c).filter(|&k| present[k] && keep(k)).map(|k| v[k]).collect();
             (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
         };
+        let dice = (0..c)
+            .map(|k| {
+                let (tp, gt, pred) = (self.hits[k], self.truth[k], self.predicted[k]);
+                if gt + pred > 0 { 2.0 * tp as f64 / (gt + pred) as f64 } else { 0.0 }
+            })
+            .collect();
         SegMetrics {
             miou: mean_over(&iou, &|_| true).unwrap_or(0.0),
             tail_miou: mean_over(&iou, &|k| tail.get(k).copied().unwrap_or(false)),
             mean_pixel_accuracy: mean_over(&acc, &|_| true).unwrap_or(0.0),
             pixel_accuracy: right as f64 / total.max(1) as f64,
             per_class_iou: iou,
+            per_class_dice: dice,
+            binary: (c == 2).then(|| self.binary()),
         }
+    }
+
+    /// Two classes, class 1 the foreground (vessels): the counts' Dice, sensitivity,
+    /// specificity and accuracy (AUC comes from the probabilities: [`ScoreHistogram`]).
+    fn binary(&self) -> BinaryMetrics {
+        let tp = self.hits[1] as f64;
+        let tn = self.hits[0] as f64;
+        let fn_ = (self.truth[1] - self.hits[1]) as f64;
+        let fp = (self.predicted[1] - self.hits[1]) as f64;
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        BinaryMetrics {
+            dice: ratio(2.0 * tp, 2.0 * tp + fp + fn_),
+            sensitivity: ratio(tp, tp + fn_),
+            specificity: ratio(tn, tn + fp),
+            accuracy: ratio(tp + tn, tp + tn + fp + fn_),
+            auc: None,
+        }
+    }
+}
+
+/// The foreground class's metrics of a two-class segmentation (retinal vessels), over the
+/// labelled pixels (inside the field of view, where the source has one).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BinaryMetrics {
+    /// Dice = F1 = 2TP / (2TP + FP + FN).
+    pub dice: f64,
+    /// Sensitivity (recall) TP / (TP + FN).
+    pub sensitivity: f64,
+    /// Specificity TN / (TN + FP).
+    pub specificity: f64,
+    /// (TP + TN) / all.
+    pub accuracy: f64,
+    /// Area under the ROC curve of the foreground probability (None without probabilities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auc: Option<f64>,
+}
+
+/// A streaming histogram of the foreground probability of positive and negative pixels, from
+/// which the ROC AUC follows in O(bins) memory: pairs in one bin count as ties (half), so the
+/// error is at most the share of pairs sharing a bin (bins of 1/65,536).
+#[derive(Clone, Debug)]
+pub struct ScoreHistogram {
+    positive: Vec<u64>,
+    negative: Vec<u64>,
+}
+
+impl Default for ScoreHistogram {
+    fn default() -> Self {
+        Self { positive: vec![0; Self::BINS], negative: vec![0; Self::BINS] }
+    }
+}
+
+impl ScoreHistogram {
+    const BINS: usize = 1 << 16;
+
+    /// Add one pixel: its foreground probability and whether it is foreground.
+    pub fn add(&mut self, p: f64, foreground: bool) {
+        let b = ((p.clamp(0.0, 1.0) * Self::BINS as f64) as usize).min(Self::BINS - 1);
+        if foreground { self.positive[b] += 1 } else { self.negative[b] += 1 }
+    }
+
+    /// Add a `[N, 2, H, W]` logits map against its `N·H·W` labels (outside `0..2` ignored): the
+    /// foreground probability is the softmax's, `σ(z₁ − z₀)`.
+    pub fn add_logits(&mut self, logits: &[f32], shape: &[usize], labels: &[i64]) {
+        let (n, hw) = (shape[0], shape[2..].iter().product::<usize>());
+        for i in 0..n {
+            for j in 0..hw {
+                let l = labels[i * hw + j];
+                if l == 0 || l == 1 {
+                    let (z0, z1) = (logits[(i * 2) * hw + j] as f64, logits[(i * 2 + 1) * hw + j] as f64);
+                    self.add(1.0 / (1.0 + (z0 - z1).exp()), l == 1);
+                }
+            }
+        }
+    }
+
+    /// P(a positive scores above a negative) + ½ P(tie); None without both kinds of pixel.
+    pub fn auc(&self) -> Option<f64> {
+        let (pos, neg): (u64, u64) = (self.positive.iter().sum(), self.negative.iter().sum());
+        if pos == 0 || neg == 0 {
+            return None;
+        }
+        let (mut below, mut wins) = (0u64, 0f64);
+        for b in 0..Self::BINS {
+            wins += self.positive[b] as f64 * (below as f64 + 0.5 * self.negative[b] as f64);
+            below += self.negative[b];
+        }
+        Some(wins / (pos as f64 * neg as f64))
     }
 }
 
@@ -120,6 +216,12 @@ pub struct SegMetrics {
     pub pixel_accuracy: f64,
     /// IoU of each class.
     pub per_class_iou: Vec<f64>,
+    /// Dice (F1) of each class: 2TP / (2TP + FP + FN).
+    #[serde(default)]
+    pub per_class_dice: Vec<f64>,
+    /// Two classes: the foreground's Dice, sensitivity, specificity, accuracy and AUC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<BinaryMetrics>,
 }
 
 /// How well the learned prior matches the true one.
@@ -230,5 +332,54 @@ mod tests {
         assert_eq!(s.per_class_iou, vec![0.5, 0.5]);
         assert_eq!(s.tail_miou, Some(0.5));
         assert!((s.pixel_accuracy - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn vessel_metrics_match_hand_counts() {
+        // 10 labelled pixels: truth 1 1 1 1 0 0 0 0 0 0, prediction 1 1 1 0 1 0 0 0 0 0, and one
+        // ignored (255) pixel predicted as vessel: TP 3, FN 1, FP 1, TN 5.
+        let mut c = Confusion::new(2);
+        c.add(&[1., 1., 1., 0., 1., 0., 0., 0., 0., 0., 1.], &[1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 255]);
+        let s = c.segmentation(&[false, true]);
+        let b = s.binary.unwrap();
+        assert!((b.dice - 6.0 / 8.0).abs() < 1e-12, "2·3 / (2·3 + 1 + 1)");
+        assert!((b.sensitivity - 0.75).abs() < 1e-12 && (b.specificity - 5.0 / 6.0).abs() < 1e-12);
+        assert!((b.accuracy - 0.8).abs() < 1e-12);
+        assert!((s.per_class_dice[1] - b.dice).abs() < 1e-12, "the foreground's Dice is class 1's");
+        assert!((s.per_class_dice[0] - 10.0 / 12.0).abs() < 1e-12, "2·5 / (6 + 6)");
+        assert!(Confusion::new(3).segmentation(&[false; 3]).binary.is_none(), "only for two classes");
+    }
+
+    #[test]
+    fn auc_matches_the_pairwise_count() {
+        // Positives score 0.9, 0.6, 0.4; negatives 0.5, 0.3, 0.2, 0.1: of 12 pairs the positive
+        // wins 11 (0.4 loses to 0.5 only) → AUC 11/12.
+        let mut h = ScoreHistogram::default();
+        for p in [0.9, 0.6, 0.4] {
+            h.add(p, true);
+        }
+        for p in [0.5, 0.3, 0.2, 0.1] {
+            h.add(p, false);
+        }
+        assert!((h.auc().unwrap() - 11.0 / 12.0).abs() < 1e-12);
+        // A tie counts half; all one class has no AUC.
+        let mut t = ScoreHistogram::default();
+        t.add(0.5, true);
+        t.add(0.5, false);
+        assert_eq!(t.auc(), Some(0.5));
+        let mut one = ScoreHistogram::default();
+        one.add(0.2, true);
+        assert_eq!(one.auc(), None);
+    }
+
+    #[test]
+    fn auc_from_logits_uses_the_softmax_of_the_foreground_and_skips_ignored_pixels() {
+        // One 1×3 image: logits (z0, z1) per pixel; labels 1, 0, 255.
+        let logits = [0.0, 2.0, 0.0, /* z1: */ 3.0, -1.0, 9.0];
+        let mut h = ScoreHistogram::default();
+        h.add_logits(&logits, &[1, 2, 1, 3], &[1, 0, 255]);
+        // Pixel 0: σ(3) ≈ 0.95 (positive); pixel 1: σ(−3) ≈ 0.05 (negative); pixel 2 ignored.
+        assert_eq!((h.positive.iter().sum::<u64>(), h.negative.iter().sum::<u64>()), (1, 1));
+        assert_eq!(h.auc(), Some(1.0));
     }
 }

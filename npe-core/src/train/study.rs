@@ -251,8 +251,38 @@ pub struct Row {
     pub classifier_prior_slope: Vec<f64>,
     /// The scale this output used, when calibrated on training images (`npe_la` `scale: auto`).
     pub scale: Vec<f64>,
+    /// Two-class segmentation (vessels), per seed: the foreground's IoU, Dice, sensitivity,
+    /// specificity and AUC.
+    pub vessel: Vessel,
     /// The data of the first seed's run.
     pub data: String,
+}
+
+/// The foreground metrics of a two-class segmentation over seeds (see [`Row::vessel`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Vessel {
+    /// IoU of class 1.
+    pub iou: Vec<f64>,
+    /// Dice (F1).
+    pub dice: Vec<f64>,
+    /// Sensitivity.
+    pub sensitivity: Vec<f64>,
+    /// Specificity.
+    pub specificity: Vec<f64>,
+    /// ROC AUC of the foreground probability.
+    pub auc: Vec<f64>,
+}
+
+impl Vessel {
+    fn add(&mut self, m: &super::metrics::SegMetrics) {
+        if let Some(b) = &m.binary {
+            self.iou.extend(m.per_class_iou.get(1));
+            self.dice.push(b.dice);
+            self.sensitivity.push(b.sensitivity);
+            self.specificity.push(b.specificity);
+            self.auc.extend(b.auc);
+        }
+    }
 }
 
 /// Aggregate finished runs into rows: one per (row label, evaluated output), in plan order.
@@ -292,6 +322,7 @@ pub fn aggregate(runs: &[(PlannedRun, Summary)]) -> Vec<Row> {
                         classifier_prior_r: vec![],
                         classifier_prior_slope: vec![],
                         scale: vec![],
+                        vessel: Vessel::default(),
                         data: format!("{} ({})", s.data.name, s.data.provenance),
                     });
                     rows.len() - 1
@@ -313,6 +344,9 @@ pub fn aggregate(runs: &[(PlannedRun, Summary)]) -> Vec<Row> {
             }
             if let Some(c) = s.eval.calibration.get(output).filter(|c| c.vector.is_none()) {
                 r.scale.push(c.scale);
+            }
+            if let Some(m) = s.eval.segmentation.values().next().and_then(|seg| seg.get(output)) {
+                r.vessel.add(m);
             }
         }
     }
@@ -414,20 +448,41 @@ pub fn markdown(rows: &[Row]) -> String {
             fit(&r.scale)
         );
     }
+    let vessel: Vec<&Row> = rows.iter().filter(|r| !r.vessel.dice.is_empty()).collect();
+    if !vessel.is_empty() {
+        s.push_str(
+            "\nForeground (vessel) class, over the labelled pixels (inside the field of view where the data has one), %:\n\n| run | output | seeds | IoU | Dice | sensitivity | specificity | AUC |\n|:--|:--|--:|--:|--:|--:|--:|--:|\n",
+        );
+        for r in vessel {
+            let v = &r.vessel;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.row,
+                r.output,
+                r.seeds,
+                mean_std(&v.iou),
+                mean_std(&v.dice),
+                mean_std(&v.sensitivity),
+                mean_std(&v.specificity),
+                mean_std(&v.auc)
+            );
+        }
+    }
     s
 }
 
 /// The rows as CSV (one line per row and seed-aggregate, fractions in [0, 1]).
 pub fn csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "run,output,seeds,mean_per_class,mean_per_class_std,head,medium,tail,prior_r,prior_slope,classifier_prior_r,classifier_prior_slope,scale\n",
+        "run,output,seeds,metric,mean,mean_std,head,medium,tail,prior_r,prior_slope,classifier_prior_r,classifier_prior_slope,scale,vessel_iou,vessel_dice,vessel_sensitivity,vessel_specificity,vessel_auc\n",
     );
     for r in rows {
         let (m, sd) = stat(&r.mean_per_class).unwrap_or((f64::NAN, 0.0));
         let opt = |xs: &[f64]| stat(xs).map_or(String::new(), |(m, _)| format!("{m:.6}"));
         let _ = writeln!(
             s,
-            "\"{}\",{},{},{},{m:.6},{sd:.6},{},{},{},{},{},{},{},{}",
+            "\"{}\",{},{},{},{m:.6},{sd:.6},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.row,
             r.output,
             r.seeds,
@@ -439,7 +494,12 @@ pub fn csv(rows: &[Row]) -> String {
             opt(&r.prior_slope),
             opt(&r.classifier_prior_r),
             opt(&r.classifier_prior_slope),
-            opt(&r.scale)
+            opt(&r.scale),
+            opt(&r.vessel.iou),
+            opt(&r.vessel.dice),
+            opt(&r.vessel.sensitivity),
+            opt(&r.vessel.specificity),
+            opt(&r.vessel.auc)
         );
     }
     s
@@ -546,5 +606,47 @@ mod tests {
         assert_eq!(mean_std(&[0.80, 0.82, 0.84]), format!("{} ± 2.00", pct(Some(0.82))));
         assert_eq!(mean_std(&[0.5]), pct(Some(0.5)));
         assert_eq!(mean_std(&[]), "—");
+    }
+
+    #[test]
+    fn vessel_metrics_get_their_own_table_and_csv_columns() {
+        let row = |output: &str, dice: Vec<f64>| Row {
+            row: "npe".into(),
+            output: output.into(),
+            metric: "mIoU".into(),
+            seeds: dice.len(),
+            mean_per_class: vec![0.6; dice.len()],
+            head: vec![],
+            medium: vec![],
+            tail: vec![],
+            prior_r: vec![],
+            prior_slope: vec![],
+            classifier_prior_r: vec![],
+            classifier_prior_slope: vec![],
+            scale: vec![],
+            vessel: Vessel {
+                iou: dice.iter().map(|d| d / (2.0 - d)).collect(),
+                sensitivity: vec![0.7; dice.len()],
+                specificity: vec![0.97; dice.len()],
+                auc: vec![0.95; dice.len()],
+                dice,
+            },
+            data: "STARE".into(),
+        };
+        let rows = [row("logits", vec![0.70, 0.72]), row("npe", vec![0.75, 0.77])];
+        let md = markdown(&rows);
+        assert!(md.contains("| run | output | seeds | IoU | Dice | sensitivity | specificity | AUC |"), "{md}");
+        assert!(md.contains(&format!("| npe | npe | 2 | {} ± ", pct(Some((0.75 / 1.25 + 0.77 / 1.23) / 2.0)))), "{md}");
+        assert!(md.contains("| 76.00 ± 1.41 | 70.00 ± 0.00 | 97.00 ± 0.00 | 95.00 ± 0.00 |"), "{md}");
+        let csv = csv(&rows);
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let line: Vec<&str> = csv.lines().nth(2).unwrap().split(',').collect();
+        assert_eq!(header.len(), line.len(), "every value has its column:\n{csv}");
+        let at = |name: &str| line[header.iter().position(|h| *h == name).unwrap()];
+        assert_eq!((at("vessel_dice"), at("vessel_auc"), at("metric")), ("0.760000", "0.950000", "mIoU"));
+        // Classification rows have no vessel table.
+        let mut plain = row("logits", vec![]);
+        plain.vessel = Vessel::default();
+        assert!(!markdown(&[plain]).contains("Dice"));
     }
 }
