@@ -355,6 +355,27 @@ fn a_lone_node_of_two_is_a_clear_error_within_the_timeout() {
     assert!(!err.contains("frame #") && err.lines().count() < 8, "a short message:\n{err}");
 }
 
+/// Killing the launcher (SIGKILL: no handler runs) left its workers training to the end,
+/// holding the run's lock; they now die with it, and the run resumes.
+#[test]
+fn workers_die_with_a_killed_launcher_and_the_run_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, pids, _stderr) = launch(dir.path(), LONG_RUN);
+    wait_for_checkpoint(dir.path(), &mut child);
+    let killed = Instant::now();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+    };
+    while pids.iter().any(|&p| alive(p)) {
+        assert!(killed.elapsed() < Duration::from_secs(20), "workers {pids:?} outlived their launcher");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    resume_to_the_end(dir.path(), 2);
+}
+
 /// One worker started by hand with torchrun's variables.
 fn worker(out: &Path, rank: usize, port: u16, sets: &[&str]) -> Command {
     let mut c = train(out, sets, 1);

@@ -235,9 +235,9 @@ impl DistOps for TchOps {
 
 /// How long a store call may go unanswered: a healthy store answers in milliseconds, and one
 /// whose serving process is stopped never does (c10d's TCPStore reads its socket without a
-/// timeout), so a call gets the collective timeout, at most 5 s.
+/// timeout), so a call gets the collective timeout, at most 4 s.
 fn answer_limit(g: &Group) -> Duration {
-    g.timeout.min(Duration::from_secs(5))
+    g.timeout.min(Duration::from_secs(4))
 }
 
 /// `call` on the store, on a helper thread, or an error once `limit` has passed without an

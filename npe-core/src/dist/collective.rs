@@ -113,7 +113,7 @@ pub fn diagnose(ops: &dyn Ops, world: &World, what: &str, error: &str) -> String
     if ops.store_set(&format!("failed/{me}"), format!("{what} failed: {}", error.trim()).as_bytes()).is_err() {
         return msg + &unreachable + hint;
     }
-    let grace = world.timeout.min(Duration::from_secs(5));
+    let grace = world.timeout.min(Duration::from_secs(4));
     let start = Instant::now();
     let others: Vec<usize> = (0..world.size).filter(|&r| r != me).collect();
     let mut reported = vec![];

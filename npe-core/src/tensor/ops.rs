@@ -293,7 +293,7 @@ fn not_joined() -> TensorError {
 }
 
 /// The run's rendezvous store as a handle a thread can keep (rank 0's heartbeat, see
-/// [`crate::dist::Heartbeat`]).
+/// `npe_core::dist::Heartbeat`).
 pub trait SharedStore: Send + Sync {
     /// Set `key`.
     fn set(&self, key: &str, value: &[u8]) -> TResult<()>;
