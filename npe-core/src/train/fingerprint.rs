@@ -235,7 +235,9 @@ fn short(v: &Value) -> String {
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
-            (Some(p), Some(q)) if x.is_f64() || y.is_f64() => (p - q).abs() <= 8.0 * f64::EPSILON * p.abs().max(q.abs()),
+            (Some(p), Some(q)) if x.is_f64() || y.is_f64() => {
+                (p - q).abs() <= 8.0 * f64::EPSILON * p.abs().max(q.abs())
+            }
             _ => x == y,
         },
         (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q)),
