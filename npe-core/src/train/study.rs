@@ -285,6 +285,29 @@ impl Vessel {
     }
 }
 
+impl Row {
+    /// A row with no seeds yet.
+    fn empty(row: &str, output: &str, metric: &str, data: String) -> Row {
+        Row {
+            row: row.into(),
+            output: output.into(),
+            metric: metric.into(),
+            seeds: 0,
+            mean_per_class: vec![],
+            head: vec![],
+            medium: vec![],
+            tail: vec![],
+            prior_r: vec![],
+            prior_slope: vec![],
+            classifier_prior_r: vec![],
+            classifier_prior_slope: vec![],
+            scale: vec![],
+            vessel: Vessel::default(),
+            data,
+        }
+    }
+}
+
 /// Aggregate finished runs into rows: one per (row label, evaluated output), in plan order.
 pub fn aggregate(runs: &[(PlannedRun, Summary)]) -> Vec<Row> {
     let mut rows: Vec<Row> = vec![];
@@ -308,23 +331,8 @@ pub fn aggregate(runs: &[(PlannedRun, Summary)]) -> Vec<Row> {
             let i = match rows.iter().position(|r| r.row == plan.row && &r.output == output) {
                 Some(i) => i,
                 None => {
-                    rows.push(Row {
-                        row: plan.row.clone(),
-                        output: output.clone(),
-                        metric: metric.into(),
-                        seeds: 0,
-                        mean_per_class: vec![],
-                        head: vec![],
-                        medium: vec![],
-                        tail: vec![],
-                        prior_r: vec![],
-                        prior_slope: vec![],
-                        classifier_prior_r: vec![],
-                        classifier_prior_slope: vec![],
-                        scale: vec![],
-                        vessel: Vessel::default(),
-                        data: format!("{} ({})", s.data.name, s.data.provenance),
-                    });
+                    let data = format!("{} ({})", s.data.name, s.data.provenance);
+                    rows.push(Row::empty(&plan.row, output, metric, data));
                     rows.len() - 1
                 }
             };
@@ -455,18 +463,9 @@ pub fn markdown(rows: &[Row]) -> String {
         );
         for r in vessel {
             let v = &r.vessel;
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.row,
-                r.output,
-                r.seeds,
-                mean_std(&v.iou),
-                mean_std(&v.dice),
-                mean_std(&v.sensitivity),
-                mean_std(&v.specificity),
-                mean_std(&v.auc)
-            );
+            let mut cells = vec![r.row.clone(), r.output.clone(), r.seeds.to_string()];
+            cells.extend([&v.iou, &v.dice, &v.sensitivity, &v.specificity, &v.auc].map(|x| mean_std(x)));
+            let _ = writeln!(s, "| {} |", cells.join(" | "));
         }
     }
     s
@@ -611,19 +610,8 @@ mod tests {
     #[test]
     fn vessel_metrics_get_their_own_table_and_csv_columns() {
         let row = |output: &str, dice: Vec<f64>| Row {
-            row: "npe".into(),
-            output: output.into(),
-            metric: "mIoU".into(),
             seeds: dice.len(),
             mean_per_class: vec![0.6; dice.len()],
-            head: vec![],
-            medium: vec![],
-            tail: vec![],
-            prior_r: vec![],
-            prior_slope: vec![],
-            classifier_prior_r: vec![],
-            classifier_prior_slope: vec![],
-            scale: vec![],
             vessel: Vessel {
                 iou: dice.iter().map(|d| d / (2.0 - d)).collect(),
                 sensitivity: vec![0.7; dice.len()],
@@ -631,7 +619,7 @@ mod tests {
                 auc: vec![0.95; dice.len()],
                 dice,
             },
-            data: "STARE".into(),
+            ..Row::empty("npe", output, "mIoU", "STARE".into())
         };
         let rows = [row("logits", vec![0.70, 0.72]), row("npe", vec![0.75, 0.77])];
         let md = markdown(&rows);
