@@ -73,6 +73,23 @@ fn every_section_field_is_documented() {
 }
 
 #[test]
+fn every_data_source_and_option_is_documented() {
+    let text = readme();
+    let sec = section(&text, "#### Data sources");
+    for src in npe_core::data::source::all() {
+        let row = sec
+            .lines()
+            .find(|l| {
+                l.starts_with('|') && l.split('|').nth(1).is_some_and(|c| c.contains(&format!("`{}`", src.name())))
+            })
+            .unwrap_or_else(|| panic!("README's data sources table lacks `{}`", src.name()));
+        for f in src.option_fields() {
+            assert!(row.contains(&format!("{f}:")), "README's row of `{}` lacks option `{f}`: {row}", src.name());
+        }
+    }
+}
+
+#[test]
 fn the_setup_commands_are_the_ones_ci_runs() {
     let text = readme();
     assert!(text.contains("cargo run --release -- train pipelines/quickstart.yaml"));

@@ -15,6 +15,14 @@ pub(crate) fn run(registry: &Registry) -> ExitCode {
         }
         println!("  {:<18} {}", k.name, k.summary);
     }
+    println!("data sources (data.source; options under data.<source>):");
+    for src in npe_core::data::source::all() {
+        let task = if src.segmentation() { "per-pixel labels" } else { "image labels" };
+        println!("  {:<18} {} [{task}]", src.name(), src.summary());
+        if src.has_options() {
+            println!("  {:<18} options: {}", "", src.option_fields().join(", "));
+        }
+    }
     println!("backends (--backend) and devices (--device):");
     for choice in [BackendChoice::Burn, BackendChoice::Tch] {
         if choice.compiled() {

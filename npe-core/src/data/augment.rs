@@ -37,6 +37,11 @@ pub struct Transform {
 }
 
 impl Transform {
+    /// The label written where there is none (padding, outside the field of view).
+    pub fn ignore(&self) -> u8 {
+        self.ignore
+    }
+
     /// Training (`train = true`: random crop and flip) or test transform.
     pub fn new(aug: &AugmentSpec, train: bool, mean: &[f32], std: &[f32], out: [usize; 2], ignore: u8) -> Self {
         let channels = mean.len();

@@ -108,6 +108,8 @@ pub struct Split {
     pub mask_map: MaskMap,
     /// The samples of this split, as indices into the storage (long-tail selection is a subset).
     pub index: Vec<u32>,
+    /// The field of view: labels outside it are ignored (fundus images).
+    pub fov: super::fov::Fov,
 }
 
 impl Split {
@@ -117,7 +119,14 @@ impl Split {
             Pixels::Dense(d) => d.len(),
             Pixels::Files { paths, .. } => paths.len(),
         };
-        Self { pixels, labels: Arc::new(labels), masks, mask_map: MaskMap::Identity, index: (0..n as u32).collect() }
+        Self {
+            pixels,
+            labels: Arc::new(labels),
+            masks,
+            mask_map: MaskMap::Identity,
+            index: (0..n as u32).collect(),
+            fov: super::fov::Fov::Whole,
+        }
     }
 
     /// Samples in the split.

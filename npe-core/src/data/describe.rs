@@ -1,7 +1,8 @@
 //! What a data section implies for the graph, known without reading any file: class count,
 //! image shape after transforms, label shape.
 
-use crate::spec::{DataSource, DataSpec};
+use super::source::Native;
+use crate::spec::DataSpec;
 use crate::types::{Role, Sig};
 
 /// The data source's outputs as the graph sees them.
@@ -22,62 +23,12 @@ impl DataSig {
     }
 }
 
-/// Native (channels, h, w, classes) of a source, where fixed by the format.
-fn native(spec: &DataSpec) -> Result<(usize, Option<[usize; 2]>, Option<usize>), (String, String)> {
-    Ok(match spec.source {
-        DataSource::Synthetic => {
-            let s = &spec.synthetic;
-            (s.channels, Some([s.size, s.size]), Some(s.classes))
-        }
-        DataSource::Cifar10 => (3, Some([32, 32]), Some(10)),
-        DataSource::Cifar100 => (3, Some([32, 32]), Some(100)),
-        DataSource::FashionMnist | DataSource::Mnist => (1, Some([28, 28]), Some(10)),
-        DataSource::ImageFolder | DataSource::ListFile => {
-            let classes = spec.classes.as_ref().map(Vec::len).or(spec.num_classes);
-            if classes.is_none() {
-                return Err((
-                    "data.source".into(),
-                    format!(
-                        "`{}` needs `num_classes` (or `classes`) so the pipeline can be checked without reading the data",
-                        source_name(spec.source)
-                    ),
-                ));
-            }
-            (3, None, classes)
-        }
-        DataSource::SegDigits => {
-            let c = spec.seg_digits.canvas;
-            (1, Some([c, c]), Some(11))
-        }
-        DataSource::Stare => (3, Some([605, 700]), Some(2)),
-        DataSource::Ade20k => (3, None, Some(150)),
-    })
-}
-
-/// The YAML name of a source.
-pub fn source_name(s: DataSource) -> &'static str {
-    match s {
-        DataSource::Synthetic => "synthetic",
-        DataSource::Cifar10 => "cifar10",
-        DataSource::Cifar100 => "cifar100",
-        DataSource::FashionMnist => "fashion_mnist",
-        DataSource::Mnist => "mnist",
-        DataSource::ImageFolder => "image_folder",
-        DataSource::ListFile => "list_file",
-        DataSource::SegDigits => "seg_digits",
-        DataSource::Stare => "stare",
-        DataSource::Ade20k => "ade20k",
-    }
-}
-
 /// Most classes a pipeline may have (ImageNet-21k has 21,841; iNaturalist 2018 8,142).
 pub const MAX_CLASSES: usize = 1_000_000;
 /// Most loader worker threads.
 pub const MAX_WORKERS: usize = 256;
 /// Most batches a loader may prepare ahead.
 pub const MAX_PREFETCH: usize = 4096;
-/// Most memory generated (synthetic) data may take.
-const MAX_SYNTHETIC_BYTES: f64 = 16.0 * (1u64 << 30) as f64;
 
 fn gib(bytes: f64) -> String {
     format!("{:.1} GiB", bytes / (1u64 << 30) as f64)
@@ -85,13 +36,14 @@ fn gib(bytes: f64) -> String {
 
 /// Describe the data a spec will produce. Errors are `(spec path, message)`.
 pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
-    let (channels, native_size, classes) = native(spec)?;
+    let source = super::source::of(spec)?;
+    let Native { channels, size: native_size, classes } = source.native(spec)?;
     let classes = classes.unwrap_or(0);
     if let Some(n) = spec.num_classes {
         if n != classes {
             return Err((
                 "data.num_classes".into(),
-                format!("`num_classes: {n}` but `{}` has {classes} classes", source_name(spec.source)),
+                format!("`num_classes: {n}` but `{}` has {classes} classes", spec.source),
             ));
         }
     }
@@ -100,7 +52,7 @@ pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
     }
     // Checked here so that a typo is an error before anything allocates (4e9 classes aborted).
     if classes > MAX_CLASSES {
-        let path = if spec.source == DataSource::Synthetic { "data.synthetic.classes" } else { "data.num_classes" };
+        let path = if spec.source == "synthetic" { "data.synthetic.classes" } else { "data.num_classes" };
         return Err((
             path.into(),
             format!(
@@ -161,7 +113,7 @@ pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
             format!(
                 "the size of `{}` images is only known once they are read, and the pipeline is checked before: \
                  set `augment.center_crop` (or `random_crop`, after `resize` if they vary) to fix the input size",
-                source_name(spec.source)
+                spec.source
             ),
         ));
     };
@@ -186,37 +138,7 @@ pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
             return Err(("data.normalize.mean".into(), "every mean must be a finite number".into()));
         }
     }
-    if spec.source == DataSource::Synthetic {
-        let s = &spec.synthetic;
-        if !(s.noise.is_finite() && s.noise >= 0.0) {
-            return Err(("data.synthetic.noise".into(), format!("must be a finite number ≥ 0, got {}", s.noise)));
-        }
-        // Generated in memory as float32: refuse what would not fit rather than abort.
-        let pixels = (s.channels * s.size * s.size) as f64;
-        let bytes = classes as f64 * (s.per_class as f64 + s.test_per_class as f64) * pixels * 4.0;
-        if bytes > MAX_SYNTHETIC_BYTES {
-            return Err((
-                "data.synthetic.per_class".into(),
-                format!(
-                    "{classes} classes × ({} + {}) images of {}×{}×{} would take {} in memory (at most {})",
-                    s.per_class,
-                    s.test_per_class,
-                    s.channels,
-                    s.size,
-                    s.size,
-                    gib(bytes),
-                    gib(MAX_SYNTHETIC_BYTES)
-                ),
-            ));
-        }
-        if s.per_class == 0 || s.test_per_class == 0 {
-            let field = if s.per_class == 0 { "per_class" } else { "test_per_class" };
-            return Err((
-                format!("data.synthetic.{field}"),
-                "must be at least 1 (every class needs images to train and test on)".into(),
-            ));
-        }
-    }
+    source.check(spec, classes)?;
     let lt = &spec.long_tail;
     if !(lt.imbalance_factor >= 1.0 && lt.imbalance_factor.is_finite()) {
         return Err(("data.long_tail.imbalance_factor".into(), format!("must be ≥ 1, got {}", lt.imbalance_factor)));
@@ -225,8 +147,7 @@ pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
         return Err(("data.long_tail.step_fraction".into(), format!("must be in [0, 1], got {}", lt.step_fraction)));
     }
     let image = Sig::map(Role::Image, channels, h, w);
-    let label =
-        if spec.source.is_segmentation() { Sig::map(Role::Label, 1, h, w) } else { Sig::vector(Role::Label, 1) };
+    let label = if source.segmentation() { Sig::map(Role::Label, 1, h, w) } else { Sig::vector(Role::Label, 1) };
     Ok(DataSig { num_classes: classes, image, label })
 }
 
@@ -235,7 +156,7 @@ mod tests {
     use super::*;
 
     fn spec(yaml: &str) -> DataSpec {
-        serde_yaml::from_str(yaml).unwrap()
+        DataSpec::from_yaml(yaml).unwrap()
     }
 
     #[test]

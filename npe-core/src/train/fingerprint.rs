@@ -73,7 +73,8 @@ impl TrainedOn {
             v
         };
         let mut out = vec![];
-        diff_values("data", &strip(&self.data_spec), &strip(&now.data_spec), &mut out);
+        let (a, b) = (comparable_data(&strip(&self.data_spec)), comparable_data(&strip(&now.data_spec)));
+        diff_values("data", &a, &b, &mut out);
         if self.data != now.data {
             let d = |d: &Option<DataIdentity>| {
                 d.as_ref().map_or("generated data".into(), |d| {
@@ -200,7 +201,14 @@ impl RunFingerprint {
         if self.backend != now.backend {
             out.push(format!("backend: {} → {}", self.backend, now.backend));
         }
-        diff_values("", &self.pipeline, &now.pipeline, &mut out);
+        let comparable = |v: &Value| {
+            let mut v = v.clone();
+            if let Some(d) = v.get_mut("data") {
+                *d = comparable_data(d);
+            }
+            v
+        };
+        diff_values("", &comparable(&self.pipeline), &comparable(&now.pipeline), &mut out);
         match (&self.data, &now.data) {
             (Some(a), Some(b)) if a != b => out.push(format!(
                 "data files under {}: {} files, {} bytes (listing {}) → {} files, {} bytes (listing {}){}",
@@ -219,6 +227,22 @@ impl RunFingerprint {
         }
         out
     }
+}
+
+/// A recorded `data:` section without the options sections of sources other than the chosen
+/// one that hold only defaults: runs recorded before the sources became one module each wrote
+/// every source's options (`synthetic`, `seg_digits`, `stare`) whatever the source, and
+/// differ from today's records only by those.
+fn comparable_data(data: &Value) -> Value {
+    let mut data = data.clone();
+    let Some(m) = data.as_object_mut() else { return data };
+    let chosen = m.get("source").and_then(Value::as_str).unwrap_or_default().to_string();
+    let placeholder = crate::spec::DataSpec::placeholder();
+    m.retain(|k, v| {
+        let Some(src) = crate::data::source::find(k).filter(|s| s.has_options() && k != &chosen) else { return true };
+        !src.options(&placeholder).is_ok_and(|d| same(&d, v))
+    });
+    data
 }
 
 fn short(v: &Value) -> String {
@@ -322,5 +346,36 @@ mod tests {
         std::fs::write(dir.path().join("y.jpg"), b"213").unwrap();
         assert_ne!(data_identity(dir.path()).unwrap().listing, one.listing);
         assert!(data_identity(Path::new("")).is_none());
+    }
+
+    #[test]
+    fn records_from_before_sources_were_modules_are_not_stale() {
+        // The data section of a run recorded by main before the change (every source's options,
+        // whatever the source), and today's record of the same pipeline.
+        let legacy = json!({"source": "image_folder", "root": "/tmp/cifar10", "num_classes": 10,
+            "seg_digits": {"canvas": 64, "items": [2, 5], "items_from": "fashion_mnist", "test_images": 500, "threshold": 96, "train_images": 2000},
+            "stare": {"annotator": "ah", "train_images": 10},
+            "synthetic": {"channels": 1, "classes": 10, "noise": 1.0, "per_class": 1000, "size": 12, "test_per_class": 200}});
+        let today = json!({"source": "image_folder", "root": "/tmp/cifar10", "num_classes": 10});
+        let fp = |data: &Value| RunFingerprint {
+            npe_version: "0.1.0".into(),
+            backend: "tch".into(),
+            pipeline: json!({"data": data}),
+            evaluation: json!({}),
+            data: None,
+        };
+        assert!(fp(&legacy).changes(&fp(&today)).is_empty(), "{:?}", fp(&legacy).changes(&fp(&today)));
+        // A non-default section of another source, or a change of the chosen source's options,
+        // still shows.
+        let mut odd = legacy.clone();
+        odd["stare"]["annotator"] = json!("vk");
+        assert_eq!(
+            fp(&odd).changes(&fp(&today)),
+            ["data.stare: {\"annotator\":\"vk\",\"train_images\":10} → (removed)"]
+        );
+        let stare = |n: u64| json!({"source": "stare", "stare": {"annotator": "ah", "train_images": n}});
+        assert_eq!(fp(&stare(10)).changes(&fp(&stare(12))), ["data.stare.train_images: 10 → 12"]);
+        let a = TrainedOn { data_spec: legacy, data: None };
+        assert!(a.differences(&TrainedOn { data_spec: today, data: None }).is_empty());
     }
 }
