@@ -21,6 +21,10 @@ pub struct HostBatch {
     pub indices: Vec<u32>,
     /// Samples in the global batch this is a rank's shard of (0: not sharded, the whole batch).
     pub global_len: usize,
+    /// Per pixel (`[n, h, w]`): 1 inside the field of view, 0 outside; `None` when every pixel
+    /// counts (sources without one). The count-free calibrations average over it: it says
+    /// where the image is, not which class a pixel is.
+    pub region: Option<Vec<f32>>,
 }
 
 impl HostBatch {

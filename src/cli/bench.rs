@@ -197,6 +197,7 @@ fn child(t: &TrainBench, ext: &Extensions) -> ExitCode {
             (0..n as i64).map(|i| i % classes as i64).collect()
         },
         dense,
+        region: None,
         indices: (0..n as u32).collect(),
         global_len: 0,
     };

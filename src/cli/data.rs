@@ -53,7 +53,8 @@ pub(crate) fn run(file: &Path, set: &SetArgs, json: bool, verify: bool, registry
     if json {
         let v = serde_json::json!({
             "pipeline": ir.name, "dataset": ds.name, "origin": ds.origin, "provenance": ds.provenance,
-            "classes": ds.classes, "train_counts": ds.train_counts, "test_counts": test_counts,
+            "classes": ds.classes, "train_images": ds.train.len(), "test_images": ds.test.len(),
+            "train_counts": ds.train_counts, "test_counts": test_counts,
             "imbalance_factor": imbalance(&ds.train_counts),
             "groups": membership.iter().map(|&g| ["head", "medium", "tail"][g]).collect::<Vec<_>>(),
         });

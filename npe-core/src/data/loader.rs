@@ -196,7 +196,12 @@ impl Inner {
                 labels[k] = self.split.labels[storage] as i64;
             }
         }
-        Ok(HostBatch { images, shape: [n, c, oh, ow], labels, dense, indices, global_len })
+        // Labels outside the field of view hold the ignore index (`Inner::raw`), so they mark it.
+        let region = (dense && !matches!(self.split.fov, super::fov::Fov::Whole)).then(|| {
+            let ignore = self.transform.ignore() as i64;
+            labels.iter().map(|&l| (l != ignore) as u8 as f32).collect()
+        });
+        Ok(HostBatch { images, shape: [n, c, oh, ow], labels, dense, indices, global_len, region })
     }
 }
 

@@ -151,7 +151,12 @@ impl GraphExecutor {
 /// `[3, C]`: per class, `Σ w_k h̄_k`, `Σ w_k` and the count, over images (and pixels); `h̄` the
 /// mean of the PEM outputs `pems` (maps resized to the weights' size; 0 without PEMs),
 /// `w = softmax(weights)` (1 without weights).
-fn class_sums(ops: &dyn Ops, pems: Option<&[Value]>, weights: Option<&Value>) -> Result<Tensor, ExecError> {
+fn class_sums(
+    ops: &dyn Ops,
+    pems: Option<&[Value]>,
+    weights: Option<&Value>,
+    region: Option<&Tensor>,
+) -> Result<Tensor, ExecError> {
     let w = weights.map(|w| w.tensor().and_then(|t| Ok(ops.exp(&ops.log_softmax(t, 1)?)?))).transpose()?;
     let size = w.as_ref().map(|w| ops.shape(w)).transpose()?;
     let mut mean: Option<Tensor> = None;
@@ -170,8 +175,18 @@ fn class_sums(ops: &dyn Ops, pems: Option<&[Value]>, weights: Option<&Value>) ->
     let mean = mean.map(|m| ops.mul_scalar(&m, 1.0 / n)).transpose()?;
     let like = w.as_ref().or(mean.as_ref()).ok_or_else(|| ExecError::Backend("class sums of nothing".into()))?;
     let dims: Vec<usize> = (0..ops.shape(like)?.len()).filter(|&d| d != 1).collect();
-    let ones = ops.add_scalar(&ops.mul_scalar(like, 0.0)?, 1.0)?;
-    let w = w.unwrap_or_else(|| ones.clone());
+    let mut ones = ops.add_scalar(&ops.mul_scalar(like, 0.0)?, 1.0)?;
+    // Only pixels inside the field of view count (`region`: `[N, 1, H, W]`, 1 inside).
+    if let Some(r) = region {
+        let s = ops.shape(like)?;
+        let r = if ops.shape(r)?[2..] != s[2..] { ops.resize_bilinear(r, [s[2], s[3]])? } else { r.clone() };
+        ones = ops.mul(&ones, &r)?;
+    }
+    let w = match w {
+        Some(w) if region.is_some() => ops.mul(&w, &ones)?,
+        Some(w) => w,
+        None => ones.clone(),
+    };
     let num = match &mean {
         Some(m) => ops.sum_dims(&ops.mul(&w, m)?, &dims, false)?,
         None => ops.sum_dims(&ops.mul_scalar(&w, 0.0)?, &dims, false)?,
@@ -286,6 +301,13 @@ impl Executor for GraphExecutor {
         let value = |n: &str| -> Result<Value, ExecError> {
             values[step(n)?].clone().ok_or_else(|| ExecError::Backend(format!("node `{n}` was not computed")))
         };
+        let region = match &batch.region {
+            Some(r) if requests.iter().any(|r| matches!(r, Request::ClassSums { .. })) => {
+                let [n, _, h, w] = batch.shape;
+                Some(ops.upload(r, &[n, 1, h, w])?)
+            }
+            _ => None,
+        };
         let mut out = Vec::with_capacity(requests.len());
         for r in requests {
             let v = match r {
@@ -312,7 +334,7 @@ impl Executor for GraphExecutor {
                 (Request::ClassSums { values, weights }, _) => {
                     let pems = values.as_deref().map(|n| value(n)?.pems()).transpose()?;
                     let weights = weights.as_deref().map(value).transpose()?;
-                    host(ops, &class_sums(ops, pems.as_deref(), weights.as_ref())?)?
+                    host(ops, &class_sums(ops, pems.as_deref(), weights.as_ref(), region.as_ref())?)?
                 }
                 (r, _) => return Err(ExecError::Backend(format!("cannot answer {r:?} for this node"))),
             });
