@@ -27,6 +27,7 @@ pub mod kind;
 pub mod model;
 pub mod nn;
 pub mod nodes;
+pub mod predict;
 pub mod registry;
 pub mod rng;
 pub mod source;

@@ -1,4 +1,4 @@
-//! Command-line interface: `npe check | graph | kinds | data | train | eval | compare | bench`.
+//! Command-line interface: `npe check | graph | kinds | data | train | eval | predict | compare | study | bench`.
 
 mod bench;
 mod check;
@@ -10,6 +10,7 @@ mod graph;
 mod kinds;
 mod launch;
 mod lock;
+mod predict;
 mod session;
 mod study;
 mod train;
@@ -68,6 +69,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a checkpoint: per-class table and group accuracies.
     Eval(eval::EvalArgs),
+    /// Apply a trained model to new images: top-k classes per output, or label maps.
+    Predict(predict::PredictArgs),
     /// Finished runs side by side: accuracy by group, IoU, prior fit, differences to the first.
     Compare(compare::CompareArgs),
     /// Run a study: pipelines × variants × seeds, then the table (mean ± std) and a report.
@@ -108,6 +111,7 @@ pub fn main_with(ext: Extensions) -> ExitCode {
         Command::Kinds => kinds::run(&ext.registry),
         Command::Train(args) => train::run(args, &ext),
         Command::Eval(args) => eval::run(args, &ext),
+        Command::Predict(args) => predict::run(args, &ext),
         Command::Compare(args) => compare::run(&args),
         Command::Bench(args) => bench::run(args, &ext),
         Command::Study(args) => study::run(args, &ext),

@@ -46,19 +46,24 @@ pub fn pixel_counts(masks: impl Iterator<Item = Vec<u8>>, classes: usize) -> Vec
 
 /// All files under `root` (recursively, depth ≤ 3) whose names satisfy `keep`, sorted.
 pub fn find_files(root: &Path, keep: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
-    fn walk(dir: &Path, depth: usize, keep: &dyn Fn(&str) -> bool, out: &mut Vec<PathBuf>) {
+    find_files_to_depth(root, 3, keep)
+}
+
+/// [`find_files`] down to `max_depth` folders below `root`.
+pub fn find_files_to_depth(root: &Path, max_depth: usize, keep: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
+    fn walk(dir: &Path, depth: usize, max: usize, keep: &dyn Fn(&str) -> bool, out: &mut Vec<PathBuf>) {
         let Ok(rd) = std::fs::read_dir(dir) else { return };
         for e in rd.filter_map(|e| e.ok()) {
             let p = e.path();
-            if p.is_dir() && depth < 3 {
-                walk(&p, depth + 1, keep, out);
+            if p.is_dir() && depth < max {
+                walk(&p, depth + 1, max, keep, out);
             } else if p.file_name().and_then(|n| n.to_str()).is_some_and(keep) {
                 out.push(p);
             }
         }
     }
     let mut out = vec![];
-    walk(root, 0, keep, &mut out);
+    walk(root, 0, max_depth, keep, &mut out);
     out.sort();
     out
 }

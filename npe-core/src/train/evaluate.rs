@@ -93,6 +93,12 @@ fn predicted(logits: &str) -> Request {
     Request::ClassSums { values: None, weights: Some(logits.into()) }
 }
 
+/// The adjusters of `ir` that calibrate on unlabelled training images (what
+/// `calibration.json` must hold for them).
+pub fn calibrated_nodes(ir: &Ir) -> Vec<String> {
+    Plan::new(ir).calibrated.into_iter().map(|(n, _)| n).collect()
+}
+
 /// Whether evaluating `ir` reads the training images (prior estimate or `npe_la` read-outs).
 pub fn reads_training_images(ir: &Ir) -> bool {
     !Plan::new(ir).train.is_empty()

@@ -2,6 +2,7 @@
 //! evaluation, `metrics.jsonl`, atomic checkpoints, resume and interruption, `summary.json`.
 //! Backends only provide [`Executor`] steps.
 
+pub mod calibrations;
 pub mod compare;
 mod evaluate;
 pub mod fingerprint;
@@ -13,7 +14,7 @@ pub mod schedule;
 pub mod study;
 pub mod tensorboard;
 
-pub use evaluate::{class_groups, evaluate};
+pub use evaluate::{calibrated_nodes, class_groups, evaluate};
 pub use progress::ProgressMode;
 pub use report::{
     CalibrationReport, DataReport, EpochRecord, EvalOutput, EvalReport, PhaseSeconds, PriorReport, Summary,
@@ -611,6 +612,11 @@ impl Session {
             }
             let t = Instant::now();
             self.checkpoint(pos.clone())?.save_model(&model_path)?;
+            // What `npe predict` needs besides the weights, from this final evaluation.
+            let images = self.data.train.len().min(self.ir.eval.prior_train_samples);
+            let provenance = format!("final evaluation of {} after epoch {epochs}", out.display());
+            calibrations::Calibrations::of(&eval, &self.data.classes, &self.data.train_counts, images, provenance)
+                .write(out)?;
             phases.checkpoint += t.elapsed().as_secs_f64();
             eval
         } else {
