@@ -75,6 +75,7 @@ fn predict_on_a_labelled_folder_gives_npe_eval_accuracy_for_every_output() {
     predict.arg("predict").arg(&out).arg(data.path().join("test")).arg("--top-k").arg("1").arg("--output").arg(&jsonl);
     let (code, _, err) = run(&mut predict);
     assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "images of the model's size: {err}");
     let lines: Vec<serde_json::Value> =
         std::fs::read_to_string(&jsonl).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 100);
@@ -118,6 +119,13 @@ fn predict_on_a_labelled_folder_gives_npe_eval_accuracy_for_every_output() {
     let (code, table, _) = run(npe().arg("predict").arg(&out).arg(data.path().join("test/c2/0030.png")));
     assert_eq!(code, 0);
     assert!(table.contains("0030.png") && table.contains("npe_auto") && table.contains('%'), "{table}");
+
+    // An image smaller than the centre crop is said to be padded.
+    let big = run_dir.path().join("small.png");
+    image::GrayImage::new(8, 6).save(&big).unwrap();
+    let (code, _, err) = run(npe().arg("predict").arg(&out).arg(&big));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 of 1 images") && err.contains("8×6") && err.contains("12×12"), "{err}");
 
     // An unknown output, and a calibrated output with no stored calibration.
     let (code, _, err) =

@@ -135,3 +135,63 @@ fn calibrations_average_inside_the_field_of_view_and_a_short_run_reports_vessel_
         assert!((0.0..=1.0).contains(&x), "{k} = {x}");
     }
 }
+
+#[test]
+fn predicted_label_maps_have_npe_evals_pixel_accuracy() {
+    let d = tempfile::tempdir().unwrap();
+    write_drive(d.path());
+    let root = format!("data.root={}", d.path().display());
+    let sets: Vec<String> = [
+        root.as_str(),
+        "data.augment.resize=32",
+        "data.augment.center_crop=32",
+        "nodes.features.channels=[4, 8]",
+        "train.epochs=2",
+        "train.batch_size=4",
+    ]
+    .iter()
+    .flat_map(|s| ["--set".to_string(), s.to_string()])
+    .collect();
+    let run_dir = tempfile::tempdir().unwrap();
+    let out = run_dir.path().join("run");
+    let (code, _, err) =
+        run(npe().args(["train", "pipelines/drive.yaml", "--progress", "quiet", "--out"]).arg(&out).args(&sets));
+    assert_eq!(code, 0, "{err}");
+    let mut eval = npe();
+    eval.args(["eval", "pipelines/drive.yaml", "--json", "--checkpoint"])
+        .arg(out.join("model.safetensors"))
+        .args(&sets);
+    let (code, stdout, err) = run(&mut eval);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let maps = run_dir.path().join("maps");
+    let (code, _, err) =
+        run(npe().arg("predict").arg(&out).arg(d.path().join("test/images")).arg("--output").arg(&maps));
+    assert_eq!(code, 0, "{err}");
+    assert!(maps.join("01_test.npe.overlay.png").is_file() && maps.join("fractions.jsonl").is_file());
+    // The test labels as evaluation sees them (resized, cropped, outside the FOV ignored).
+    let ir =
+        ir_of_file("pipelines/drive.yaml", &[root.as_str(), "data.augment.resize=32", "data.augment.center_crop=32"]);
+    let ds = npe_core::data::load(&ir.data_spec, ir.seed).unwrap();
+    let loader =
+        npe_core::data::loader(&ds, &ds.test, &ir.data_spec, npe_core::data::SplitKind::Eval, 20, false, 0).unwrap();
+    let labels = loader.batch(0, 0).unwrap().labels;
+    for output in ["logits", "npe", "posthoc"] {
+        let (mut right, mut counted) = (0usize, 0usize);
+        for i in 0..20 {
+            let map =
+                image::open(maps.join(format!("{:02}_test.{output}.png", i + 1))).unwrap().into_luma8().into_raw();
+            for (p, &l) in map.iter().zip(&labels[i * 1024..(i + 1) * 1024]) {
+                if l != 255 {
+                    counted += 1;
+                    right += (*p as i64 == l) as usize;
+                }
+            }
+        }
+        let eval_acc = report["segmentation"]["iou"][output]["pixel_accuracy"].as_f64().unwrap();
+        assert!(
+            (right as f64 / counted as f64 - eval_acc).abs() < 1e-9,
+            "{output}: maps {right}/{counted} vs npe eval {eval_acc}"
+        );
+    }
+}

@@ -259,6 +259,31 @@ impl Predictor {
         Ok(out)
     }
 
+    /// The images of `files` whose size, after the pipeline's resize and centre crop, is not
+    /// the model's input (they would be centre-cropped or padded, as evaluation would): the
+    /// file and its `[h, w]` (read from the header; unreadable files are left to `predict`).
+    pub fn size_mismatches(&self, files: &[PathBuf]) -> Vec<(PathBuf, [usize; 2])> {
+        let a = &self.ir.data_spec.augment;
+        let want = self.transform.out;
+        files
+            .iter()
+            .filter_map(|f| {
+                let (w, h) = image::ImageReader::open(f).ok()?.with_guessed_format().ok()?.into_dimensions().ok()?;
+                let (h, w) = (h as usize, w as usize);
+                let mut size = [h, w];
+                if let Some(r) = a.resize {
+                    size = if h <= w { [r, (w * r).div_ceil(h).max(r)] } else { [(h * r).div_ceil(w).max(r), r] };
+                }
+                let mut padded = false;
+                if let Some(c) = a.center_crop {
+                    padded = size[0] < c || size[1] < c;
+                    size = [c, c];
+                }
+                (padded || size != want).then(|| (f.clone(), [h, w]))
+            })
+            .collect()
+    }
+
     /// `[c, h, w]` normalised floats back to interleaved 8-bit pixels.
     fn denormalise(&self, chw: &[f32], [h, w]: [usize; 2]) -> Vec<u8> {
         let c = self.channels;

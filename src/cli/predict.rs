@@ -127,6 +127,16 @@ pub(crate) fn run(args: PredictArgs, ext: &Extensions) -> ExitCode {
         }
     };
     let (files, skipped) = if args.on_corrupt == OnCorrupt::Skip { readable(files) } else { (files, vec![]) };
+    let odd = predictor.size_mismatches(&files);
+    if let Some((f, [h, w])) = odd.first() {
+        let [oh, ow] = predictor.ir.data.image.spatial.unwrap_or([0, 0]);
+        eprintln!(
+            "warning: {} of {} images (e.g. {}, {w}×{h}) do not come out at the model's {ow}×{oh} input after the pipeline's resize and centre crop: they are centre-cropped or padded, as evaluation would\n  hint: --set data.augment.resize=N (and center_crop) if they should be scaled",
+            odd.len(),
+            files.len(),
+            f.display()
+        );
+    }
     let bar = progress_bar(files.len(), batch_size);
     let predictions = predictor.predict(&files, &outputs, batch_size, &mut |done| bar.set_position(done as u64));
     bar.finish_and_clear();
