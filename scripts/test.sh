@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (Graphviz and
-# Fashion-MNIST from Debian, libtorch 2.13.0 and TensorBoard from PyPI), then builds once and
+# Fashion-MNIST from Debian, libtorch 2.13.0, TensorBoard and ONNX Runtime from PyPI), then builds once and
 # runs every test of both backends. CI runs exactly this (.ci/run).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +22,8 @@ eval "$(scripts/libtorch.sh)"
 # tests/tensorboard.rs reads npe's event files back with TensorBoard itself (pip, ~20 s once).
 export TENSORBOARD_PYTHON="${NPE_TORCH_VENV:-$root/.venv-torch}/bin/python"
 "$TENSORBOARD_PYTHON" -c "import tensorboard" 2>/dev/null || "$TENSORBOARD_PYTHON" -m pip install -q tensorboard >&2
+# tests/export.rs runs npe's ONNX exports in ONNX Runtime and onnx's checker (pip, once).
+"$TENSORBOARD_PYTHON" -c "import onnxruntime, onnx, PIL" 2>/dev/null || "$TENSORBOARD_PYTHON" -m pip install -q onnxruntime onnx pillow >&2
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 cargo test --release --features tch --workspace "$@"
 

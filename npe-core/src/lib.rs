@@ -22,6 +22,7 @@ pub mod data;
 pub mod diag;
 pub mod dist;
 pub mod exec;
+pub mod export;
 pub mod ir;
 pub mod kind;
 pub mod model;

@@ -107,6 +107,33 @@ pub struct Predictor {
     std: Vec<f32>,
 }
 
+/// What the model takes: evaluation's preprocessing of the pipeline's data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputSpec {
+    /// Image channels.
+    pub channels: usize,
+    /// `[h, w]` after resize and crop.
+    pub size: [usize; 2],
+    /// Normalisation mean per channel (of `x / 255`).
+    pub mean: Vec<f32>,
+    /// Normalisation std per channel.
+    pub std: Vec<f32>,
+}
+
+impl InputSpec {
+    /// The input of `ir`'s model.
+    pub fn of(ir: &Ir) -> Result<Self, crate::data::DataError> {
+        let sig = crate::data::describe(&ir.data_spec)
+            .map_err(|(p, m)| crate::data::DataError::Invalid(format!("{p}: {m}")))?;
+        let channels = sig.image.channels;
+        let (mean, std) = match &ir.data_spec.normalize {
+            Some(n) => (n.mean.clone(), n.std.clone()),
+            None => crate::data::default_normalization(&ir.data_spec.source, channels),
+        };
+        Ok(InputSpec { channels, size: sig.image.spatial.expect("images are maps"), mean, std })
+    }
+}
+
 /// The outputs a pipeline evaluates (its first `accuracy` or `iou` evaluator's inputs), the
 /// default of `npe predict`.
 pub fn evaluated_outputs(ir: &Ir) -> Vec<String> {
@@ -115,81 +142,96 @@ pub fn evaluated_outputs(ir: &Ir) -> Vec<String> {
     acc.chain(iou).next().unwrap_or_default()
 }
 
+/// The model of `ir` on `backend` with `model`'s weights and the stored calibrations (`calib`,
+/// from `run`, named in errors) of every adjuster in `outputs`: what `npe predict` and
+/// `npe export` run.
+pub fn load_model(
+    ir: &Ir,
+    model: &Path,
+    calib: Option<&Calibrations>,
+    run: &str,
+    outputs: &[String],
+    (registry, backend, device): (&Registry, &dyn Backend, Device),
+) -> Result<Box<dyn Executor>, PredictError> {
+    let known: Vec<String> = ir
+        .ops()
+        .filter(|(_, op)| matches!(op.category(), Category::Head | Category::Adjuster))
+        .map(|(n, _)| n.name.clone())
+        .collect();
+    for o in outputs {
+        if !known.contains(o) {
+            return Err(PredictError::UnknownOutput { name: o.clone(), known: known.join(", ") });
+        }
+    }
+    let params = crate::model::layout(ir, registry);
+    let classes = ir.num_classes();
+    let class_prior = match calib {
+        Some(c) if c.train_counts.len() == classes => c.class_prior(),
+        _ => vec![1.0 / classes as f64; classes],
+    };
+    let ctx = BuildContext {
+        device,
+        threads: ir.train.threads,
+        params: params.clone(),
+        initial: crate::model::initial_values(&params, ir.seed),
+        optimizer: ir.train.optimizer.clone(),
+        frozen: Default::default(),
+        class_prior,
+        ignore_index: ir.data_spec.ignore_index as i64,
+    };
+    let mut exec = crate::exec::build(backend, ir, &ctx)?;
+    let ck = Checkpoint::load(model)?;
+    if ck.fingerprint != crate::checkpoint::fingerprint(&params) {
+        return Err(PredictError::Mismatch {
+            model: model.into(),
+            message: "its parameters are not this pipeline's (another architecture or class count)".into(),
+        });
+    }
+    exec.import(&ck.params)?;
+    let needed = crate::train::calibrated_nodes(ir);
+    for o in outputs.iter().filter(|o| needed.contains(o)) {
+        let Some(c) = calib.and_then(|c| c.adjusters.get(o)) else {
+            return Err(PredictError::Uncalibrated {
+                node: o.clone(),
+                run: run.into(),
+                hint: format!(
+                    "`npe train` stores it in the run's {}; for this model run `npe eval PIPELINE --checkpoint {}` on its training data, or leave `{o}` out of --outputs",
+                    crate::train::calibrations::FILE,
+                    model.display()
+                ),
+            });
+        };
+        let v = c
+            .vector
+            .as_ref()
+            .map(|v| crate::backend::HostTensor { shape: vec![v.len()], data: v.iter().map(|&x| x as f32).collect() });
+        exec.set_calibration(o, v.as_ref(), c.scale)?;
+    }
+    Ok(exec)
+}
+
 impl Predictor {
-    /// Build the model of `ir` on `backend`, load `model`'s weights and set the stored
-    /// calibrations (`calib`, from `run`, named in errors) of every adjuster in `outputs`.
+    /// Build the model of `ir` on `backend` ([`load_model`]) with evaluation's preprocessing.
     pub fn new(
         ir: Ir,
         model: &Path,
         calib: Option<&Calibrations>,
         run: &str,
         outputs: &[String],
-        (registry, backend, device): (&Registry, &dyn Backend, Device),
+        on: (&Registry, &dyn Backend, Device),
     ) -> Result<Self, PredictError> {
-        let known: Vec<String> = ir
-            .ops()
-            .filter(|(_, op)| matches!(op.category(), Category::Head | Category::Adjuster))
-            .map(|(n, _)| n.name.clone())
-            .collect();
-        for o in outputs {
-            if !known.contains(o) {
-                return Err(PredictError::UnknownOutput { name: o.clone(), known: known.join(", ") });
-            }
-        }
-        let params = crate::model::layout(&ir, registry);
+        let exec = load_model(&ir, model, calib, run, outputs, on)?;
         let classes = ir.num_classes();
-        let class_prior = match calib {
-            Some(c) if c.train_counts.len() == classes => c.class_prior(),
-            _ => vec![1.0 / classes as f64; classes],
-        };
-        let ctx = BuildContext {
-            device,
-            threads: ir.train.threads,
-            params: params.clone(),
-            initial: crate::model::initial_values(&params, ir.seed),
-            optimizer: ir.train.optimizer.clone(),
-            frozen: Default::default(),
-            class_prior,
-            ignore_index: ir.data_spec.ignore_index as i64,
-        };
-        let mut exec = crate::exec::build(backend, &ir, &ctx)?;
-        let ck = Checkpoint::load(model)?;
-        if ck.fingerprint != crate::checkpoint::fingerprint(&params) {
-            return Err(PredictError::Mismatch {
-                model: model.into(),
-                message: "its parameters are not this pipeline's (another architecture or class count)".into(),
-            });
-        }
-        exec.import(&ck.params)?;
-        let needed = crate::train::calibrated_nodes(&ir);
-        for o in outputs.iter().filter(|o| needed.contains(o)) {
-            let Some(c) = calib.and_then(|c| c.adjusters.get(o)) else {
-                return Err(PredictError::Uncalibrated {
-                    node: o.clone(),
-                    run: run.into(),
-                    hint: format!(
-                        "`npe train` stores it in the run's {}; for this model run `npe eval PIPELINE --checkpoint {}` on its training data, or leave `{o}` out of --outputs",
-                        crate::train::calibrations::FILE,
-                        model.display()
-                    ),
-                });
-            };
-            let v = c.vector.as_ref().map(|v| crate::backend::HostTensor {
-                shape: vec![v.len()],
-                data: v.iter().map(|&x| x as f32).collect(),
-            });
-            exec.set_calibration(o, v.as_ref(), c.scale)?;
-        }
-        // Preprocessing exactly as evaluation's (`data::loader` with `SplitKind::Eval`).
-        let sig = crate::data::describe(&ir.data_spec)
-            .map_err(|(p, m)| crate::data::DataError::Invalid(format!("{p}: {m}")))?;
-        let [h, w] = sig.image.spatial.expect("images are maps");
-        let channels = sig.image.channels;
-        let (mean, std) = match &ir.data_spec.normalize {
-            Some(n) => (n.mean.clone(), n.std.clone()),
-            None => crate::data::default_normalization(&ir.data_spec.source, channels),
-        };
-        let transform = Transform::new(&ir.data_spec.augment, false, &mean, &std, [h, w], ir.data_spec.ignore_index);
+        let input = InputSpec::of(&ir)?;
+        let transform = Transform::new(
+            &ir.data_spec.augment,
+            false,
+            &input.mean,
+            &input.std,
+            input.size,
+            ir.data_spec.ignore_index,
+        );
+        let (channels, mean, std) = (input.channels, input.mean, input.std);
         Ok(Predictor {
             classes: (0..classes).map(|i| format!("class_{i}")).collect(),
             ir,

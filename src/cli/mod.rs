@@ -1,4 +1,4 @@
-//! Command-line interface: `npe check | graph | kinds | data | train | eval | predict | compare | study | bench`.
+//! Command-line interface: `npe check | graph | kinds | data | train | eval | predict | export | compare | study | bench`.
 
 mod bench;
 mod check;
@@ -6,6 +6,7 @@ mod child;
 mod compare;
 mod data;
 mod eval;
+mod export;
 mod graph;
 mod kinds;
 mod launch;
@@ -71,6 +72,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Apply a trained model to new images: top-k classes per output, or label maps.
     Predict(predict::PredictArgs),
+    /// Export a trained model (with its adjusters inside the graph) to ONNX.
+    Export(export::ExportArgs),
     /// Finished runs side by side: accuracy by group, IoU, prior fit, differences to the first.
     Compare(compare::CompareArgs),
     /// Run a study: pipelines × variants × seeds, then the table (mean ± std) and a report.
@@ -112,6 +115,7 @@ pub fn main_with(ext: Extensions) -> ExitCode {
         Command::Train(args) => train::run(args, &ext),
         Command::Eval(args) => eval::run(args, &ext),
         Command::Predict(args) => predict::run(args, &ext),
+        Command::Export(args) => export::run(args, &ext),
         Command::Compare(args) => compare::run(&args),
         Command::Bench(args) => bench::run(args, &ext),
         Command::Study(args) => study::run(args, &ext),

@@ -51,13 +51,17 @@ pub(crate) enum OnCorrupt {
     Skip,
 }
 
-/// The pipeline, model file and calibrations `args` name.
-fn locate(args: &PredictArgs) -> Result<(PathBuf, SetArgs, PathBuf, Option<Calibrations>, String), String> {
-    let is_run = args.model.is_dir();
+/// What a run folder or model file (with `--pipeline`) names: the pipeline file and its
+/// `--set` flags, the model file, the stored calibrations and the run folder (for messages).
+pub(super) type Located = (PathBuf, SetArgs, PathBuf, Option<Calibrations>, String);
+
+/// The pipeline, model file and calibrations `model` (a run folder or a model file) names.
+pub(super) fn locate(model: &Path, pipeline: Option<&Path>, extra: &SetArgs) -> Result<Located, String> {
+    let is_run = model.is_dir();
     let (model, run_dir) = if is_run {
-        (args.model.join("model.safetensors"), args.model.clone())
+        (model.join("model.safetensors"), model.to_path_buf())
     } else {
-        (args.model.clone(), args.model.parent().map(Path::to_path_buf).unwrap_or_default())
+        (model.to_path_buf(), model.parent().map(Path::to_path_buf).unwrap_or_default())
     };
     if !model.is_file() {
         return Err(format!(
@@ -71,8 +75,8 @@ fn locate(args: &PredictArgs) -> Result<(PathBuf, SetArgs, PathBuf, Option<Calib
         ));
     }
     let mut sets = vec![];
-    let pipeline = match (&args.pipeline, is_run) {
-        (Some(p), _) => p.clone(),
+    let pipeline = match (pipeline, is_run) {
+        (Some(p), _) => p.to_path_buf(),
         (None, true) => {
             let run: serde_json::Value = std::fs::read(run_dir.join("run.json"))
                 .ok()
@@ -83,13 +87,13 @@ fn locate(args: &PredictArgs) -> Result<(PathBuf, SetArgs, PathBuf, Option<Calib
         }
         (None, false) => return Err("a model file needs --pipeline (the pipeline it was trained with)".into()),
     };
-    sets.extend(args.set.sets.iter().cloned());
+    sets.extend(extra.sets.iter().cloned());
     let calib = Calibrations::read(&run_dir, usize::MAX).ok();
     Ok((pipeline, SetArgs { sets }, model, calib, run_dir.display().to_string()))
 }
 
 pub(crate) fn run(args: PredictArgs, ext: &Extensions) -> ExitCode {
-    let (pipeline, sets, model, calib, run) = match locate(&args) {
+    let (pipeline, sets, model, calib, run) = match locate(&args.model, args.pipeline.as_deref(), &args.set) {
         Ok(x) => x,
         Err(m) => {
             eprintln!("error: {m}");
