@@ -28,6 +28,9 @@ enum What {
     Train(TrainBench),
     /// Decode + augmentation throughput of the data loader (img/s per core).
     Data(DataBench),
+    /// Batch inference throughput (img/s) of npe predict's path, PyTorch eval mode and ONNX
+    /// Runtime on npe's export, side by side.
+    Predict(super::bench_predict::PredictBench),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -95,10 +98,11 @@ pub(crate) fn run(args: BenchArgs, ext: &Extensions) -> ExitCode {
         What::Train(t) if t.child.is_some() => child(&t, ext),
         What::Train(t) => parent(t),
         What::Data(d) => data(d),
+        What::Predict(p) => super::bench_predict::run(p, ext),
     }
 }
 
-fn pipeline(depth: usize, pems: usize, batch: usize, threads: usize, precision: Precision, cl: bool) -> String {
+pub(super) fn pipeline(depth: usize, pems: usize, batch: usize, threads: usize, precision: Precision, cl: bool) -> String {
     let mut nodes = format!(
         "  features: {{kind: resnet_cifar, input: data, depth: {depth}}}\n  logits: {{kind: linear, input: features}}\n  ce: {{kind: cross_entropy, input: logits}}\n"
     );
@@ -113,7 +117,7 @@ fn pipeline(depth: usize, pems: usize, batch: usize, threads: usize, precision: 
 }
 
 /// Peak resident memory of this process, MB (Linux `VmHWM`).
-fn peak_rss_mb() -> f64 {
+pub(super) fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -263,7 +267,7 @@ fn measure(c: &Config, t: &TrainBench) -> Result<serde_json::Value, String> {
     serde_json::from_str(line).map_err(|e| format!("{}: {e}", c.label))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n == 0 {

@@ -1,6 +1,7 @@
 //! Command-line interface: `npe check | graph | kinds | data | train | eval | predict | export | compare | study | bench`.
 
 mod bench;
+mod bench_predict;
 mod check;
 mod child;
 mod compare;

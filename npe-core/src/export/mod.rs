@@ -66,7 +66,19 @@ pub fn onnx(
 ) -> Result<Vec<u8>, PredictError> {
     let recorder = Recorder::default();
     let backend = RecordingBackend(recorder.clone());
-    let mut exec = load_model(ir, model, calib, run, outputs, (registry, &backend, Device::Cpu))?;
+    let exec = load_model(ir, model, calib, run, outputs, (registry, &backend, Device::Cpu))?;
+    record(ir, exec, &recorder, outputs, calib)
+}
+
+/// The ONNX model of `exec`, an executor built on [`RecordingBackend`]`(recorder)` for `ir`
+/// (weights and calibrations already set), giving `outputs`.
+pub fn record(
+    ir: &Ir,
+    mut exec: Box<dyn crate::backend::Executor>,
+    recorder: &Recorder,
+    outputs: &[String],
+    calib: Option<&Calibrations>,
+) -> Result<Vec<u8>, PredictError> {
     let input = InputSpec::of(ir)?;
     let shape = [TRACE_BATCH, input.channels, input.size[0], input.size[1]];
     let batch = HostBatch {
