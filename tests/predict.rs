@@ -132,7 +132,8 @@ fn predict_on_a_labelled_folder_gives_npe_eval_accuracy_for_every_output() {
         run(npe().arg("predict").arg(&out).arg(data.path().join("test")).args(["--outputs", "npe_autp"]));
     assert_eq!(code, 1);
     assert!(err.contains("unknown output `npe_autp`") && err.contains("npe_auto"), "{err}");
-    for f in ["calibration.json", "summary.json"] {
+    let beside = std::fs::read(out.join("model.calibration.json")).expect("npe eval stores its calibrations");
+    for f in ["calibration.json", "summary.json", "model.calibration.json"] {
         std::fs::remove_file(out.join(f)).unwrap();
     }
     let (code, _, err) = run(npe().arg("predict").arg(&out).arg(data.path().join("test")));
@@ -141,6 +142,14 @@ fn predict_on_a_labelled_folder_gives_npe_eval_accuracy_for_every_output() {
     let (code, _, err) =
         run(npe().arg("predict").arg(&out).arg(data.path().join("test")).args(["--outputs", "logits,npe,posthoc"]));
     assert_eq!(code, 0, "outputs without calibration still work: {err}");
+    // `npe eval` stored them beside the model it evaluated (above): a model file with its
+    // pipeline predicts every output again, with no training data.
+    std::fs::write(out.join("model.calibration.json"), beside).unwrap();
+    let mut p = npe();
+    p.arg("predict").arg(out.join("model.safetensors")).arg(data.path().join("test/c1")).arg("--pipeline");
+    let (code, table, err) = run(p.arg("pipelines/quickstart.yaml").args(sets(data.path())));
+    assert_eq!(code, 0, "{err}");
+    assert!(table.contains("npe_auto") && table.contains("predicted"), "{table}");
 
     // An unreadable image fails naming it, or is skipped and listed.
     std::fs::write(data.path().join("test/c0/0060.png"), b"\x89PNG broken").unwrap();

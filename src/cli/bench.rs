@@ -102,7 +102,14 @@ pub(crate) fn run(args: BenchArgs, ext: &Extensions) -> ExitCode {
     }
 }
 
-pub(super) fn pipeline(depth: usize, pems: usize, batch: usize, threads: usize, precision: Precision, cl: bool) -> String {
+pub(super) fn pipeline(
+    depth: usize,
+    pems: usize,
+    batch: usize,
+    threads: usize,
+    precision: Precision,
+    cl: bool,
+) -> String {
     let mut nodes = format!(
         "  features: {{kind: resnet_cifar, input: data, depth: {depth}}}\n  logits: {{kind: linear, input: features}}\n  ce: {{kind: cross_entropy, input: logits}}\n"
     );

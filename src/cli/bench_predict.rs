@@ -81,7 +81,8 @@ fn child(t: &PredictBench, ext: &Extensions) -> Result<serde_json::Value, String
     choice.ensure_compiled().map_err(|e| e.to_string())?;
     let ir = bench_ir(t, ext)?;
     let backend = super::session::backend(choice);
-    let mut exec = npe_core::exec::build(backend.as_ref(), &ir, &context(&ir, t.threads, ext)).map_err(|e| e.to_string())?;
+    let mut exec =
+        npe_core::exec::build(backend.as_ref(), &ir, &context(&ir, t.threads, ext)).map_err(|e| e.to_string())?;
     let n = t.batch;
     let mut r = Rng::new(0);
     let batch = HostBatch {
@@ -102,7 +103,9 @@ fn child(t: &PredictBench, ext: &Extensions) -> Result<serde_json::Value, String
         exec.infer(&batch, &requests).map_err(|e| e.to_string())?;
     }
     let dt = t0.elapsed().as_secs_f64();
-    Ok(serde_json::json!({"img_s": (t.steps * n) as f64 / dt, "peak_rss_mb": peak_rss_mb(), "describe": format!("npe predict path, {}", exec.describe())}))
+    Ok(
+        serde_json::json!({"img_s": (t.steps * n) as f64 / dt, "peak_rss_mb": peak_rss_mb(), "describe": format!("npe predict path, {}", exec.describe())}),
+    )
 }
 
 /// npe's ONNX export of the benchmarked model (its random initial weights) into `path`.
@@ -111,7 +114,8 @@ fn export(t: &PredictBench, ext: &Extensions, path: &Path) -> Result<(), String>
     let recorder = npe_core::export::record::Recorder::default();
     let backend = npe_core::export::record::RecordingBackend(recorder.clone());
     let exec = npe_core::exec::build(&backend, &ir, &context(&ir, t.threads, ext)).map_err(|e| e.to_string())?;
-    let bytes = npe_core::export::record(&ir, exec, &recorder, &["npe".to_string()], None).map_err(|e| e.to_string())?;
+    let bytes =
+        npe_core::export::record(&ir, exec, &recorder, &["npe".to_string()], None).map_err(|e| e.to_string())?;
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -137,7 +141,8 @@ fn measure(label: &str, t: &PredictBench, onnx: &Path) -> Result<serde_json::Val
         return Err(format!("{label}: {}", String::from_utf8_lossy(&out.stderr)));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.starts_with('{')).ok_or_else(|| format!("{label}: no result in {text}"))?;
+    let line =
+        text.lines().rev().find(|l| l.starts_with('{')).ok_or_else(|| format!("{label}: no result in {text}"))?;
     serde_json::from_str(line).map_err(|e| format!("{label}: {e}"))
 }
 
@@ -190,7 +195,12 @@ pub(crate) fn run(t: PredictBench, ext: &Extensions) -> ExitCode {
             let i = (k + round) % configs.len();
             match measure(&configs[i], &t, &onnx) {
                 Ok(v) => {
-                    eprintln!("  round {} {:<12} {:>8.1} img/s", round + 1, configs[i], v["img_s"].as_f64().unwrap_or(0.0));
+                    eprintln!(
+                        "  round {} {:<12} {:>8.1} img/s",
+                        round + 1,
+                        configs[i],
+                        v["img_s"].as_f64().unwrap_or(0.0)
+                    );
                     results[i].push(v);
                 }
                 Err(e) => {
@@ -221,7 +231,10 @@ pub(crate) fn run(t: PredictBench, ext: &Extensions) -> ExitCode {
         "\nResNet-{} + 1 PEM + NPE-LA: batch inference at batch {}, {} threads; median of {} alternating rounds",
         t.depth, t.batch, t.threads, t.rounds
     );
-    println!("{:<12} {:>10} {:>17} {:>10} {:>11}  {}", "config", "img/s", "[min – max]", "peak MB", "× PyTorch", "what");
+    println!(
+        "{:<12} {:>10} {:>17} {:>10} {:>11}  {}",
+        "config", "img/s", "[min – max]", "peak MB", "× PyTorch", "what"
+    );
     for r in &rows {
         println!(
             "{:<12} {:>10.1} {:>17} {:>10.0} {:>11}  {}",

@@ -62,6 +62,16 @@ pub(crate) fn run(args: EvalArgs, ext: &Extensions) -> ExitCode {
         }
     };
     let d = s.data_report();
+    // What `npe predict` / `npe export` of this model need, beside it (no training data then).
+    let stored = npe_core::train::calibrations::Calibrations::beside(&args.checkpoint);
+    let images = d.train_images.min(s.ir.eval.prior_train_samples);
+    let provenance = format!("npe eval of {} on {}", args.checkpoint.display(), d.name);
+    match npe_core::train::calibrations::Calibrations::of(&report, &d.classes, &d.train_counts, images, provenance)
+        .write_to(&stored)
+    {
+        Ok(()) => eprintln!("calibrations stored in {}", stored.display()),
+        Err(e) => eprintln!("warning: could not store the calibrations: {e}"),
+    }
     if args.json {
         let out = npe_core::train::EvalOutput {
             checkpoint: args.checkpoint.display().to_string(),

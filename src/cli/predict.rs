@@ -88,7 +88,7 @@ pub(super) fn locate(model: &Path, pipeline: Option<&Path>, extra: &SetArgs) -> 
         (None, false) => return Err("a model file needs --pipeline (the pipeline it was trained with)".into()),
     };
     sets.extend(extra.sets.iter().cloned());
-    let calib = Calibrations::read(&run_dir, usize::MAX).ok();
+    let calib = Calibrations::for_model(&model, &run_dir).ok();
     Ok((pipeline, SetArgs { sets }, model, calib, run_dir.display().to_string()))
 }
 

@@ -51,8 +51,13 @@ impl Calibrations {
 
     /// Write `dir/calibration.json` atomically.
     pub fn write(&self, dir: &Path) -> Result<(), crate::checkpoint::CheckpointError> {
+        self.write_to(&dir.join(FILE))
+    }
+
+    /// Write them to `path` atomically.
+    pub fn write_to(&self, path: &Path) -> Result<(), crate::checkpoint::CheckpointError> {
         let json = serde_json::to_vec_pretty(self).expect("calibrations serialise");
-        crate::checkpoint::write_atomic(&dir.join(FILE), &json)
+        crate::checkpoint::write_atomic(path, &json)
     }
 
     /// The calibrations of run folder `dir`: `calibration.json`, else (older runs) the final
@@ -78,6 +83,22 @@ impl Calibrations {
             images,
             format!("final evaluation in {} ({})", summary_path.display(), s.data.name),
         ))
+    }
+
+    /// Where `npe eval` stores the calibrations it computed for a model or checkpoint file:
+    /// beside it, `NAME.calibration.json`.
+    pub fn beside(model: &Path) -> std::path::PathBuf {
+        model.with_extension(FILE)
+    }
+
+    /// The calibrations of `model`: the file [`beside`](Self::beside) it when `npe eval` wrote
+    /// one, else those of its run folder `run_dir` ([`read`](Self::read)).
+    pub fn for_model(model: &Path, run_dir: &Path) -> Result<Self, String> {
+        let beside = Self::beside(model);
+        match std::fs::read(&beside) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", beside.display())),
+            Err(_) => Self::read(run_dir, usize::MAX),
+        }
     }
 
     /// The training class prior of the counts.
