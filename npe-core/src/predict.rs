@@ -82,7 +82,8 @@ impl Prediction {
         let p = &self.probabilities[output];
         let px = self.size[0] * self.size[1];
         let c = p.len() / px;
-        (0..px).map(|i| (0..c).max_by(|&a, &b| p[a * px + i].total_cmp(&p[b * px + i])).unwrap_or(0)).collect()
+        // The first of equal maxima, as the backends' argmax and ONNX's ArgMax take.
+        (0..px).map(|i| (0..c).fold(0, |best, k| if p[k * px + i] > p[best * px + i] { k } else { best })).collect()
     }
 
     /// The `k` most probable classes of a classification output, with their probabilities.
@@ -465,7 +466,7 @@ mod tests {
             size: [1, 2],
             image: vec![],
         };
-        assert_eq!(pred.argmax("o"), vec![0, 0]);
+        assert_eq!(pred.argmax("o"), vec![0, 0], "a tie goes to the first class");
         let c = Prediction { size: [1, 1], probabilities: [("o".to_string(), vec![0.1, 0.7, 0.2])].into(), ..pred };
         assert_eq!(c.top_k("o", 2), vec![(1, 0.7), (2, 0.2)]);
     }
