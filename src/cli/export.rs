@@ -1,10 +1,9 @@
 //! `npe export RUN_DIR|MODEL --format onnx`: the model with NPE-LA and the other adjusters
 //! inside the graph, as an ONNX file with a dynamic batch dimension.
 
-use super::predict::locate;
-use super::{EXIT_FAILURE, EXIT_INVALID, SetArgs, load_ir};
+use super::predict::{Trained, trained};
+use super::{EXIT_FAILURE, EXIT_INVALID, SetArgs};
 use crate::Extensions;
-use npe_core::predict::evaluated_outputs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -42,18 +41,11 @@ pub(crate) fn run(args: ExportArgs, ext: &Extensions) -> ExitCode {
         eprintln!("error: npe writes ONNX opset {} (asked for {})", npe_core::export::OPSET, args.opset);
         return ExitCode::from(EXIT_INVALID);
     }
-    let (pipeline, sets, model, calib, run) = match locate(&args.model, args.pipeline.as_deref(), &args.set) {
-        Ok(x) => x,
-        Err(m) => {
-            eprintln!("error: {m}");
-            return ExitCode::from(EXIT_INVALID);
-        }
-    };
-    let (_, ir) = match load_ir(&pipeline, &sets, &ext.registry) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let outputs = if args.outputs.is_empty() { evaluated_outputs(&ir) } else { args.outputs.clone() };
+    let Trained { ir, model, calib, run, outputs } =
+        match trained(&args.model, args.pipeline.as_deref(), &args.set, &args.outputs, ext) {
+            Ok(t) => t,
+            Err(code) => return code,
+        };
     let bytes = match npe_core::export::onnx(&ir, &model, calib.as_ref(), &run, &outputs, &ext.registry) {
         Ok(b) => b,
         Err(e) => {

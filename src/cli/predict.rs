@@ -51,12 +51,38 @@ pub(crate) enum OnCorrupt {
     Skip,
 }
 
-/// What a run folder or model file (with `--pipeline`) names: the pipeline file and its
-/// `--set` flags, the model file, the stored calibrations and the run folder (for messages).
-pub(super) type Located = (PathBuf, SetArgs, PathBuf, Option<Calibrations>, String);
+/// A trained model as `npe predict` and `npe export` take it: its pipeline, model file,
+/// stored calibrations, the run folder (for messages) and the outputs asked for.
+pub(super) struct Trained {
+    pub ir: npe_core::ir::Ir,
+    pub model: PathBuf,
+    pub calib: Option<Calibrations>,
+    pub run: String,
+    pub outputs: Vec<String>,
+}
 
-/// The pipeline, model file and calibrations `model` (a run folder or a model file) names.
-pub(super) fn locate(model: &Path, pipeline: Option<&Path>, extra: &SetArgs) -> Result<Located, String> {
+/// The trained model `model` (a run folder, or a model file with `pipeline`) names, with the
+/// `outputs` asked for (default: those the pipeline evaluates); errors are reported.
+pub(super) fn trained(
+    model: &Path,
+    pipeline: Option<&Path>,
+    extra: &SetArgs,
+    outputs: &[String],
+    ext: &Extensions,
+) -> Result<Trained, ExitCode> {
+    let (pipeline, sets, model, calib, run) = locate(model, pipeline, extra).map_err(|m| {
+        eprintln!("error: {m}");
+        ExitCode::from(EXIT_INVALID)
+    })?;
+    let (_, ir) = load_ir(&pipeline, &sets, &ext.registry)?;
+    let outputs = if outputs.is_empty() { evaluated_outputs(&ir) } else { outputs.to_vec() };
+    Ok(Trained { ir, model, calib, run, outputs })
+}
+
+type Located = (PathBuf, SetArgs, PathBuf, Option<Calibrations>, String);
+
+/// The pipeline (and its `--set` flags), model file, calibrations and run folder `model` names.
+fn locate(model: &Path, pipeline: Option<&Path>, extra: &SetArgs) -> Result<Located, String> {
     let is_run = model.is_dir();
     let (model, run_dir) = if is_run {
         (model.join("model.safetensors"), model.to_path_buf())
@@ -93,18 +119,11 @@ pub(super) fn locate(model: &Path, pipeline: Option<&Path>, extra: &SetArgs) -> 
 }
 
 pub(crate) fn run(args: PredictArgs, ext: &Extensions) -> ExitCode {
-    let (pipeline, sets, model, calib, run) = match locate(&args.model, args.pipeline.as_deref(), &args.set) {
-        Ok(x) => x,
-        Err(m) => {
-            eprintln!("error: {m}");
-            return ExitCode::from(EXIT_INVALID);
-        }
-    };
-    let (_, ir) = match load_ir(&pipeline, &sets, &ext.registry) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let outputs = if args.outputs.is_empty() { evaluated_outputs(&ir) } else { args.outputs.clone() };
+    let Trained { ir, model, calib, run, outputs } =
+        match trained(&args.model, args.pipeline.as_deref(), &args.set, &args.outputs, ext) {
+            Ok(t) => t,
+            Err(code) => return code,
+        };
     let batch_size = args.batch_size.unwrap_or(ir.eval.batch_size);
     let (choice, device) = match (args.backend.choice(), args.backend.device()) {
         (Ok(c), Ok(d)) => (c, d),
