@@ -150,8 +150,13 @@ impl StudySpec {
                     std::iter::once(label.clone()).chain(grid_labels.iter().cloned()).collect::<Vec<_>>().join(" ");
                 for &seed in &self.seeds {
                     let dir = format!("{}-s{seed}", row.replace(' ', "-").replace('=', ""));
-                    let sets =
-                        [self.set.clone(), grid_sets.clone(), run.set.clone(), vec![format!("seed={seed}")]].concat();
+                    // `{seed}` and `{runs}` (this study's run folder) in a flag name another
+                    // run's files: `train.init_from={runs}/ce-s{seed}/model.safetensors`.
+                    let sets = [self.set.clone(), grid_sets.clone(), run.set.clone(), vec![format!("seed={seed}")]]
+                        .concat()
+                        .into_iter()
+                        .map(|s| s.replace("{seed}", &seed.to_string()).replace("{runs}", &root.display().to_string()))
+                        .collect();
                     out.push(PlannedRun {
                         row: row.clone(),
                         seed,
@@ -531,6 +536,18 @@ mod tests {
             last.sets,
             ["train.epochs=2", "data.long_tail.imbalance_factor=100", "nodes.prior.count=3", "seed=1"]
         );
+    }
+
+    #[test]
+    fn seed_and_runs_placeholders_name_another_runs_files() {
+        let spec: StudySpec = serde_yaml::from_str(
+            "name: s\nseeds: [0, 2]\nruns:\n  ce: {pipeline: a.yaml}\n  posthoc: {pipeline: b.yaml, set: ['train.init_from={runs}/ce-s{seed}/model.safetensors']}\n",
+        )
+        .unwrap();
+        let plan = spec.plan(Path::new("runs/studies/s"));
+        let last = plan.last().unwrap();
+        assert_eq!(last.sets, ["train.init_from=runs/studies/s/ce-s2/model.safetensors", "seed=2"]);
+        assert_eq!(plan[0].out, Path::new("runs/studies/s/ce-s0"), "the folder the flag names");
     }
 
     #[test]
