@@ -1,13 +1,17 @@
 //! Compile the C++ shim (`csrc/`: autocast, channels-last and c10d's process groups, which tch
 //! does not bind) against the same libtorch as torch-sys, and embed libtorch's library folders
 //! as an rpath, so this crate's tests and examples run without LD_LIBRARY_PATH
-//! (scripts/libtorch.sh sets LIBTORCH for the build).
+//! (scripts/libtorch.sh sets LIBTORCH for the build). The folders are also handed on to
+//! dependents as `DEP_NPE_TCH_RPATH` (the `npe` binary's build script embeds them).
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=csrc");
-    for dir in libtorch_dirs() {
+    let dirs = libtorch_dirs();
+    for dir in &dirs {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
     }
+    // For the crates that depend on this one (the `npe` binary's build.rs): DEP_NPE_TCH_RPATH.
+    println!("cargo:rpath={}", dirs.join(":"));
     let Some(torch) = std::env::var_os("LIBTORCH").map(std::path::PathBuf::from) else {
         panic!("LIBTORCH is not set: run `eval \"$(scripts/libtorch.sh)\"` first (it installs libtorch 2.13.0)");
     };
@@ -66,6 +70,7 @@ fn cuda_include_dirs(torch: &std::path::Path) -> Vec<std::path::PathBuf> {
     dirs
 }
 
+/// libtorch's `lib/` and the CUDA runtime wheels' `lib/` folders beside it (site-packages).
 fn libtorch_dirs() -> Vec<String> {
     let Some(torch) = std::env::var_os("LIBTORCH").map(std::path::PathBuf::from) else {
         return vec![];

@@ -6,7 +6,8 @@
 
 mod common;
 use common::*;
-use npe_core::train::{EvalReport, Session};
+use npe_core::report::EvalReport;
+use npe_core::train::Session;
 use npe_core::{Registry, backend::Device};
 
 const SMALL: &[&str] = &["data.synthetic.per_class=3000", "train.epochs=10", "data.loader.workers=1"];

@@ -4,26 +4,18 @@
 //! uninterrupted run's, and no temporary file may be left behind.
 
 mod common;
-use common::{npe, run};
+use common::{SMALL_QUICKSTART, npe, run};
 use npe_core::rng::Rng;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const SETS: &[&str] = &[
-    "--set",
-    "data.synthetic.per_class=300",
-    "--set",
-    "train.epochs=6",
-    "--set",
-    "train.batch_size=64",
-    "--set",
-    "data.loader.workers=1",
-];
-
 fn train(out: &Path) -> Command {
     let mut c = npe();
-    c.args(["train", "pipelines/quickstart.yaml", "--resume", "--progress", "quiet"]).args(SETS).arg("--out").arg(out);
+    c.args(["train", "pipelines/quickstart.yaml", "--resume", "--progress", "quiet"])
+        .args(SMALL_QUICKSTART)
+        .arg("--out")
+        .arg(out);
     c
 }
 

@@ -3,25 +3,13 @@
 //! are not numbers, devices that are not there.
 
 mod common;
-use common::{npe, run};
+use common::{SMALL_QUICKSTART, npe, run};
 use std::path::Path;
-
-/// quickstart.yaml, small: 6 epochs of 12 steps.
-const Q: &[&str] = &[
-    "--set",
-    "data.synthetic.per_class=300",
-    "--set",
-    "train.epochs=6",
-    "--set",
-    "train.batch_size=64",
-    "--set",
-    "data.loader.workers=1",
-];
 
 fn train(out: &Path, extra: &[&str]) -> (i32, String, String) {
     run(npe()
         .args(["train", "pipelines/quickstart.yaml", "--progress", "quiet"])
-        .args(Q)
+        .args(SMALL_QUICKSTART)
         .args(extra)
         .arg("--out")
         .arg(out))
@@ -429,7 +417,7 @@ fn evaluating_a_model_on_other_data_says_so() {
         run(npe()
             .args(["eval", "pipelines/quickstart.yaml", "--json", "--checkpoint"])
             .arg(dir.path().join("model.safetensors"))
-            .args(Q)
+            .args(SMALL_QUICKSTART)
             .args(extra))
     };
     let (code, _, err) = eval(&[]);

@@ -114,7 +114,7 @@ fn posthoc_mode_trains_only_the_pems_of_a_frozen_model() {
             Session::new(ir_of(&text, &posthoc_sets), &Registry::builtin(), backend.as_ref(), Device::Cpu).unwrap();
         ev.load_params(&ph_dir.path().join("model.safetensors")).unwrap();
         let again = ev.evaluate().unwrap();
-        let mean = |r: &npe_core::train::EvalReport| r.accuracy["accuracy"]["npe"].mean_per_class;
+        let mean = |r: &npe_core::report::EvalReport| r.accuracy["accuracy"]["npe"].mean_per_class;
         assert_eq!(mean(&again), acc["npe"].mean_per_class, "{name}: eval reproduces the post-hoc run");
     }
 }

@@ -43,21 +43,7 @@ impl Backend for BurnBackend {
 mod tests {
     use super::*;
 
-    #[test]
-    fn passes_the_core_conformance_suite() {
-        let ops = BurnBackend.ops(Device::Cpu, 0).unwrap();
-        let n = npe_core::conformance::check_all(ops.as_ref()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(n, npe_core::conformance::CHECKS.len());
-    }
-
-    /// The same checks on the first GPU (`scripts/gpu-check.sh` runs this on a CUDA machine).
-    #[cfg(feature = "cuda")]
-    #[test]
-    fn passes_the_core_conformance_suite_on_cuda() {
-        let ops = BurnBackend.ops(Device::Cuda(0), 0).unwrap_or_else(|e| panic!("{e}"));
-        let n = npe_core::conformance::check_all(ops.as_ref()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(n, npe_core::conformance::CHECKS.len());
-    }
+    npe_core::conformance_tests!(BurnBackend, 0);
 
     #[test]
     fn a_device_whose_feature_is_off_names_the_feature() {

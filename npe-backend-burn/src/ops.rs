@@ -7,8 +7,8 @@ use burn::tensor::module::{self, interpolate};
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Gradients, Int, Tensor as BT, TensorData};
 use npe_core::tensor::{
-    AutodiffOps, ConvOpts, CreationOps, DistOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts,
-    PrecisionOps, TResult, Tensor, TensorError,
+    AutodiffOps, BatchNormArgs, ConvOpts, CreationOps, DistOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops,
+    PoolOpts, PrecisionOps, TResult, Tensor, TensorError,
 };
 
 /// A float or index tensor of any rank, carried as rank 1.
@@ -286,19 +286,10 @@ impl NnOps for BurnOps {
     }
     /// burn computes batch statistics; the running-statistics update is returned (PyTorch's:
     /// momentum average, unbiased variance).
-    fn batch_norm(
-        &self,
-        x: &Tensor,
-        weight: &Tensor,
-        bias: &Tensor,
-        running_mean: &Tensor,
-        running_var: &Tensor,
-        train: bool,
-        momentum: f64,
-        eps: f64,
-    ) -> TResult<(Tensor, Option<(Tensor, Tensor)>)> {
-        let (g, b) = (at::<1>(weight)?, at::<1>(bias)?);
-        let (rm, rv) = (at::<1>(running_mean)?, at::<1>(running_var)?);
+    fn batch_norm(&self, x: &Tensor, a: BatchNormArgs<'_>) -> TResult<(Tensor, Option<(Tensor, Tensor)>)> {
+        let BatchNormArgs { train, momentum, eps, .. } = a;
+        let (g, b) = (at::<1>(a.weight)?, at::<1>(a.bias)?);
+        let (rm, rv) = (at::<1>(a.running_mean)?, at::<1>(a.running_var)?);
         let x = f(x)?;
         if !train {
             return Ok((w(ranked!(x, |t| erase(module::batch_norm(t, g, b, rm, rv, eps)))), None));

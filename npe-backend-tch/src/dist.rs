@@ -2,12 +2,10 @@
 //! (CPU) or an NCCL one (CUDA, in a `cuda` build against a CUDA libtorch), through the C++ shim
 //! (`csrc/dist.cpp`). Every collective is c10d's.
 
-use crate::ops::TchOps;
 use crate::shim::message;
 use npe_core::dist::World;
-use npe_core::tensor::{DistOps, SharedStore, TResult, Tensor, TensorError};
+use npe_core::tensor::{SharedStore, TResult, TensorError};
 use std::ffi::{CString, c_char, c_int, c_void};
-use std::sync::Arc;
 use std::time::Duration;
 
 unsafe extern "C" {
@@ -61,7 +59,7 @@ unsafe extern "C" {
 pub struct Group {
     ptr: *mut c_void,
     /// The run's collective timeout, which bounds every store call made through [`DistOps`].
-    timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 // SAFETY: c10d's store and process group are used from any thread in PyTorch: TCPStore holds a
@@ -178,90 +176,6 @@ pub fn process_groups() -> String {
         "Gloo (cpu){}",
         if nccl { ", NCCL (cuda)" } else { "; NCCL not compiled (a cuda build against a CUDA libtorch)" }
     )
-}
-
-impl TchOps {
-    fn shared(&self) -> TResult<&Arc<Group>> {
-        self.group.get().ok_or_else(|| TensorError("this process has not joined a data-parallel run".into()))
-    }
-    fn group(&self) -> TResult<&Group> {
-        self.group
-            .get()
-            .map(|g| &**g)
-            .ok_or_else(|| TensorError("this process has not joined a data-parallel run".into()))
-    }
-}
-
-impl DistOps for TchOps {
-    fn join(&self, world: &World) -> TResult<()> {
-        let g = Group::join(world, self.device != tch::Device::Cpu)?;
-        self.group.set(Arc::new(g)).map_err(|_| TensorError("this process has already joined a run".into()))
-    }
-    fn all_reduce_(&self, x: &mut Tensor) -> TResult<()> {
-        let Some(g) = self.group.get() else { return Ok(()) };
-        let c = crate::ops::tensor(x)?.contiguous();
-        g.all_reduce(&c)?;
-        *x = crate::ops::wrap(c);
-        Ok(())
-    }
-    fn broadcast_(&self, x: &mut Tensor, root: usize) -> TResult<()> {
-        let Some(g) = self.group.get() else { return Ok(()) };
-        let c = crate::ops::tensor(x)?.contiguous();
-        g.broadcast(&c, root)?;
-        *x = crate::ops::wrap(c);
-        Ok(())
-    }
-    fn all_reduce_autograd(&self, x: &Tensor) -> TResult<Tensor> {
-        let Some(g) = self.group.get() else { return Ok(x.clone()) };
-        Ok(crate::ops::wrap(g.all_reduce_autograd(&crate::ops::tensor(x)?.contiguous())?))
-    }
-    fn store_set(&self, key: &str, value: &[u8]) -> TResult<()> {
-        let (key, value) = (key.to_string(), value.to_vec());
-        bounded(self.shared()?, "a set", answer_limit(self.group()?), move |g| g.set(&key, &value))
-    }
-    fn store_get(&self, key: &str, timeout: Duration) -> TResult<Vec<u8>> {
-        let g = self.group()?;
-        let k = key.to_string();
-        bounded(self.shared()?, "a get", timeout + answer_limit(g), move |g| g.get(&k, timeout))
-    }
-    fn store_check(&self, key: &str) -> TResult<bool> {
-        let k = key.to_string();
-        bounded(self.shared()?, "a check", answer_limit(self.group()?), move |g| g.check(&k))
-    }
-    fn shared_store(&self) -> Option<Arc<dyn SharedStore>> {
-        self.group.get().map(|g| g.clone() as Arc<dyn SharedStore>)
-    }
-}
-
-/// How long a store call may go unanswered: a healthy store answers in milliseconds, and one
-/// whose serving process is stopped never does (c10d's TCPStore reads its socket without a
-/// timeout), so a call gets the collective timeout, at most 4 s.
-fn answer_limit(g: &Group) -> Duration {
-    g.timeout.min(Duration::from_secs(4))
-}
-
-/// `call` on the store, on a helper thread, or an error once `limit` has passed without an
-/// answer (the thread is then left behind, blocked; the run is failing anyway).
-fn bounded<T: Send + 'static>(
-    g: &Arc<Group>,
-    what: &str,
-    limit: Duration,
-    call: impl FnOnce(&Group) -> TResult<T> + Send + 'static,
-) -> TResult<T> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let g = g.clone();
-    std::thread::Builder::new()
-        .name("npe-store-call".into())
-        .spawn(move || {
-            let _ = tx.send(call(&g));
-        })
-        .map_err(|e| TensorError(format!("c10d: cannot start a store call: {e}")))?;
-    rx.recv_timeout(limit).unwrap_or_else(|_| {
-        Err(TensorError(format!(
-            "c10d: the rendezvous store did not answer {what} within {:.0} s (the process serving it is stopped, hangs or is unreachable)",
-            limit.as_secs_f64()
-        )))
-    })
 }
 
 impl SharedStore for Group {

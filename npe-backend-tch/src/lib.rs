@@ -6,6 +6,7 @@
 
 mod device;
 mod dist;
+mod dist_ops;
 mod ops;
 mod shim;
 
@@ -50,21 +51,7 @@ impl Backend for TchBackend {
 mod tests {
     use super::*;
 
-    #[test]
-    fn passes_the_core_conformance_suite() {
-        let ops = TchBackend.ops(Device::Cpu, 1).unwrap();
-        let n = npe_core::conformance::check_all(ops.as_ref()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(n, npe_core::conformance::CHECKS.len());
-    }
-
-    /// The same checks on the first GPU (`scripts/gpu-check.sh` runs this on a CUDA machine).
-    #[cfg(feature = "cuda")]
-    #[test]
-    fn passes_the_core_conformance_suite_on_cuda() {
-        let ops = TchBackend.ops(Device::Cuda(0), 1).unwrap_or_else(|e| panic!("{e}"));
-        let n = npe_core::conformance::check_all(ops.as_ref()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(n, npe_core::conformance::CHECKS.len());
-    }
+    npe_core::conformance_tests!(TchBackend, 1);
 
     #[test]
     fn asking_for_wgpu_says_which_backend_has_it() {

@@ -3,8 +3,8 @@
 //! batch norm's running statistics).
 
 use npe_core::tensor::{
-    AutodiffOps, ConvOpts, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, Precision,
-    PrecisionOps, TResult, Tensor, TensorError,
+    AutodiffOps, BatchNormArgs, ConvOpts, CreationOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts,
+    Precision, PrecisionOps, TResult, Tensor, TensorError,
 };
 use tch::{Device, Kind, TchError};
 
@@ -189,19 +189,9 @@ impl NnOps for TchOps {
         w(t(x)?.f_linear(t(k)?, b.map(t).transpose()?))
     }
     /// libtorch's kernel updates the running statistics in place.
-    fn batch_norm(
-        &self,
-        x: &Tensor,
-        weight: &Tensor,
-        bias: &Tensor,
-        running_mean: &Tensor,
-        running_var: &Tensor,
-        train: bool,
-        momentum: f64,
-        eps: f64,
-    ) -> TResult<(Tensor, Option<(Tensor, Tensor)>)> {
-        let (g, b, m, v) = (t(weight)?, t(bias)?, t(running_mean)?, t(running_var)?);
-        Ok((w(t(x)?.f_batch_norm(Some(g), Some(b), Some(m), Some(v), train, momentum, eps, true))?, None))
+    fn batch_norm(&self, x: &Tensor, a: BatchNormArgs<'_>) -> TResult<(Tensor, Option<(Tensor, Tensor)>)> {
+        let (g, b, m, v) = (t(a.weight)?, t(a.bias)?, t(a.running_mean)?, t(a.running_var)?);
+        Ok((w(t(x)?.f_batch_norm(Some(g), Some(b), Some(m), Some(v), a.train, a.momentum, a.eps, true))?, None))
     }
     fn max_pool2d(&self, x: &Tensor, o: PoolOpts) -> TResult<Tensor> {
         let (k, s, p) = (o.kernel as i64, o.stride as i64, o.padding as i64);

@@ -8,7 +8,7 @@ use crate::kind::{Cx, NodeDef, Targets, Value};
 use crate::nn::{cross_entropy, true_class_mean};
 use crate::nodes::focal::Focal;
 use crate::spec::{OptimizerKind, OptimizerSpec};
-use crate::tensor::{Ops, Tensor};
+use crate::tensor::{BatchNormArgs, Ops, Tensor};
 use crate::types::{Init, NodeRef, ParamKind, ParamSpec};
 
 type Check = fn(&dyn Ops) -> Result<(), String>;
@@ -33,6 +33,33 @@ pub fn check_all(ops: &dyn Ops) -> Result<usize, String> {
     let failures: Vec<String> =
         CHECKS.iter().filter_map(|(name, check)| check(ops).err().map(|e| format!("{name}: {e}"))).collect();
     if failures.is_empty() { Ok(CHECKS.len()) } else { Err(failures.join("\n")) }
+}
+
+/// Run the suite on `backend`'s `device` with `threads` kernel threads and panic with every
+/// failure: what a backend's test calls (through [`conformance_tests!`](crate::conformance_tests)).
+pub fn assert_passes(backend: &dyn crate::backend::Backend, device: crate::backend::Device, threads: usize) {
+    let ops = backend.ops(device, threads).unwrap_or_else(|e| panic!("{} on {device}: {e}", backend.name()));
+    let n = check_all(ops.as_ref()).unwrap_or_else(|e| panic!("{} on {device}:\n{e}", backend.name()));
+    assert_eq!(n, CHECKS.len());
+}
+
+/// A backend crate's conformance tests: `npe_core::conformance_tests!(MyBackend, threads);` in
+/// its test module gives a CPU test and, under that crate's `cuda` feature, the same on the
+/// first GPU (`scripts/gpu-check.sh` runs it on a CUDA machine).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($backend:expr, $threads:expr) => {
+        #[test]
+        fn passes_the_core_conformance_suite() {
+            $crate::conformance::assert_passes(&$backend, $crate::backend::Device::Cpu, $threads);
+        }
+
+        #[cfg(feature = "cuda")]
+        #[test]
+        fn passes_the_core_conformance_suite_on_cuda() {
+            $crate::conformance::assert_passes(&$backend, $crate::backend::Device::Cuda(0), $threads);
+        }
+    };
 }
 
 fn close(got: &[f32], want: &[f64], tol: f64) -> Result<(), String> {
@@ -188,14 +215,23 @@ fn batch_norm(ops: &dyn Ops) -> Result<(), String> {
     let (g, b) = (up(ops, &[1.0, 1.0], &[2])?, up(ops, &[0.0, 0.0], &[2])?);
     let (rm, rv) =
         (ops.parameter(&[0.0, 0.0], &[2], false).map_err(e)?, ops.parameter(&[1.0, 1.0], &[2], false).map_err(e)?);
-    let (y, new) = ops.batch_norm(&x, &g, &b, &rm, &rv, true, 0.1, 1e-5).map_err(e)?;
+    let args = |running_mean, running_var, train| BatchNormArgs {
+        weight: &g,
+        bias: &b,
+        running_mean,
+        running_var,
+        train,
+        momentum: 0.1,
+        eps: 1e-5,
+    };
+    let (y, new) = ops.batch_norm(&x, args(&rm, &rv, true)).map_err(e)?;
     let s = (5.0f64 + 1e-5).sqrt();
     close(&get(ops, &y)?, &[-3.0 / s, -3.0 / s, -1.0 / s, -1.0 / s, 1.0 / s, 1.0 / s, 3.0 / s, 3.0 / s], 1e-5)?;
     let (m, v) = new.unwrap_or((rm.clone(), rv.clone()));
     close(&get(ops, &m)?, &[0.4, 0.5], 1e-6)?;
     close(&get(ops, &v)?, &[0.9 + 0.1 * 20.0 / 3.0, 0.9 + 0.1 * 20.0 / 3.0], 1e-5)?;
     // Evaluation uses the given running statistics.
-    let (y, none) = ops.batch_norm(&x, &g, &b, &m, &v, false, 0.1, 1e-5).map_err(e)?;
+    let (y, none) = ops.batch_norm(&x, args(&m, &v, false)).map_err(e)?;
     if none.is_some() {
         return Err("evaluation returned running statistics".into());
     }

@@ -9,8 +9,10 @@
 //! [`exec::Plan`] (lowered) → [`exec::GraphExecutor`] on a backend's [`tensor::Ops`].
 //!
 //! Module layers, each using only those below it: `types`, `tensor`, `diag`, `source`, `rng`,
-//! `batch` → `spec`, `backend`, `checkpoint` → `data`, `kind` → `nn` → `nodes` → `registry` →
-//! `ir` → `exec` → `model` → `train`.
+//! `batch` → `spec`, `backend`, `checkpoint` → `data`, `kind` → `metrics`, `nn` → `nodes` →
+//! `registry` → `ir` → `exec` → `model` → `report` → `train`. `report` (summaries, tables,
+//! studies, plots, TensorBoard) reads what runs wrote and is written through by `train`; it
+//! never trains.
 
 #![warn(missing_docs)]
 
@@ -25,11 +27,13 @@ pub mod exec;
 pub mod export;
 pub mod ir;
 pub mod kind;
+pub mod metrics;
 pub mod model;
 pub mod nn;
 pub mod nodes;
 pub mod predict;
 pub mod registry;
+pub mod report;
 pub mod rng;
 pub mod source;
 pub mod spec;

@@ -4,7 +4,7 @@
 //! adjuster: NPE-LA, `scale: auto`, `predicted`, post-hoc LA) is read. Calibrations come from
 //! the run's `calibration.json` ([`Calibrations`]); no training data is read.
 
-use crate::backend::{Backend, BuildContext, Device, ExecError, Executor, Request};
+use crate::backend::{Backend, Device, ExecError, Executor, Request};
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::data::augment::Transform;
 use crate::data::loader::{Loader, LoaderOptions};
@@ -164,22 +164,13 @@ pub fn load_model(
             return Err(PredictError::UnknownOutput { name: o.clone(), known: known.join(", ") });
         }
     }
-    let params = crate::model::layout(ir, registry);
     let classes = ir.num_classes();
     let class_prior = match calib {
         Some(c) if c.train_counts.len() == classes => c.class_prior(),
         _ => vec![1.0 / classes as f64; classes],
     };
-    let ctx = BuildContext {
-        device,
-        threads: ir.train.threads,
-        params: params.clone(),
-        initial: crate::model::initial_values(&params, ir.seed),
-        optimizer: ir.train.optimizer.clone(),
-        frozen: Default::default(),
-        class_prior,
-        ignore_index: ir.data_spec.ignore_index as i64,
-    };
+    let ctx = crate::model::build_context(ir, registry, device, class_prior);
+    let params = ctx.params.clone();
     let mut exec = crate::exec::build(backend, ir, &ctx)?;
     let ck = Checkpoint::load(model)?;
     if ck.fingerprint != crate::checkpoint::fingerprint(&params) {

@@ -7,9 +7,12 @@
 //! - `npe bench data`: decode + augmentation throughput of the loader, images/s on one core.
 
 use super::EXIT_FAILURE;
+use super::bench_common::{
+    Measurement, Row, parse_child, peak_rss_mb, pipeline, random_batch, ratio, rotate, run_child,
+};
 use crate::{BackendChoice, Extensions};
-use npe_core::backend::{BuildContext, Device};
-use npe_core::batch::HostBatch;
+use npe_core::backend::Device;
+use npe_core::ir::Ir;
 use npe_core::rng::Rng;
 use npe_core::tensor::Precision;
 use std::path::PathBuf;
@@ -95,56 +98,26 @@ struct DataBench {
 
 pub(crate) fn run(args: BenchArgs, ext: &Extensions) -> ExitCode {
     match args.what {
-        What::Train(t) if t.child.is_some() => child(&t, ext),
-        What::Train(t) => parent(t),
+        What::Train(t) => match t.child.clone() {
+            Some(spec) => match child(&t, &spec, ext) {
+                Ok(m) => {
+                    println!("{}", serde_json::to_string(&m).expect("a measurement serialises"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            },
+            None => parent(t),
+        },
         What::Data(d) => data(d),
         What::Predict(p) => super::bench_predict::run(p, ext),
     }
 }
 
-pub(super) fn pipeline(
-    depth: usize,
-    pems: usize,
-    batch: usize,
-    threads: usize,
-    precision: Precision,
-    cl: bool,
-) -> String {
-    let mut nodes = format!(
-        "  features: {{kind: resnet_cifar, input: data, depth: {depth}}}\n  logits: {{kind: linear, input: features}}\n  ce: {{kind: cross_entropy, input: logits}}\n"
-    );
-    if pems > 0 {
-        nodes += &format!(
-            "  prior: {{kind: pem, input: features, count: {pems}}}\n  pem_loss: {{kind: one_way_logistic, input: prior}}\n"
-        );
-    }
-    format!(
-        "name: bench\nseed: 0\ndata: {{source: cifar10}}\nnodes:\n{nodes}train: {{batch_size: {batch}, threads: {threads}, precision: {precision}, channels_last: {cl}, optimizer: {{lr: 0.1, momentum: 0.9, weight_decay: 2.0e-4}}}}\n"
-    )
-}
-
-/// Peak resident memory of this process, MB (Linux `VmHWM`).
-pub(super) fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn child(t: &TrainBench, ext: &Extensions) -> ExitCode {
-    let spec = t.child.clone().unwrap_or_default();
-    let (b, m) = spec.split_once(':').unwrap_or((&spec, "1"));
-    let choice = match b {
-        "burn" => BackendChoice::Burn,
-        _ => BackendChoice::Tch,
-    };
-    if let Err(e) = choice.ensure_compiled() {
-        eprintln!("error: {e}");
-        return ExitCode::from(EXIT_FAILURE);
-    }
-    let pems: usize = m.parse().unwrap_or(1);
+/// Build one configuration's model (ResNet-N + PEMs, or `--pipeline`'s) the way training does.
+fn child_ir(t: &TrainBench, pems: usize, ext: &Extensions) -> Result<Ir, String> {
     let loaded = match &t.pipeline {
         Some(p) => {
             let sets = vec![
@@ -153,88 +126,48 @@ fn child(t: &TrainBench, ext: &Extensions) -> ExitCode {
                 format!("train.precision={}", t.precision[0]),
                 format!("train.channels_last={}", t.channels_last[0]),
             ];
-            match npe_core::spec::load_file(p, &npe_core::spec::Overrides::with_sets(sets)) {
-                Ok(l) => l,
-                Err(d) => {
-                    super::report(&d);
-                    return ExitCode::from(super::EXIT_INVALID);
-                }
-            }
+            npe_core::spec::load_file(p, &npe_core::spec::Overrides::with_sets(sets)).map_err(|d| d.to_string())?
         }
         None => {
             let text = pipeline(t.depth, pems, t.batch, t.threads, t.precision[0], t.channels_last[0]);
             let src = npe_core::source::SourceText::from_string("bench.yaml", text);
-            npe_core::spec::load_source(src, &Default::default()).expect("valid bench pipeline")
+            npe_core::spec::load_source(src, &Default::default()).map_err(|d| d.to_string())?
         }
     };
-    let ir = match npe_core::ir::build(&loaded, &ext.registry) {
-        Ok((ir, _)) => ir,
-        Err(d) => {
-            super::report(&d);
-            return ExitCode::from(super::EXIT_INVALID);
-        }
-    };
-    let params = npe_core::model::layout(&ir, &ext.registry);
-    let ctx = BuildContext {
-        device: t.device,
-        threads: t.threads,
-        initial: npe_core::model::initial_values(&params, 0),
-        params,
-        optimizer: ir.train.optimizer.clone(),
-        frozen: Default::default(),
-        class_prior: vec![1.0 / ir.num_classes() as f64; ir.num_classes()],
-        ignore_index: 255,
-    };
+    npe_core::ir::build(&loaded, &ext.registry).map(|(ir, _)| ir).map_err(|d| d.to_string())
+}
+
+/// Child: `warmup + steps` training steps on one fixed random batch; the timed steps' rate.
+fn child(t: &TrainBench, spec: &str, ext: &Extensions) -> Result<Measurement, String> {
+    let (choice, pems) = parse_child(spec, true)?;
+    let ir = child_ir(t, pems, ext)?;
+    let uniform = vec![1.0 / ir.num_classes() as f64; ir.num_classes()];
+    let ctx = npe_core::model::build_context(&ir, &ext.registry, t.device, uniform);
     let backend = super::session::backend(choice);
-    let mut exec = match npe_core::exec::build(backend.as_ref(), &ir, &ctx) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
-    let n = t.batch;
-    let mut r = Rng::new(0);
-    let [c, h, w] =
-        [ir.data.image.channels, ir.data.image.spatial.map_or(1, |s| s[0]), ir.data.image.spatial.map_or(1, |s| s[1])];
-    let dense = ir.data.is_dense();
-    let classes = ir.num_classes() as u64;
-    let batch = HostBatch {
-        images: (0..n * c * h * w).map(|_| r.normal() as f32).collect(),
-        shape: [n, c, h, w],
-        labels: if dense {
-            (0..n * h * w).map(|_| r.below(classes) as i64).collect()
-        } else {
-            (0..n as i64).map(|i| i % classes as i64).collect()
-        },
-        dense,
-        region: None,
-        indices: (0..n as u32).collect(),
-        global_len: 0,
-    };
-    let mut last = 0.0;
+    let mut exec = npe_core::exec::build(backend.as_ref(), &ir, &ctx).map_err(|e| e.to_string())?;
+    let batch = random_batch(&ir, t.batch);
+    let [_, _, h, w] = batch.shape;
+    let mut loss = 0.0;
     let mut t0 = Instant::now();
     for step in 0..t.warmup + t.steps {
         if step == t.warmup {
             t0 = Instant::now();
         }
-        match exec.train_step(&batch, 0.1) {
-            Ok(l) => last = l.total,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_FAILURE);
-            }
-        }
+        loss = exec.train_step(&batch, 0.1).map_err(|e| e.to_string())?.total;
     }
     let dt = t0.elapsed().as_secs_f64();
-    let out = serde_json::json!({
-        "img_s": (t.steps * n) as f64 / dt, "pixels_s": (t.steps * n * h * w) as f64 / dt, "step_s": dt / t.steps as f64, "peak_rss_mb": peak_rss_mb(),
-        "describe": exec.describe(), "loss": last,
-    });
-    println!("{out}");
-    ExitCode::SUCCESS
+    let images = (t.steps * t.batch) as f64;
+    Ok(Measurement {
+        img_s: images / dt,
+        pixels_s: images * (h * w) as f64 / dt,
+        step_s: dt / t.steps as f64,
+        peak_rss_mb: peak_rss_mb(),
+        describe: exec.describe(),
+        loss,
+    })
 }
 
+/// One configuration of the rotation.
 #[derive(Clone)]
 struct Config {
     label: String,
@@ -244,8 +177,8 @@ struct Config {
     channels_last: bool,
 }
 
-fn measure(c: &Config, t: &TrainBench) -> Result<serde_json::Value, String> {
-    let mut cmd = if c.backend == "pytorch" {
+fn measure(c: &Config, t: &TrainBench) -> Result<Measurement, String> {
+    let cmd = if c.backend == "pytorch" {
         let py = t.pytorch.clone().expect("pytorch configured");
         let mut cmd = Command::new(py);
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_pytorch.py");
@@ -264,47 +197,26 @@ fn measure(c: &Config, t: &TrainBench) -> Result<serde_json::Value, String> {
         }
         cmd
     };
-    let out = cmd.output().map_err(|e| format!("{}: {e}", c.label))?;
-    if !out.status.success() {
-        return Err(format!("{}: {}", c.label, String::from_utf8_lossy(&out.stderr)));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line =
-        text.lines().rev().find(|l| l.starts_with('{')).ok_or_else(|| format!("{}: no result in {text}", c.label))?;
-    serde_json::from_str(line).map_err(|e| format!("{}: {e}", c.label))
+    run_child(&c.label, cmd)
 }
 
-pub(super) fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
+/// The configurations: backends (PyTorch first when asked) × PEM counts × precisions × layouts.
+fn configs(t: &TrainBench) -> Result<Vec<Config>, String> {
+    for b in &t.backends {
+        b.ensure_compiled()?;
     }
-}
-
-fn parent(t: TrainBench) -> ExitCode {
     let mut backends: Vec<String> = if t.backends.is_empty() {
         [BackendChoice::Burn, BackendChoice::Tch].into_iter().filter(|b| b.compiled()).map(|b| b.to_string()).collect()
     } else {
         t.backends.iter().map(|b| b.to_string()).collect()
     };
-    for b in &t.backends {
-        if let Err(e) = b.ensure_compiled() {
-            eprintln!("error: {e}");
-            return ExitCode::from(super::EXIT_INVALID);
-        }
-    }
     if t.pytorch.is_some() && t.pipeline.is_none() {
         backends.insert(0, "pytorch".into());
     }
     let pems_list = if t.pipeline.is_some() { vec![0] } else { t.pems.clone() };
     let variants: Vec<(Precision, bool)> =
         t.precision.iter().flat_map(|&p| t.channels_last.iter().map(move |&cl| (p, cl))).collect();
-    let mut configs: Vec<Config> = vec![];
+    let mut configs = vec![];
     for b in &backends {
         for &m in &pems_list {
             for &(precision, channels_last) in &variants {
@@ -316,7 +228,59 @@ fn parent(t: TrainBench) -> ExitCode {
             }
         }
     }
-    let mut results: Vec<Vec<serde_json::Value>> = vec![vec![]; configs.len()];
+    Ok(configs)
+}
+
+/// The table (or `--json`), and each PEM count's overhead over plain CE where 0 was measured.
+fn print_rows(t: &TrainBench, model: &str, rows: &[Row]) {
+    if t.json {
+        println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default());
+        return;
+    }
+    println!(
+        "\n{model}: training throughput at batch {}, {} threads; median of {} alternating rounds",
+        t.batch, t.threads, t.rounds
+    );
+    println!(
+        "{:<14} {:>10} {:>17} {:>12} {:>10} {:>12} {:>12}  {}",
+        "config", "img/s", "[min – max]", "Mpixel/s", "peak MB", "× PyTorch", "RSS × PyT", "what"
+    );
+    for r in rows {
+        println!(
+            "{:<14} {:>10.1} {:>17} {:>12.3} {:>10.0} {:>12} {:>12}  {}",
+            r.config,
+            r.img_s_median,
+            format!("[{:.1} – {:.1}]", r.img_s_min, r.img_s_max),
+            r.pixels_s_median / 1e6,
+            r.peak_rss_mb,
+            ratio(r.speed_vs_pytorch),
+            ratio(r.rss_vs_pytorch),
+            r.describe
+        );
+    }
+    if t.pipeline.is_some() {
+        return;
+    }
+    for r in rows.iter().filter(|r| r.pems > 0) {
+        let base_label = r.config.replacen(&format!("M={}", r.pems), "M=0", 1);
+        if let Some(base) = rows.iter().find(|b| b.config == base_label) {
+            println!(
+                "PEM overhead {}: {:+.1}% time per step",
+                r.config,
+                100.0 * (base.img_s_median / r.img_s_median - 1.0)
+            );
+        }
+    }
+}
+
+fn parent(t: TrainBench) -> ExitCode {
+    let configs = match configs(&t) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(super::EXIT_INVALID);
+        }
+    };
     let model = match &t.pipeline {
         Some(p) => format!("{}", p.display()),
         None => format!("ResNet-{} + M PEMs on 3×32×32", t.depth),
@@ -330,87 +294,31 @@ fn parent(t: TrainBench) -> ExitCode {
         t.steps,
         t.warmup
     );
-    for round in 0..t.rounds {
-        for k in 0..configs.len() {
-            let i = (k + round) % configs.len();
-            match measure(&configs[i], &t) {
-                Ok(v) => {
-                    eprintln!(
-                        "  round {} {:<14} {:>8.1} img/s",
-                        round + 1,
-                        configs[i].label,
-                        v["img_s"].as_f64().unwrap_or(0.0)
-                    );
-                    results[i].push(v);
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_FAILURE);
-                }
-            }
+    let labels: Vec<String> = configs.iter().map(|c| c.label.clone()).collect();
+    let results = match rotate(&labels, t.rounds, |i| measure(&configs[i], &t)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILURE);
         }
-    }
-    let stat = |i: usize, k: &str| -> Vec<f64> { results[i].iter().filter_map(|v| v[k].as_f64()).collect() };
-    let rows: Vec<serde_json::Value> = configs
+    };
+    let rows: Vec<Row> = configs
         .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let ips = stat(i, "img_s");
-            let rss = median(stat(i, "peak_rss_mb"));
-            let pt = configs.iter().position(|d| d.backend == "pytorch" && d.pems == c.pems).map(|j| (median(stat(j, "img_s")), median(stat(j, "peak_rss_mb"))));
-            serde_json::json!({
-                "config": c.label, "backend": c.backend, "pems": c.pems,
-                "describe": results[i].first().map(|v| v["describe"].clone()).unwrap_or_default(),
-                "pixels_s_median": median(stat(i, "pixels_s")),
-                "img_s_median": median(ips.clone()), "img_s_min": ips.iter().copied().fold(f64::INFINITY, f64::min),
-                "img_s_max": ips.iter().copied().fold(0.0, f64::max), "peak_rss_mb": rss,
-                "speed_vs_pytorch": pt.map(|(p, _)| median(ips.clone()) / p), "rss_vs_pytorch": pt.map(|(_, r)| rss / r),
-            })
+        .zip(&results)
+        .map(|(c, ms)| {
+            let pytorch = configs
+                .iter()
+                .position(|d| {
+                    d.backend == "pytorch"
+                        && d.pems == c.pems
+                        && d.precision == c.precision
+                        && d.channels_last == c.channels_last
+                })
+                .or_else(|| configs.iter().position(|d| d.backend == "pytorch" && d.pems == c.pems));
+            Row::of(&c.label, &c.backend, c.pems, ms, pytorch.map(|j| &results[j][..]))
         })
         .collect();
-    if t.json {
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
-        return ExitCode::SUCCESS;
-    }
-    println!(
-        "\n{model}: training throughput at batch {}, {} threads; median of {} alternating rounds",
-        t.batch, t.threads, t.rounds
-    );
-    println!(
-        "{:<14} {:>10} {:>17} {:>12} {:>10} {:>12} {:>12}  {}",
-        "config", "img/s", "[min – max]", "Mpixel/s", "peak MB", "× PyTorch", "RSS × PyT", "what"
-    );
-    for r in &rows {
-        let f = |k: &str| r[k].as_f64().map_or("-".to_string(), |v| format!("{v:.2}"));
-        println!(
-            "{:<14} {:>10.1} {:>17} {:>12.3} {:>10.0} {:>12} {:>12}  {}",
-            r["config"].as_str().unwrap_or(""),
-            r["img_s_median"].as_f64().unwrap_or(0.0),
-            format!("[{:.1} – {:.1}]", r["img_s_min"].as_f64().unwrap_or(0.0), r["img_s_max"].as_f64().unwrap_or(0.0)),
-            r["pixels_s_median"].as_f64().unwrap_or(0.0) / 1e6,
-            r["peak_rss_mb"].as_f64().unwrap_or(0.0),
-            f("speed_vs_pytorch"),
-            f("rss_vs_pytorch"),
-            r["describe"].as_str().unwrap_or("")
-        );
-    }
-    if t.pipeline.is_none() && t.pems.contains(&0) {
-        for b in &backends {
-            let base = rows
-                .iter()
-                .find(|r| r["backend"] == b.as_str() && r["pems"] == 0)
-                .and_then(|r| r["img_s_median"].as_f64());
-            for r in rows.iter().filter(|r| r["backend"] == b.as_str() && r["pems"].as_u64().unwrap_or(0) > 0) {
-                if let (Some(b0), Some(v)) = (base, r["img_s_median"].as_f64()) {
-                    println!(
-                        "PEM overhead {}: {:+.1}% time per step",
-                        r["config"].as_str().unwrap_or(""),
-                        100.0 * (b0 / v - 1.0)
-                    );
-                }
-            }
-        }
-    }
+    print_rows(&t, &model, &rows);
     ExitCode::SUCCESS
 }
 

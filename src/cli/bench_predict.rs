@@ -5,11 +5,11 @@
 //! (`scripts/bench_infer.py`). Each measurement is its own child process.
 
 use super::EXIT_FAILURE;
-use super::bench::{median, peak_rss_mb, pipeline};
+use super::bench_common::{
+    Measurement, Row, parse_child, peak_rss_mb, pipeline, random_batch, ratio, rotate, run_child,
+};
 use crate::{BackendChoice, Extensions};
 use npe_core::backend::{BuildContext, Device, Request};
-use npe_core::batch::HostBatch;
-use npe_core::rng::Rng;
 use npe_core::tensor::Precision;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -58,42 +58,20 @@ fn bench_ir(t: &PredictBench, ext: &Extensions) -> Result<npe_core::ir::Ir, Stri
     npe_core::ir::build(&loaded, &ext.registry).map(|(ir, _)| ir).map_err(|d| d.to_string())
 }
 
-fn context(ir: &npe_core::ir::Ir, threads: usize, ext: &Extensions) -> BuildContext {
-    let params = npe_core::model::layout(ir, &ext.registry);
-    BuildContext {
-        device: Device::Cpu,
-        threads,
-        initial: npe_core::model::initial_values(&params, 0),
-        params,
-        optimizer: ir.train.optimizer.clone(),
-        frozen: Default::default(),
-        class_prior: vec![1.0 / ir.num_classes() as f64; ir.num_classes()],
-        ignore_index: ir.data_spec.ignore_index as i64,
-    }
+/// What the executor is built with: training's context on the CPU, with a uniform prior.
+fn context(ir: &npe_core::ir::Ir, ext: &Extensions) -> BuildContext {
+    let uniform = vec![1.0 / ir.num_classes() as f64; ir.num_classes()];
+    npe_core::model::build_context(ir, &ext.registry, Device::Cpu, uniform)
 }
 
-fn child(t: &PredictBench, ext: &Extensions) -> Result<serde_json::Value, String> {
-    let choice = match t.child.as_deref() {
-        Some("burn") => BackendChoice::Burn,
-        Some("tch") => BackendChoice::Tch,
-        other => return Err(format!("unknown bench child {other:?}: burn or tch")),
-    };
-    choice.ensure_compiled().map_err(|e| e.to_string())?;
+/// Child: `warmup + steps` inference batches of npe predict's path; the timed batches' rate.
+fn child(t: &PredictBench, spec: &str, ext: &Extensions) -> Result<Measurement, String> {
+    let (choice, _) = parse_child(spec, false)?;
     let ir = bench_ir(t, ext)?;
     let backend = super::session::backend(choice);
-    let mut exec =
-        npe_core::exec::build(backend.as_ref(), &ir, &context(&ir, t.threads, ext)).map_err(|e| e.to_string())?;
+    let mut exec = npe_core::exec::build(backend.as_ref(), &ir, &context(&ir, ext)).map_err(|e| e.to_string())?;
     let n = t.batch;
-    let mut r = Rng::new(0);
-    let batch = HostBatch {
-        images: (0..n * 3 * 32 * 32).map(|_| r.normal() as f32).collect(),
-        shape: [n, 3, 32, 32],
-        labels: vec![0; n],
-        dense: false,
-        indices: (0..n as u32).collect(),
-        global_len: 0,
-        region: None,
-    };
+    let batch = random_batch(&ir, n);
     let requests = [Request::Output("npe".into())];
     let mut t0 = Instant::now();
     for step in 0..t.warmup + t.steps {
@@ -103,9 +81,12 @@ fn child(t: &PredictBench, ext: &Extensions) -> Result<serde_json::Value, String
         exec.infer(&batch, &requests).map_err(|e| e.to_string())?;
     }
     let dt = t0.elapsed().as_secs_f64();
-    Ok(
-        serde_json::json!({"img_s": (t.steps * n) as f64 / dt, "peak_rss_mb": peak_rss_mb(), "describe": format!("npe predict path, {}", exec.describe())}),
-    )
+    Ok(Measurement {
+        img_s: (t.steps * n) as f64 / dt,
+        peak_rss_mb: peak_rss_mb(),
+        describe: format!("npe predict path, {}", exec.describe()),
+        ..Default::default()
+    })
 }
 
 /// npe's ONNX export of the benchmarked model (its random initial weights) into `path`.
@@ -113,14 +94,14 @@ fn export(t: &PredictBench, ext: &Extensions, path: &Path) -> Result<(), String>
     let ir = bench_ir(t, ext)?;
     let recorder = npe_core::export::record::Recorder::default();
     let backend = npe_core::export::record::RecordingBackend(recorder.clone());
-    let exec = npe_core::exec::build(&backend, &ir, &context(&ir, t.threads, ext)).map_err(|e| e.to_string())?;
+    let exec = npe_core::exec::build(&backend, &ir, &context(&ir, ext)).map_err(|e| e.to_string())?;
     let bytes =
         npe_core::export::record(&ir, exec, &recorder, &["npe".to_string()], None).map_err(|e| e.to_string())?;
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn measure(label: &str, t: &PredictBench, onnx: &Path) -> Result<serde_json::Value, String> {
-    let mut cmd = match label {
+fn measure(label: &str, t: &PredictBench, onnx: &Path) -> Result<Measurement, String> {
+    let cmd = match label {
         "pytorch" | "onnxruntime" => {
             let mut c = Command::new(t.python.clone().expect("python configured"));
             c.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_infer.py"));
@@ -136,21 +117,14 @@ fn measure(label: &str, t: &PredictBench, onnx: &Path) -> Result<serde_json::Val
             c
         }
     };
-    let out = cmd.output().map_err(|e| format!("{label}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("{label}: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line =
-        text.lines().rev().find(|l| l.starts_with('{')).ok_or_else(|| format!("{label}: no result in {text}"))?;
-    serde_json::from_str(line).map_err(|e| format!("{label}: {e}"))
+    run_child(label, cmd)
 }
 
 pub(crate) fn run(t: PredictBench, ext: &Extensions) -> ExitCode {
-    if t.child.is_some() {
-        return match child(&t, ext) {
-            Ok(v) => {
-                println!("{v}");
+    if let Some(spec) = &t.child {
+        return match child(&t, spec, ext) {
+            Ok(m) => {
+                println!("{}", serde_json::to_string(&m).expect("a measurement serialises"));
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -189,40 +163,15 @@ pub(crate) fn run(t: PredictBench, ext: &Extensions) -> ExitCode {
         t.steps,
         t.warmup
     );
-    let mut results: Vec<Vec<serde_json::Value>> = vec![vec![]; configs.len()];
-    for round in 0..t.rounds {
-        for k in 0..configs.len() {
-            let i = (k + round) % configs.len();
-            match measure(&configs[i], &t, &onnx) {
-                Ok(v) => {
-                    eprintln!(
-                        "  round {} {:<12} {:>8.1} img/s",
-                        round + 1,
-                        configs[i],
-                        v["img_s"].as_f64().unwrap_or(0.0)
-                    );
-                    results[i].push(v);
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_FAILURE);
-                }
-            }
+    let results = match rotate(&configs, t.rounds, |i| measure(&configs[i], &t, &onnx)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILURE);
         }
-    }
-    let stat = |i: usize, k: &str| -> Vec<f64> { results[i].iter().filter_map(|v| v[k].as_f64()).collect() };
-    let pytorch = configs.iter().position(|c| c == "pytorch").map(|j| median(stat(j, "img_s")));
-    let rows: Vec<serde_json::Value> = (0..configs.len())
-        .map(|i| {
-            let ips = stat(i, "img_s");
-            serde_json::json!({
-                "config": configs[i], "describe": results[i].first().map(|v| v["describe"].clone()).unwrap_or_default(),
-                "img_s_median": median(ips.clone()), "img_s_min": ips.iter().copied().fold(f64::INFINITY, f64::min),
-                "img_s_max": ips.iter().copied().fold(0.0, f64::max), "peak_rss_mb": median(stat(i, "peak_rss_mb")),
-                "speed_vs_pytorch": pytorch.map(|p| median(ips.clone()) / p),
-            })
-        })
-        .collect();
+    };
+    let pytorch = configs.iter().position(|c| c == "pytorch").map(|j| &results[j][..]);
+    let rows: Vec<Row> = configs.iter().zip(&results).map(|(c, ms)| Row::of(c, c, 1, ms, pytorch)).collect();
     if t.json {
         println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         return ExitCode::SUCCESS;
@@ -238,12 +187,12 @@ pub(crate) fn run(t: PredictBench, ext: &Extensions) -> ExitCode {
     for r in &rows {
         println!(
             "{:<12} {:>10.1} {:>17} {:>10.0} {:>11}  {}",
-            r["config"].as_str().unwrap_or(""),
-            r["img_s_median"].as_f64().unwrap_or(0.0),
-            format!("[{:.1} – {:.1}]", r["img_s_min"].as_f64().unwrap_or(0.0), r["img_s_max"].as_f64().unwrap_or(0.0)),
-            r["peak_rss_mb"].as_f64().unwrap_or(0.0),
-            r["speed_vs_pytorch"].as_f64().map_or("-".into(), |v| format!("{v:.2}")),
-            r["describe"].as_str().unwrap_or("")
+            r.config,
+            r.img_s_median,
+            format!("[{:.1} – {:.1}]", r.img_s_min, r.img_s_max),
+            r.peak_rss_mb,
+            ratio(r.speed_vs_pytorch),
+            r.describe
         );
     }
     ExitCode::SUCCESS

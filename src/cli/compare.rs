@@ -1,7 +1,7 @@
 //! `npe compare RUN...`: finished runs side by side (accuracy by group, IoU, prior fit).
 
 use super::EXIT_FAILURE;
-use npe_core::train::compare::{CompareOptions, TableStyle, compare, load_run};
+use npe_core::report::compare::{CompareOptions, TableStyle, compare, load_run};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -73,7 +73,7 @@ pub(crate) fn run(args: EvalArgs, ext: &Extensions) -> ExitCode {
         Err(e) => eprintln!("warning: could not store the calibrations: {e}"),
     }
     if args.json {
-        let out = npe_core::train::EvalOutput {
+        let out = npe_core::report::EvalOutput {
             checkpoint: args.checkpoint.display().to_string(),
             backend: s.exec.describe(),
             data: Some(d),

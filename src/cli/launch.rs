@@ -149,7 +149,7 @@ fn supervise(mut workers: Vec<(usize, Child)>, timeout: Duration) -> ExitCode {
             if let Ok(Some(status)) = child.try_wait() {
                 statuses[i] = Some(status);
                 if !status.success() && first_failure.is_none() {
-                    let interrupted = status.code() == Some(super::train::EXIT_INTERRUPTED as i32);
+                    let interrupted = status.code() == Some(super::EXIT_INTERRUPTED as i32);
                     if !interrupted {
                         eprintln!(
                             "error: rank {rank} (pid {}) {}; the other ranks stop within train.dist_timeout_s ({} s)",

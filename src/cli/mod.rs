@@ -1,6 +1,7 @@
 //! Command-line interface: `npe check | graph | kinds | data | train | eval | predict | export | compare | study | bench`.
 
 mod bench;
+mod bench_common;
 mod bench_predict;
 mod check;
 mod child;
@@ -23,10 +24,13 @@ use npe_core::{Diagnostics, Registry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Exit code for invalid input (pipeline errors, bad flags).
-pub const EXIT_INVALID: u8 = 2;
-/// Exit code for failures while running (I/O, numerical).
+// npe's exit codes, every command's (the README's "Exit codes" lists them): 0 success.
+/// Exit code for failures while running (I/O, numerical, a failed run of a study).
 pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for invalid input (pipeline errors, bad flags, stale study runs).
+pub const EXIT_INVALID: u8 = 2;
+/// Exit code of a run stopped early with a resumable checkpoint (Ctrl-C, SIGTERM).
+pub const EXIT_INTERRUPTED: u8 = 3;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -4,8 +4,9 @@ use super::{EXIT_FAILURE, EXIT_INVALID};
 use crate::{BackendChoice, Extensions};
 use npe_core::backend::{Backend, Device};
 use npe_core::ir::Ir;
-use npe_core::train::compare::pct;
-use npe_core::train::{EvalReport, Session};
+use npe_core::report::EvalReport;
+use npe_core::report::compare::pct;
+use npe_core::train::Session;
 use std::process::ExitCode;
 
 /// `--backend` and `--device`.

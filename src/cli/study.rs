@@ -4,9 +4,10 @@
 
 use super::{EXIT_FAILURE, EXIT_INVALID, SetArgs, load_ir};
 use crate::Extensions;
-use npe_core::train::Summary;
+use npe_core::report::Summary;
+use npe_core::report::study::{self, PlannedRun, RunState, StudySpec};
+use npe_core::report::study_report;
 use npe_core::train::fingerprint::RunFingerprint;
-use npe_core::train::study::{self, PlannedRun, RunState, StudySpec};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Mutex;
@@ -75,7 +76,7 @@ fn reevaluate(run: &PlannedRun, backend: Option<&str>, now: &RunFingerprint) -> 
     if !out.status.success() {
         return Err(format!("npe eval failed ({})", out.status));
     }
-    let eval: npe_core::train::EvalOutput = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let eval: npe_core::report::EvalOutput = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
     let path = run.out.join("summary.json");
     let before = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut summary: Summary = serde_json::from_slice(&before).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -84,19 +85,9 @@ fn reevaluate(run: &PlannedRun, backend: Option<&str>, now: &RunFingerprint) -> 
     if !keep.exists() {
         npe_core::checkpoint::write_atomic(&keep, &before).map_err(|e| e.to_string())?;
     }
-    npe_core::train::report::write_summary(&run.out, &summary).map_err(|e| e.to_string())?;
+    npe_core::report::summary::write_summary(&run.out, &summary).map_err(|e| e.to_string())?;
     // Its evaluation is now the study's (its training was checked to be).
     now.write(&run.out)
-}
-
-fn read_records(dir: &Path) -> Vec<npe_core::train::EpochRecord> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
-        .unwrap_or_default()
-}
-
-fn read_summary(dir: &Path) -> Option<Summary> {
-    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).ok()?).ok()
 }
 
 /// Seconds to train every unfinished run, from one short probe run of each pipeline: two
@@ -124,7 +115,7 @@ fn estimate(pending: &[&PlannedRun], backend: Option<&str>, ext: &Extensions) ->
                 .stdout(Stdio::null())
                 .status()
                 .ok()?;
-            let s = read_summary(dir.path()).filter(|_| status.success())?;
+            let s = study_report::read_summary(dir.path()).filter(|_| status.success())?;
             let records = std::fs::read_to_string(dir.path().join("metrics.jsonl")).ok()?;
             let second = records.lines().nth(1).and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok());
             let ips = second.and_then(|r| r["images_per_second"].as_f64()).unwrap_or(s.images_per_second);
@@ -173,10 +164,10 @@ fn check_runs(
                 .map_err(|e| e.to_string())
                 .and_then(|b| {
                     serde_json::from_slice::<Summary>(&b).map_err(|e| format!("unreadable: {e}"))?;
-                    match npe_core::train::report::summary_matches_checksum(&run.out, &b) {
+                    match npe_core::report::summary::summary_matches_checksum(&run.out, &b) {
                         Some(false) => Err(format!(
                             "edited after training: it no longer matches {}",
-                            npe_core::train::report::SUMMARY_CHECKSUM
+                            npe_core::report::summary::SUMMARY_CHECKSUM
                         )),
                         _ => Ok(()),
                     }
@@ -406,7 +397,7 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
                     let status =
                         std::fs::File::create(&log).and_then(|f| cmd.stdout(f.try_clone()?).stderr(f).status());
                     let ok = status.as_ref().is_ok_and(|s| s.success());
-                    let what = match read_summary(&run.out).filter(|_| ok) {
+                    let what = match study_report::read_summary(&run.out).filter(|_| ok) {
                         Some(s) => {
                             let acc = s.eval.accuracy.values().next().and_then(|o| o.values().last());
                             let seg = s.eval.segmentation.values().next().and_then(|o| o.values().last());
@@ -427,14 +418,14 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
                     );
                     // The tables so far, so a study stopped between runs still has them.
                     let _guard = tables.lock().unwrap();
-                    if let Err(e) = write_tables(&spec, &args.file, &plan, &states, &root) {
+                    if let Err(e) = study_report::write_tables(&spec, &args.file, &plan, &states, &root) {
                         eprintln!("warning: could not write the tables so far: {e}");
                     }
                 }
             });
         }
     });
-    let md = match write_tables(&spec, &args.file, &plan, &states, &root) {
+    let md = match study_report::write_tables(&spec, &args.file, &plan, &states, &root) {
         Ok(md) => md,
         Err(e) => {
             eprintln!("error: {e}");
@@ -453,137 +444,4 @@ pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
         );
         ExitCode::from(EXIT_FAILURE)
     }
-}
-
-/// Write the study's tables (`results.{md,csv,json}`), charts and `report.html` from the runs
-/// finished so far (and the prior-over-training table from every run's records); the Markdown.
-/// Stale runs (`states`) are left out: their numbers are not the study's.
-fn write_tables(
-    spec: &StudySpec,
-    file: &Path,
-    plan: &[PlannedRun],
-    states: &[RunState],
-    root: &Path,
-) -> Result<String, String> {
-    let plan: Vec<PlannedRun> =
-        plan.iter().zip(states).filter(|(_, s)| **s != RunState::Stale).map(|(r, _)| r.clone()).collect();
-    let plan = &plan[..];
-    let finished: Vec<(PlannedRun, Summary)> =
-        plan.iter().filter_map(|r| read_summary(&r.out).map(|s| (r.clone(), s))).collect();
-    let rows = study::aggregate(&finished);
-    let header = format!(
-        "## {}\n\n{}Generated by `npe study {}` on {} CPU cores; {} of {} runs finished. Percentages are mean ± sample std over seeds {:?} of the metric on the test split (classification: mean per-class accuracy on the balanced split, and its head/medium/tail groups; segmentation: mIoU and the tail classes' mIoU); prior r / slope are seed means of the fit against the true training prior (Pearson r, slope of the log-prior; 1 = calibrated) of the PEMs' learned prior and of the prior the classifier implies (its mean softmax over unlabelled training images); fitted scale: `npe_la`'s `scale: auto`.\n\nData: {}\n\n",
-        spec.name,
-        spec.description.as_deref().map_or(String::new(), |d| format!("{d}\n\n")),
-        file.display(),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        finished.len(),
-        plan.len(),
-        spec.seeds,
-        rows.first().map_or("—".into(), |r| r.data.clone()),
-    );
-    let records: Vec<study::RunRecords> = plan
-        .iter()
-        .map(|r| study::RunRecords {
-            run: r.clone(),
-            records: read_records(&r.out),
-            finished: read_summary(&r.out).is_some(),
-        })
-        .filter(|r| !r.records.is_empty())
-        .collect();
-    let trajectory = study::prior_over_training_markdown(&records);
-    let trajectory = if trajectory.is_empty() {
-        trajectory
-    } else {
-        format!(
-            "\n### Prior over training\n\nThe fit of the learned prior at the evaluations during training (every run with a `prior_estimate`, finished or not; the first 20 epochs, then every 20th, and the last): PEM prior r and slope (1 = calibrated), the classifier's implied slope, `scale: auto`'s fitted scale, and each output's metric (%) at that epoch.\n{trajectory}"
-        )
-    };
-    let md = format!("{header}{}{trajectory}", study::markdown(&rows));
-    let mut charts = study_charts(&rows);
-    let slopes: Vec<(String, Vec<(usize, f64)>)> = records
-        .iter()
-        .flat_map(|r| {
-            npe_core::train::plot::slope_series(&r.records)
-                .into_iter()
-                .filter(|(_, v)| v.len() > 1)
-                .map(move |(n, v)| (format!("{} s{} {n}", r.run.row, r.run.seed), v))
-        })
-        .collect();
-    if !slopes.is_empty() {
-        charts.push((
-            "chart_prior_slope",
-            npe_core::train::plot::slope_over_training("prior slope over training (training images)", &slopes),
-        ));
-    }
-    for (stem, svg) in &charts {
-        npe_core::train::plot::write_svg_and_png(&root, stem, svg);
-    }
-    let html = html_report(&spec.name, &md, &charts, &finished);
-    let json = serde_json::to_vec_pretty(&rows).expect("rows serialize");
-    for (name, bytes) in [
-        ("results.md", md.as_bytes()),
-        ("results.csv", study::csv(&rows).as_bytes()),
-        ("results.json", &json[..]),
-        ("report.html", html.as_bytes()),
-    ] {
-        npe_core::checkpoint::write_atomic(&root.join(name), bytes).map_err(|e| e.to_string())?;
-    }
-    Ok(md)
-}
-
-/// Across-run charts: every row's mean (± std over seeds), and its tail, grouped by run, as
-/// `(file stem, SVG)`.
-fn study_charts(rows: &[study::Row]) -> Vec<(&'static str, String)> {
-    use npe_core::train::plot::{Bar, grouped_bars};
-    let stat = |xs: &[f64]| study::stat(xs).map_or((0.0, 0.0), |(m, sd)| (100.0 * m, 100.0 * sd));
-    let chart = |pick: &dyn Fn(&study::Row) -> &[f64], what: &str| {
-        let mut groups: Vec<(String, Vec<Bar>)> = vec![];
-        for r in rows.iter().filter(|r| !pick(r).is_empty()) {
-            let (mean, std) = stat(pick(r));
-            let bar = Bar { series: r.output.clone(), mean, std };
-            match groups.iter_mut().find(|g| g.0 == r.row) {
-                Some(g) => g.1.push(bar),
-                None => groups.push((r.row.clone(), vec![bar])),
-            }
-        }
-        let metric = rows.first().map_or("", |r| r.metric.as_str());
-        (!groups.is_empty())
-            .then(|| grouped_bars(format!("{what} {metric} (%), mean ± std over seeds").trim_start(), "%", &groups))
-    };
-    [("chart_mean", chart(&|r| &r.mean_per_class, "")), ("chart_tail", chart(&|r| &r.tail, "tail"))]
-        .into_iter()
-        .filter_map(|(n, svg)| Some((n, svg?)))
-        .collect()
-}
-
-/// A self-contained page: the table, across-run charts and every run's plots (inlined SVG).
-fn html_report(name: &str, md: &str, charts: &[(&str, String)], runs: &[(PlannedRun, Summary)]) -> String {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    let mut rows = String::new();
-    for line in md.lines().filter(|l| l.starts_with('|') && !l.starts_with("|:")) {
-        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
-        rows.push_str(&format!(
-            "<tr>{}</tr>\n",
-            cells.iter().map(|c| format!("<td>{}</td>", esc(c))).collect::<String>()
-        ));
-    }
-    let mut plots = String::new();
-    for (r, _) in runs {
-        plots.push_str(&format!("<h3>{} — seed {}</h3>\n<div class=\"plots\">", esc(&r.row), r.seed));
-        for f in ["curves.svg", "per_class.svg", "prior.svg", "prior_slope.svg"] {
-            if let Ok(svg) = std::fs::read_to_string(r.out.join(f)) {
-                plots.push_str(&format!("<div>{svg}</div>"));
-            }
-        }
-        plots.push_str("</div>\n");
-    }
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>npe study {n}</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:4px 8px;text-align:right}}tr:first-child td{{font-weight:bold}}.plots{{display:flex;flex-wrap:wrap;gap:1em}}</style></head><body><h1>npe study {n}</h1><table>{rows}</table><h2>Across runs</h2>{charts}<h2>Runs</h2>{plots}</body></html>\n",
-        n = esc(name),
-        charts = format!(
-            "<div class=\"plots\">{}</div>",
-            charts.iter().map(|(_, svg)| format!("<div>{svg}</div>")).collect::<String>()
-        )
-    )
 }

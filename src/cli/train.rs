@@ -2,7 +2,7 @@
 
 use super::launch::{DistArgs, launch};
 use super::session::{BackendArgs, backend, print_report, session};
-use super::{EXIT_FAILURE, EXIT_INVALID, SetArgs, load_ir};
+use super::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_INVALID, SetArgs, load_ir};
 use crate::Extensions;
 use npe_core::dist::World;
 use npe_core::train::fingerprint::RunFingerprint;
@@ -12,9 +12,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-/// Exit code of a run stopped early with a resumable checkpoint.
-pub const EXIT_INTERRUPTED: u8 = 3;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct TrainArgs {

@@ -22,6 +22,19 @@ pub fn npe() -> Command {
     c
 }
 
+/// `--set` flags that make `pipelines/quickstart.yaml` small: 6 epochs of 12 steps of 64 (the
+/// fault-injection and reliability runs).
+pub const SMALL_QUICKSTART: &[&str] = &[
+    "--set",
+    "data.synthetic.per_class=300",
+    "--set",
+    "train.epochs=6",
+    "--set",
+    "train.batch_size=64",
+    "--set",
+    "data.loader.workers=1",
+];
+
 /// Run and return (exit code, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output { status, stdout, stderr } = cmd.output().expect("npe binary runs");

@@ -7,8 +7,8 @@
 use super::onnx_pb::{AttributeProto, NodeProto, TensorProto, attribute_proto::AttributeType, tensor_proto::DataType};
 use crate::backend::{Backend, Device, ExecError};
 use crate::tensor::{
-    AutodiffOps, ConvOpts, CreationOps, DistOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, Precision,
-    PrecisionOps, TResult, Tensor, TensorError,
+    AutodiffOps, BatchNormArgs, ConvOpts, CreationOps, DistOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops,
+    PoolOpts, Precision, PrecisionOps, TResult, Tensor, TensorError,
 };
 use std::any::Any;
 use std::sync::{Arc, Mutex};
@@ -398,21 +398,12 @@ impl NnOps for Recorder {
         let shape = vec![ar.shape[0], br.shape[1]];
         Ok(self.node("MatMul", &[&ar.name, &br.name], vec![], shape))
     }
-    fn batch_norm(
-        &self,
-        x: &Tensor,
-        weight: &Tensor,
-        bias: &Tensor,
-        running_mean: &Tensor,
-        running_var: &Tensor,
-        train: bool,
-        _momentum: f64,
-        eps: f64,
-    ) -> TResult<(Tensor, Option<(Tensor, Tensor)>)> {
-        if train {
+    fn batch_norm(&self, x: &Tensor, a: BatchNormArgs<'_>) -> TResult<(Tensor, Option<(Tensor, Tensor)>)> {
+        if a.train {
             return Err(unsupported("batch_norm in training mode"));
         }
-        let names: Vec<String> = [x, weight, bias, running_mean, running_var]
+        let eps = a.eps;
+        let names: Vec<String> = [x, a.weight, a.bias, a.running_mean, a.running_var]
             .iter()
             .map(|t| rec(t).map(|r| r.name.clone()))
             .collect::<TResult<_>>()?;

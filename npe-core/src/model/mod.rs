@@ -7,6 +7,7 @@ mod initial;
 pub use crate::types::{Init, NamedTensor, ParamKind, ParamSpec};
 pub use initial::initial_values;
 
+use crate::backend::{BuildContext, Device};
 use crate::exec::Plan;
 use crate::ir::Ir;
 use crate::registry::Registry;
@@ -14,6 +15,24 @@ use crate::registry::Registry;
 /// Parameters of every node of `ir`, in execution order (what the lowered plan declares).
 pub fn layout(ir: &Ir, _registry: &Registry) -> Vec<ParamSpec> {
     Plan::lower(ir).specs
+}
+
+/// What building `ir`'s executor on `device` takes, the one way training, prediction and the
+/// benchmarks build it: the plan's parameters with their initial values under `ir.seed`,
+/// `train`'s threads, optimiser and frozen nodes, the data's ignore index, and `class_prior`
+/// (the training prior: from counts where they are known, uniform where not).
+pub fn build_context(ir: &Ir, registry: &Registry, device: Device, class_prior: Vec<f64>) -> BuildContext {
+    let params = layout(ir, registry);
+    BuildContext {
+        device,
+        threads: ir.train.threads,
+        initial: initial_values(&params, ir.seed),
+        params,
+        optimizer: ir.train.optimizer.clone(),
+        frozen: ir.train.freeze.iter().cloned().collect(),
+        class_prior,
+        ignore_index: ir.data_spec.ignore_index as i64,
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, ParamId};
-use crate::tensor::{ConvOpts, TResult, Tensor};
+use crate::tensor::{BatchNormArgs, ConvOpts, TResult, Tensor};
 use crate::types::Init;
 
 /// PyTorch's batch-norm defaults.
@@ -122,16 +122,16 @@ impl BatchNorm {
         if cx.sync_batch_norm() {
             return self.forward_synchronised(cx, x);
         }
-        let (y, running) = cx.ops.batch_norm(
-            x,
-            cx.param(self.weight),
-            cx.param(self.bias),
-            cx.param(self.mean),
-            cx.param(self.var),
-            cx.train(),
-            BN_MOMENTUM,
-            BN_EPS,
-        )?;
+        let args = BatchNormArgs {
+            weight: cx.param(self.weight),
+            bias: cx.param(self.bias),
+            running_mean: cx.param(self.mean),
+            running_var: cx.param(self.var),
+            train: cx.train(),
+            momentum: BN_MOMENTUM,
+            eps: BN_EPS,
+        };
+        let (y, running) = cx.ops.batch_norm(x, args)?;
         if let Some((mean, var)) = running {
             cx.set_buffer(self.mean, mean);
             cx.set_buffer(self.var, var);

@@ -10,8 +10,8 @@ mod world;
 
 pub use handle::Tensor;
 pub use ops::{
-    AutodiffOps, ConvOpts, CreationOps, DistOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops, PoolOpts, Precision,
-    PrecisionOps, SharedStore,
+    AutodiffOps, BatchNormArgs, ConvOpts, CreationOps, DistOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops,
+    PoolOpts, Precision, PrecisionOps, SharedStore,
 };
 pub use world::World;
 

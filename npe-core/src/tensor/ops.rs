@@ -28,6 +28,26 @@ impl Default for ConvOpts {
     }
 }
 
+/// What batch normalisation takes besides its input ([`NnOps::batch_norm`]): the affine
+/// parameters, the running statistics, the mode and PyTorch's `momentum` and `eps`.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormArgs<'a> {
+    /// Per-channel scale (γ).
+    pub weight: &'a Tensor,
+    /// Per-channel shift (β).
+    pub bias: &'a Tensor,
+    /// Running mean (read in evaluation, updated in training).
+    pub running_mean: &'a Tensor,
+    /// Running variance (read in evaluation, updated in training).
+    pub running_var: &'a Tensor,
+    /// Training mode: batch statistics and a running-statistics update.
+    pub train: bool,
+    /// Weight of the batch statistics in the running update.
+    pub momentum: f64,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
 /// Geometry of a 2-D pooling window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolOpts {
@@ -169,18 +189,7 @@ pub trait NnOps: MathOps {
     /// Batch normalisation over every axis but 1. In training: batch statistics, and the new
     /// running statistics (`momentum` update, unbiased variance) either written into `rm`/`rv`
     /// in place (returns `None`) or returned (detached). In evaluation: the running statistics.
-    #[allow(clippy::too_many_arguments)]
-    fn batch_norm(
-        &self,
-        x: &Tensor,
-        weight: &Tensor,
-        bias: &Tensor,
-        running_mean: &Tensor,
-        running_var: &Tensor,
-        train: bool,
-        momentum: f64,
-        eps: f64,
-    ) -> TResult<(Tensor, Option<(Tensor, Tensor)>)>;
+    fn batch_norm(&self, x: &Tensor, a: BatchNormArgs<'_>) -> TResult<(Tensor, Option<(Tensor, Tensor)>)>;
     /// Max pooling of `[N, C, H, W]` with a square window.
     fn max_pool2d(&self, x: &Tensor, opts: PoolOpts) -> TResult<Tensor>;
     /// Bilinear resize of `[N, C, H, W]` (align_corners = false).

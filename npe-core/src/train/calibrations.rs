@@ -5,7 +5,7 @@
 //! no training data with it. Runs written before it existed fall back to their `summary.json`,
 //! which holds the same numbers from the final evaluation.
 
-use super::report::{EvalReport, Summary};
+use crate::report::{EvalReport, Summary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -3,13 +3,13 @@
 //! evaluator's metrics on the host.
 
 use super::TrainError;
-use super::metrics::{Confusion, ScoreHistogram, prior_fit};
-use super::report::{CalibrationReport, EvalReport, PriorReport};
 use crate::backend::{Executor, HostTensor, Request};
 use crate::data::{Dataset, Loader};
 use crate::ir::Ir;
 use crate::kind::calibrate::{ClassStats, StatsOf, ln};
+use crate::metrics::{Confusion, ScoreHistogram, prior_fit};
 use crate::nodes::{Accuracy, GroupsSpec, Iou, NpeLa, PosthocLa, PriorEstimate};
+use crate::report::{CalibrationReport, EvalReport, PriorReport};
 use std::collections::BTreeMap;
 
 /// What to ask the executor for, on the test split and on the training subset.

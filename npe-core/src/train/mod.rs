@@ -3,39 +3,32 @@
 //! Backends only provide [`Executor`] steps.
 
 pub mod calibrations;
-pub mod compare;
 mod evaluate;
 pub mod fingerprint;
-pub mod metrics;
-pub mod plot;
 mod progress;
-pub mod report;
+mod run;
 pub mod schedule;
-pub mod study;
-pub mod tensorboard;
+mod writer;
 
 pub use evaluate::{calibrated_nodes, class_groups, evaluate};
 pub use progress::ProgressMode;
-pub use report::{
-    CalibrationReport, DataReport, EpochRecord, EvalOutput, EvalReport, PhaseSeconds, PriorReport, Summary,
-};
 pub use schedule::Schedule;
 
-use crate::backend::{Backend, BuildContext, Device, ExecError, Executor, StepLosses};
+use crate::backend::{Backend, Device, ExecError, Executor, StepLosses};
 use crate::checkpoint::{self, Checkpoint, CheckpointError, Position};
 use crate::data::{self, DataError, Dataset, Loader, SplitKind};
 use crate::dist::World;
 use crate::ir::Ir;
-use crate::model::{NamedTensor, ParamSpec, initial_values, layout};
+use crate::model::{NamedTensor, ParamSpec};
 use crate::nodes::{Accuracy, GroupsSpec};
 use crate::registry::Registry;
+use crate::report::{DataReport, EvalReport};
 use crate::rng::Rng;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Why training stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -176,18 +169,8 @@ impl Session {
         backend: &dyn Backend,
         device: Device,
     ) -> Result<Session, TrainError> {
-        let params = layout(&ir, registry);
-        let initial = initial_values(&params, ir.seed);
-        let ctx = BuildContext {
-            device,
-            threads: ir.train.threads,
-            params: params.clone(),
-            initial,
-            optimizer: ir.train.optimizer.clone(),
-            frozen: ir.train.freeze.iter().cloned().collect(),
-            class_prior: data.train_prior(),
-            ignore_index: data.ignore_index as i64,
-        };
+        let ctx = crate::model::build_context(&ir, registry, device, data.train_prior());
+        let params = ctx.params.clone();
         let exec = crate::exec::build(backend, &ir, &ctx)?;
         let t = &ir.train;
         let train_loader =
@@ -394,258 +377,6 @@ impl Session {
             skipped_files: self.data.skipped_files.iter().map(|p| p.display().to_string()).collect(),
         }
     }
-
-    /// Train as the pipeline says, writing reports and checkpoints under `opts.out`.
-    pub fn train(&mut self, opts: &TrainOptions) -> Result<Summary, TrainError> {
-        let started = Instant::now();
-        let mut phases = PhaseSeconds::default();
-        let out = &opts.out;
-        let ck_dir = out.join("checkpoints");
-        let writes = self.writes();
-        if writes {
-            std::fs::create_dir_all(&ck_dir).map_err(io_err(&ck_dir))?;
-            check_out(out, opts.resume)?;
-            // What a killed run was writing when it died.
-            checkpoint::remove_stale_temporaries(&ck_dir);
-            checkpoint::remove_stale_temporaries(out);
-        }
-        let existing = checkpoint::list(&ck_dir);
-        let epochs = self.ir.train.epochs;
-        let mut pos = Position { epoch: 0, batch: 0, global_step: 0 };
-        let mut resumed_losses = None;
-        if opts.resume && !existing.is_empty() {
-            let ck = self.resume_from(&existing, opts.fallback)?;
-            pos = ck.position.clone();
-            resumed_losses = ck.epoch_losses.clone();
-            let summary_path = out.join("summary.json");
-            if pos.epoch >= epochs && pos.batch == 0 {
-                let done = std::fs::read(&summary_path)
-                    .ok()
-                    .filter(|b| report::summary_matches_checksum(out, b) != Some(false))
-                    .and_then(|b| serde_json::from_slice::<Summary>(&b).ok());
-                if let Some(summary) = done {
-                    tracing::info!("{} finished all {epochs} epochs already; nothing to resume", out.display());
-                    return Ok(summary);
-                }
-            }
-            tracing::info!(
-                "resuming from checkpoint at epoch {}, batch {}, step {}",
-                pos.epoch + 1,
-                pos.batch,
-                pos.global_step
-            );
-        } else {
-            if opts.resume {
-                tracing::info!("--resume: no checkpoint in {}, starting from scratch", ck_dir.display());
-            }
-            self.apply_init_from()?;
-        }
-        if let Some(world) = self.world.clone() {
-            let hash = pipeline_hash(&self.ir, &self.params);
-            self.exec.join(&world, &hash)?;
-            tracing::debug!(
-                "rank {} of {} joined the run at {}:{}",
-                world.rank,
-                world.size,
-                world.master_addr,
-                world.master_port
-            );
-        }
-        let spe = self.steps_per_epoch();
-        let schedule = Schedule::new(self.ir.train.optimizer.lr, &self.ir.train.schedule, spe, epochs);
-        let metrics_path = out.join("metrics.jsonl");
-        let tensorboard = if self.ir.train.tensorboard && writes {
-            let dir = out.join("tensorboard");
-            Some(tensorboard::EventWriter::create(&dir).map_err(io_err(&dir))?)
-        } else {
-            None
-        };
-        if writes {
-            keep_records_up_to(&metrics_path, pos.epoch)?;
-        }
-        let mut progress = progress::Progress::new(opts.progress, epochs);
-        let mut train_seconds = 0.0;
-        let mut images = 0u64;
-        let mut last_loss = BTreeMap::new();
-        let mut last_eval = None;
-        let mut last_ck: Option<PathBuf> = existing.last().cloned();
-        let world = self.world.as_ref().map_or(String::new(), |w| format!(" on {} ranks", w.size));
-        if writes {
-            tracing::info!(
-                "training `{}` on {} ({} train / {} test images, {} classes) with {}{world}; {} epochs × {} steps",
-                self.ir.name,
-                self.data.name,
-                self.data.train.len(),
-                self.data.test.len(),
-                self.data.num_classes(),
-                self.exec.describe(),
-                epochs,
-                spe
-            );
-        }
-        for epoch in pos.epoch..epochs {
-            let start = if epoch == pos.epoch { pos.batch } else { 0 };
-            progress.start_epoch(epoch, spe, start);
-            let t0 = Instant::now();
-            let (mut sums, mut n_steps): (BTreeMap<String, f64>, usize) =
-                if epoch == pos.epoch { resumed_losses.take().unwrap_or_default() } else { Default::default() };
-            let mut lr = schedule.lr(pos.global_step as usize);
-            let mut it = self.train_loader.iter(epoch as u64, start);
-            for b in start..spe {
-                let Some(batch) = it.next() else { break };
-                let batch = batch?;
-                lr = schedule.lr(pos.global_step as usize);
-                let losses = self.exec.train_step(&batch, lr)?;
-                if !losses.total.is_finite() {
-                    progress.finish_epoch();
-                    let last = last_ck.as_ref().map_or("no checkpoint was written yet".to_string(), |p| {
-                        format!("the last checkpoint is {}", p.display())
-                    });
-                    return Err(TrainError::NonFinite {
-                        epoch: epoch + 1,
-                        step: pos.global_step,
-                        parts: fmt_parts(&losses),
-                        last,
-                    });
-                }
-                *sums.entry("total".into()).or_default() += losses.total;
-                for (k, v) in &losses.parts {
-                    *sums.entry(k.clone()).or_default() += v;
-                }
-                n_steps += 1;
-                images += batch.global_len.max(batch.len()) as u64;
-                pos.global_step += 1;
-                pos.batch = b + 1;
-                progress.step(b, &losses, batch.global_len.max(batch.len()), lr);
-                let stop_now = self.should_stop(opts, pos.global_step)?;
-                if stop_now && b + 1 < spe {
-                    drop(it);
-                    progress.finish_epoch();
-                    let here = Position { epoch, batch: b + 1, global_step: pos.global_step };
-                    let path = ck_dir.join(checkpoint::file_name(&here));
-                    if writes {
-                        let mut ck = self.checkpoint(here)?;
-                        ck.epoch_losses = Some((sums.clone(), n_steps));
-                        self.save_checkpoint(ck, &path, last_ck.as_ref())?;
-                    }
-                    self.exec.barrier(&format!("stop/{}", pos.global_step), EVAL_WAIT)?;
-                    return Err(TrainError::Interrupted { epoch: epoch + 1, batch: b + 1, checkpoint: path });
-                }
-            }
-            let seconds = t0.elapsed().as_secs_f64();
-            train_seconds += seconds;
-            let ips = progress.images_per_second();
-            progress.finish_epoch();
-            let mean: BTreeMap<String, f64> =
-                sums.iter().map(|(k, v)| (k.clone(), v / n_steps.max(1) as f64)).collect();
-            let done = epoch + 1;
-            let eval_now = (done % self.ir.eval.every_epochs == 0 || done == epochs) && writes;
-            let eval = if eval_now { Some(self.evaluate()?) } else { None };
-            if let Some(e) = &eval {
-                phases.eval_test += e.test_pass_seconds;
-                phases.eval_train_images += e.train_pass_seconds;
-            }
-            if writes {
-                log_epoch(done, epochs, &mean, eval.as_ref(), ips);
-            }
-            let record = EpochRecord {
-                epoch: done,
-                global_step: pos.global_step,
-                lr,
-                seconds,
-                images_per_second: ips,
-                train_loss: mean.clone(),
-                eval: eval.clone(),
-            };
-            if writes {
-                append_record(&metrics_path, &record)?;
-            }
-            if let Some(tb) = &tensorboard {
-                tb.epoch(&record).map_err(io_err(&out.join("tensorboard")))?;
-            }
-            pos = Position { epoch: done, batch: 0, global_step: pos.global_step };
-            if done % self.ir.train.checkpoint.every_epochs == 0 || done == epochs {
-                let path = ck_dir.join(checkpoint::file_name(&pos));
-                if writes {
-                    let t = Instant::now();
-                    self.save_checkpoint(self.checkpoint(pos.clone())?, &path, last_ck.as_ref())?;
-                    prune(&ck_dir, self.ir.train.checkpoint.keep_last, &path);
-                    phases.checkpoint += t.elapsed().as_secs_f64();
-                }
-                last_ck = Some(path);
-            }
-            // The other ranks wait here for rank 0's evaluation and checkpoint.
-            self.exec.barrier(&format!("epoch/{done}"), EVAL_WAIT)?;
-            last_loss = mean;
-            if eval.is_some() {
-                last_eval = eval;
-            }
-            let stop_now = self.should_stop(opts, pos.global_step)?;
-            if stop_now && done < epochs {
-                let path = ck_dir.join(checkpoint::file_name(&pos));
-                if last_ck.as_ref() != Some(&path) && writes {
-                    self.save_checkpoint(self.checkpoint(pos.clone())?, &path, last_ck.as_ref())?;
-                }
-                self.exec.barrier(&format!("stop/{}", pos.global_step), EVAL_WAIT)?;
-                return Err(TrainError::Interrupted { epoch: done + 1, batch: 0, checkpoint: path });
-            }
-        }
-        let model_path = out.join("model.safetensors");
-        let eval = if writes {
-            let eval = match last_eval {
-                Some(e) => e,
-                None => {
-                    let e = self.evaluate()?;
-                    phases.eval_test += e.test_pass_seconds;
-                    phases.eval_train_images += e.train_pass_seconds;
-                    e
-                }
-            };
-            let records = read_records(&metrics_path);
-            plot::write_all(out, &records, &eval, &self.data.classes, &self.data.train_counts);
-            // A run resumed after its last epoch (killed while writing the final files)
-            // trained nothing in this process: its totals come from its records.
-            if images == 0 && !records.is_empty() {
-                last_loss = records.last().map(|r| r.train_loss.clone()).unwrap_or_default();
-                train_seconds = records.iter().map(|r| r.seconds).sum();
-                images = (records.iter().map(|r| r.seconds * r.images_per_second).sum::<f64>()).round() as u64;
-            }
-            let t = Instant::now();
-            self.checkpoint(pos.clone())?.save_model(&model_path)?;
-            // What `npe predict` needs besides the weights, from this final evaluation.
-            let images = self.data.train.len().min(self.ir.eval.prior_train_samples);
-            let provenance = format!("final evaluation of {} after epoch {epochs}", out.display());
-            calibrations::Calibrations::of(&eval, &self.data.classes, &self.data.train_counts, images, provenance)
-                .write(out)?;
-            phases.checkpoint += t.elapsed().as_secs_f64();
-            eval
-        } else {
-            // Rank 0 evaluates and writes the reports; the others finish with it.
-            self.exec.barrier("done", EVAL_WAIT)?;
-            EvalReport::default()
-        };
-        let summary = Summary {
-            pipeline: self.ir.name.clone(),
-            backend: self.exec.describe(),
-            data: self.data_report(),
-            epochs,
-            steps: pos.global_step,
-            train_seconds,
-            images_per_second: images as f64 / train_seconds.max(1e-9),
-            final_train_loss: last_loss,
-            eval,
-            model: model_path.display().to_string(),
-            phases: PhaseSeconds { wall: started.elapsed().as_secs_f64(), train: train_seconds, ..phases },
-        };
-        if !writes {
-            return Ok(summary);
-        }
-        tracing::info!("time {}", summary.phases.describe());
-        report::write_summary(out, &summary)?;
-        self.exec.barrier("done", EVAL_WAIT)?;
-        Ok(summary)
-    }
-
     /// Whether to stop after this step (Ctrl-C, `--stop-after-steps`): in a data-parallel run,
     /// when any rank was asked, so that every rank stops at the same step.
     fn should_stop(&mut self, opts: &TrainOptions, global_step: u64) -> Result<bool, TrainError> {
@@ -697,53 +428,4 @@ fn log_epoch(done: usize, epochs: usize, loss: &BTreeMap<String, f64>, eval: Opt
         }
     }
     tracing::info!("{line}");
-}
-
-/// The records of `metrics.jsonl` (for plots), skipping unreadable lines.
-fn read_records(path: &Path) -> Vec<EpochRecord> {
-    std::fs::read_to_string(path)
-        .map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
-        .unwrap_or_default()
-}
-
-fn append_record(path: &Path, record: &EpochRecord) -> Result<(), TrainError> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io_err(path))?;
-    let mut line = serde_json::to_vec(record).expect("records serialize");
-    line.push(b'\n');
-    f.write_all(&line).map_err(io_err(path))?;
-    f.sync_data().map_err(io_err(path))
-}
-
-/// Drop `metrics.jsonl` lines of epochs after `epoch` (written after the checkpoint we resume from).
-fn keep_records_up_to(path: &Path, epoch: usize) -> Result<(), TrainError> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v["epoch"].as_u64())
-                .is_some_and(|e| e as usize <= epoch)
-        })
-        .collect();
-    let mut s = kept.join("\n");
-    if !s.is_empty() {
-        s.push('\n');
-    }
-    checkpoint::write_atomic(path, s.as_bytes())?;
-    Ok(())
-}
-
-/// Keep the newest `keep` epoch checkpoints (and never `current`); mid-epoch ones older than
-/// `current` go too.
-fn prune(dir: &Path, keep: usize, current: &Path) {
-    let all = checkpoint::list(dir);
-    let n = all.len();
-    for (i, p) in all.iter().enumerate() {
-        if p != current && i + keep < n {
-            let _ = std::fs::remove_file(p);
-        }
-    }
 }

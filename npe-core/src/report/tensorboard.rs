@@ -2,7 +2,7 @@
 //! `Event` protocol buffers with scalar summaries — the format `tensorboard --logdir` reads, with
 //! no TensorFlow or protobuf dependency.
 
-use super::report::EpochRecord;
+use super::summary::EpochRecord;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

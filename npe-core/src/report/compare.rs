@@ -3,8 +3,8 @@
 //! against the first row, and the data every run was trained on, so a table says where its
 //! numbers come from.
 
-use super::metrics::{Accuracy, PriorFit, SegMetrics};
-use super::report::{DataReport, EvalOutput, EvalReport, Summary};
+use super::summary::{DataReport, EvalOutput, EvalReport, Summary};
+use crate::metrics::{Accuracy, PriorFit, SegMetrics};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -393,7 +393,7 @@ mod tests {
         let fit = PriorFit { r: 0.95, spearman: 0.97, slope: 1.1, kl: 0.1, estimate: vec![], truth: vec![] };
         r.eval.prior.insert(
             "prior_fit".into(),
-            super::super::report::PriorReport { train: None, train_posterior: None, train_predicted: None, test: fit },
+            super::super::summary::PriorReport { train: None, train_posterior: None, train_predicted: None, test: fit },
         );
         let with = compare(std::slice::from_ref(&r), &CompareOptions::default());
         assert!(with.contains("Learned prior") && with.contains("0.9500"), "{with}");

@@ -1,7 +1,7 @@
 //! What training and evaluation report: per-epoch records (`metrics.jsonl`) and the summary
 //! (`summary.json`), both plain serde structs so their schema is the code.
 
-use super::metrics::{Accuracy, PriorFit, SegMetrics};
+use crate::metrics::{Accuracy, PriorFit, SegMetrics};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

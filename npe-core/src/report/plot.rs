@@ -2,7 +2,7 @@
 //! IoU) of every evaluated output, and the learned prior against the true prior. PNGs are the
 //! SVGs rasterised by resvg, with a bundled font so they look the same on every machine.
 
-use super::report::{EpochRecord, EvalReport};
+use super::summary::{EpochRecord, EvalReport};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -395,9 +395,20 @@ pub fn grouped_bars(title: &str, ylabel: &str, groups: &[(String, Vec<Bar>)]) ->
 }
 
 /// DejaVu Sans (free licence, `assets/DejaVuSans.LICENSE`): the PNGs' text.
+#[cfg(feature = "png")]
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
+/// Why there are no PNGs in a build without the `png` feature.
+pub const PNG_OFF: &str = "PNG plots are off: npe was built without the `png` feature (resvg), so plots are SVG only";
+
 /// Rasterise one of these SVGs to PNG bytes at `zoom` × its size.
+#[cfg(not(feature = "png"))]
+pub fn png(_svg: &str, _zoom: f32) -> Result<Vec<u8>, String> {
+    Err(PNG_OFF.into())
+}
+
+/// Rasterise one of these SVGs to PNG bytes at `zoom` × its size.
+#[cfg(feature = "png")]
 pub fn png(svg: &str, zoom: f32) -> Result<Vec<u8>, String> {
     use resvg::{tiny_skia, usvg};
     let mut opt = usvg::Options { font_family: "DejaVu Sans".into(), ..Default::default() };
@@ -412,8 +423,15 @@ pub fn png(svg: &str, zoom: f32) -> Result<Vec<u8>, String> {
 }
 
 /// Write `name.svg` and `name.png` (twice the size) into `dir`; failures are logged, not fatal.
+/// Without the `png` feature only the SVG is written, and the first call says so.
 pub fn write_svg_and_png(dir: &Path, name: &str, svg: &str) {
-    let files = [(format!("{name}.svg"), Ok(svg.as_bytes().to_vec())), (format!("{name}.png"), png(svg, 2.0))];
+    let mut files = vec![(format!("{name}.svg"), Ok(svg.as_bytes().to_vec()))];
+    if cfg!(feature = "png") {
+        files.push((format!("{name}.png"), png(svg, 2.0)));
+    } else {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| tracing::info!("{PNG_OFF}"));
+    }
     for (file, bytes) in files {
         let written =
             bytes.and_then(|b| crate::checkpoint::write_atomic(&dir.join(&file), &b).map_err(|e| e.to_string()));
@@ -522,6 +540,7 @@ mod tests {
         }]);
         assert!(!svg.contains("<polyline"), "{svg}");
         assert_eq!(svg.matches("<circle").count(), 1, "the loss of the one epoch");
+        #[cfg(feature = "png")]
         png(&svg, 1.0).unwrap();
     }
 
@@ -541,6 +560,7 @@ mod tests {
         assert_eq!(svg.matches("stroke=\"#222\"").count(), 2 * 3, "error bars only where std > 0");
     }
 
+    #[cfg(feature = "png")]
     #[test]
     fn pngs_are_the_svgs_rasterised_with_their_text() {
         let bar = |s: &str, m: f64| Bar { series: s.into(), mean: m, std: 0.0 };
@@ -558,6 +578,12 @@ mod tests {
         assert!(title_ink > 50, "the title's glyphs are drawn ({title_ink} dark pixels)");
         let blank = png(&svg.replace(">title<", "><"), 2.0).unwrap();
         assert_ne!(bytes, blank, "text changes the image");
+    }
+
+    #[cfg(not(feature = "png"))]
+    #[test]
+    fn without_the_png_feature_png_says_why() {
+        assert_eq!(png("<svg/>", 1.0).unwrap_err(), PNG_OFF);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! this module reads the study file, plans the runs and aggregates their summaries.
 
 use super::compare::pct;
-use super::report::Summary;
+use super::summary::Summary;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -194,7 +194,7 @@ pub fn state(out: &Path) -> RunState {
     if summary.is_file() {
         let reads = std::fs::read(&summary)
             .ok()
-            .filter(|b| super::report::summary_matches_checksum(out, b) != Some(false))
+            .filter(|b| super::summary::summary_matches_checksum(out, b) != Some(false))
             .and_then(|b| serde_json::from_slice::<Summary>(&b).ok())
             .is_some();
         if reads { RunState::Done } else { RunState::Broken }
@@ -279,7 +279,7 @@ pub struct Vessel {
 }
 
 impl Vessel {
-    fn add(&mut self, m: &super::metrics::SegMetrics) {
+    fn add(&mut self, m: &crate::metrics::SegMetrics) {
         if let Some(b) = &m.binary {
             self.iou.extend(m.per_class_iou.get(1));
             self.dice.push(b.dice);
@@ -372,7 +372,7 @@ pub struct RunRecords {
     /// The run.
     pub run: PlannedRun,
     /// Its per-epoch records, so far.
-    pub records: Vec<super::report::EpochRecord>,
+    pub records: Vec<super::summary::EpochRecord>,
     /// Whether it has finished (`summary.json`).
     pub finished: bool,
 }
@@ -389,7 +389,7 @@ fn shown_epoch(epoch: usize, last: usize) -> bool {
 pub fn prior_over_training_markdown(runs: &[RunRecords]) -> String {
     let mut s = String::new();
     for rr in runs {
-        let evals: Vec<(usize, &super::report::EvalReport)> =
+        let evals: Vec<(usize, &super::summary::EvalReport)> =
             rr.records.iter().filter_map(|r| r.eval.as_ref().map(|e| (r.epoch, e))).collect();
         if !evals.iter().any(|(_, e)| !e.prior.is_empty()) {
             continue;
@@ -552,8 +552,8 @@ mod tests {
 
     #[test]
     fn the_prior_table_shows_early_epochs_every_20th_and_the_last() {
-        use crate::train::metrics::PriorFit;
-        use crate::train::report::{EpochRecord, EvalReport, PriorReport};
+        use crate::metrics::PriorFit;
+        use crate::report::summary::{EpochRecord, EvalReport, PriorReport};
         let fit = |slope: f64| PriorFit { r: 0.9, spearman: 0.9, slope, kl: 0.0, estimate: vec![], truth: vec![] };
         let record = |epoch: usize| EpochRecord {
             epoch,
