@@ -281,167 +281,184 @@ fn hms(s: f64) -> String {
 }
 
 pub(crate) fn run(args: StudyArgs, ext: &Extensions) -> ExitCode {
-    let spec = match StudySpec::load(&args.file) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
-    };
+    match study(args, ext) {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+/// `npe study` in its steps; `Err` is an early exit with its message already printed.
+fn study(args: StudyArgs, ext: &Extensions) -> Result<ExitCode, ExitCode> {
+    let spec = StudySpec::load(&args.file).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_INVALID)
+    })?;
     let root = args.root.join(&spec.name);
     let plan = spec.plan(&root);
     let backend = spec.backend.clone().or(args.backend.clone());
-    let backend_name = backend
-        .clone()
-        .or_else(|| crate::backends::BackendChoice::default_compiled().map(|b| b.to_string()))
-        .unwrap_or_default();
-    // Every run's pipeline must be valid before anything trains; what each would run now.
-    let mut fingerprints = vec![];
-    for run in &plan {
-        match load_ir(&run.pipeline, &SetArgs { sets: run.sets.clone() }, &ext.registry) {
-            Ok((_, ir)) => fingerprints.push(RunFingerprint::of(&ir, &backend_name)),
-            Err(_) => {
-                eprintln!("error: run `{}` (seed {}) is not a valid pipeline (see above)", run.row, run.seed);
-                return ExitCode::from(EXIT_INVALID);
-            }
-        }
-    }
+    let fingerprints = fingerprints(&plan, backend.as_deref(), ext)?;
     // One `npe study` at a time on a study's folder.
     // (A dry run and --report-only write no run: they may look at a study that is running.)
     let looks_only = args.dry_run || args.report_only;
-    let _lock = if looks_only {
-        None
-    } else {
-        match lock_study(&root) {
-            Ok(f) => Some(f),
-            Err(m) => {
-                eprintln!("error: {m}");
-                return ExitCode::from(EXIT_FAILURE);
-            }
-        }
-    };
+    let _lock = if looks_only { None } else { Some(lock_study(&root).map_err(fail(EXIT_FAILURE))?) };
     if let Some(bad) = args.only.iter().find(|o| !spec.runs.iter().any(|(l, _)| l == *o)) {
         let known: Vec<&str> = spec.runs.iter().map(|(l, _)| l.as_str()).collect();
         eprintln!("error: --only {bad}: the study has no run `{bad}` (runs: {})", known.join(", "));
-        return ExitCode::from(EXIT_INVALID);
+        return Err(ExitCode::from(EXIT_INVALID));
     }
     let selected =
         |r: &PlannedRun| args.only.is_empty() || args.only.iter().any(|o| r.row.split(' ').next() == Some(o));
     let reevaluated = |r: &PlannedRun| args.reevaluate && selected(r);
-    let states = match check_runs(&plan, &fingerprints, args.rerun_stale && !looks_only, looks_only, &reevaluated) {
-        Ok(states) => states,
-        Err(code) => return code,
-    };
-    let mut todo: Vec<(&PlannedRun, RunState)> =
-        plan.iter().zip(&states).filter(|(r, s)| **s != RunState::Done && selected(r)).map(|(r, s)| (r, *s)).collect();
-    // Finish what was started first, then seed by seed (every run's seed 0 before any seed 1),
-    // in the file's order.
-    todo.sort_by_key(|(r, s)| (*s != RunState::Interrupted, r.seed));
-    let todo: Vec<&PlannedRun> = todo.into_iter().map(|(r, _)| r).collect();
+    let states = check_runs(&plan, &fingerprints, args.rerun_stale && !looks_only, looks_only, &reevaluated)?;
+    let todo = training_order(&plan, &states, &selected);
     if args.dry_run {
-        println!("study `{}`: {} runs in {}", spec.name, plan.len(), root.display());
-        for (r, s) in plan.iter().zip(&states) {
-            println!(
-                "  {:<12} {:<28} seed {:<3} {}",
-                format!("{s:?}").to_lowercase(),
-                r.row,
-                r.seed,
-                r.pipeline.display()
-            );
-        }
-        match estimate(&todo, backend.as_deref(), ext) {
-            Some(t) => println!(
-                "{} to train: about {} on one job, {} with --jobs {} (from a 2 × 5-step probe of each pipeline)",
-                todo.len(),
-                hms(t),
-                hms(t / args.jobs.max(1) as f64),
-                args.jobs.max(1)
-            ),
-            None => println!("{} to train (the timing probe failed; run one to see why)", todo.len()),
-        }
-        return ExitCode::SUCCESS;
+        print_plan(&spec, &root, &plan, &states, &todo, backend.as_deref(), args.jobs, ext);
+        return Ok(ExitCode::SUCCESS);
     }
-    if let Err(e) = std::fs::create_dir_all(&root) {
-        eprintln!("error: cannot create {}: {e}", root.display());
-        return ExitCode::from(EXIT_FAILURE);
-    }
+    std::fs::create_dir_all(&root).map_err(|e| fail(EXIT_FAILURE)(format!("cannot create {}: {e}", root.display())))?;
     if args.reevaluate {
-        for (run, _) in plan.iter().zip(&states).filter(|(r, s)| **s == RunState::Done && selected(r)) {
-            let i = plan.iter().position(|p| p.out == run.out).expect("planned");
-            match reevaluate(run, backend.as_deref(), &fingerprints[i]) {
-                Ok(()) => eprintln!("re-evaluated {} seed {}", run.row, run.seed),
-                Err(e) => {
-                    eprintln!("error: re-evaluating {}: {e}", run.out.display());
-                    return ExitCode::from(EXIT_FAILURE);
-                }
-            }
+        for (i, run) in plan.iter().enumerate().filter(|(i, r)| states[*i] == RunState::Done && selected(r)) {
+            reevaluate(run, backend.as_deref(), &fingerprints[i])
+                .map_err(|e| fail(EXIT_FAILURE)(format!("re-evaluating {}: {e}", run.out.display())))?;
+            eprintln!("re-evaluated {} seed {}", run.row, run.seed);
         }
     }
     let todo = if args.report_only { vec![] } else { todo };
-    let queue = Mutex::new(todo.clone().into_iter().enumerate());
+    let write = || study_report::write_tables(&spec, &args.file, &plan, &states, &root);
+    let failed = train_all(&todo, args.jobs, &root, backend.as_deref(), &write);
+    let md = write().map_err(fail(EXIT_FAILURE))?;
+    println!("{md}");
+    println!("wrote {}/results.{{md,csv,json}} and report.html", root.display());
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "error: {} run(s) failed; rerun the same command to retry them (finished runs are kept)",
+            failed.len()
+        );
+        Ok(ExitCode::from(EXIT_FAILURE))
+    }
+}
+
+/// Print `error: <message>` and give `code`.
+fn fail(code: u8) -> impl Fn(String) -> ExitCode {
+    move |m| {
+        eprintln!("error: {m}");
+        ExitCode::from(code)
+    }
+}
+
+/// What each run would run now; every run's pipeline must be valid before anything trains.
+fn fingerprints(plan: &[PlannedRun], backend: Option<&str>, ext: &Extensions) -> Result<Vec<RunFingerprint>, ExitCode> {
+    let name = backend
+        .map(String::from)
+        .or_else(|| crate::backends::BackendChoice::default_compiled().map(|b| b.to_string()))
+        .unwrap_or_default();
+    plan.iter()
+        .map(|run| match load_ir(&run.pipeline, &SetArgs { sets: run.sets.clone() }, &ext.registry) {
+            Ok((_, ir)) => Ok(RunFingerprint::of(&ir, &name)),
+            Err(_) => {
+                eprintln!("error: run `{}` (seed {}) is not a valid pipeline (see above)", run.row, run.seed);
+                Err(ExitCode::from(EXIT_INVALID))
+            }
+        })
+        .collect()
+}
+
+/// The selected runs still to train, interrupted ones first, then seed by seed (every run's
+/// seed 0 before any seed 1), in the file's order.
+fn training_order<'a>(
+    plan: &'a [PlannedRun],
+    states: &[RunState],
+    selected: &dyn Fn(&PlannedRun) -> bool,
+) -> Vec<&'a PlannedRun> {
+    let mut todo: Vec<(&PlannedRun, RunState)> =
+        plan.iter().zip(states).filter(|(r, s)| **s != RunState::Done && selected(r)).map(|(r, s)| (r, *s)).collect();
+    todo.sort_by_key(|(r, s)| (*s != RunState::Interrupted, r.seed));
+    todo.into_iter().map(|(r, _)| r).collect()
+}
+
+/// `--dry-run`: every run's state and a time estimate from a short probe.
+#[allow(clippy::too_many_arguments)]
+fn print_plan(
+    spec: &StudySpec,
+    root: &Path,
+    plan: &[PlannedRun],
+    states: &[RunState],
+    todo: &[&PlannedRun],
+    backend: Option<&str>,
+    jobs: usize,
+    ext: &Extensions,
+) {
+    println!("study `{}`: {} runs in {}", spec.name, plan.len(), root.display());
+    for (r, s) in plan.iter().zip(states) {
+        println!("  {:<12} {:<28} seed {:<3} {}", format!("{s:?}").to_lowercase(), r.row, r.seed, r.pipeline.display());
+    }
+    let jobs = jobs.max(1);
+    match estimate(todo, backend, ext) {
+        Some(t) => println!(
+            "{} to train: about {} on one job, {} with --jobs {jobs} (from a 2 × 5-step probe of each pipeline)",
+            todo.len(),
+            hms(t),
+            hms(t / jobs as f64),
+        ),
+        None => println!("{} to train (the timing probe failed; run one to see why)", todo.len()),
+    }
+}
+
+/// Train `todo` on `jobs` workers, each run an `npe train` child logging to `<run>.log`
+/// (resumed when interrupted), the tables rewritten after each; the runs that failed.
+fn train_all(
+    todo: &[&PlannedRun],
+    jobs: usize,
+    root: &Path,
+    backend: Option<&str>,
+    write_tables: &(dyn Fn() -> Result<String, String> + Sync),
+) -> Vec<PathBuf> {
+    let queue = Mutex::new(todo.iter().enumerate());
     let failed = Mutex::new(vec![]);
     let tables = Mutex::new(());
     let n = todo.len();
     std::thread::scope(|s| {
-        for _ in 0..args.jobs.max(1) {
+        for _ in 0..jobs.max(1) {
             s.spawn(|| {
                 loop {
                     let Some((i, run)) = queue.lock().unwrap().next() else { break };
-                    let log = root.join(format!("{}.log", run.out.file_name().unwrap().to_string_lossy()));
                     let resume = study::state(&run.out) == RunState::Interrupted;
-                    let mut cmd = train_cmd(run, backend.as_deref(), &[]);
-                    cmd.arg("--out").arg(&run.out);
-                    if resume {
-                        cmd.arg("--resume");
+                    let (ok, what) = train_one(run, resume, root, backend);
+                    if !ok {
+                        failed.lock().unwrap().push(run.out.clone());
                     }
-                    let status =
-                        std::fs::File::create(&log).and_then(|f| cmd.stdout(f.try_clone()?).stderr(f).status());
-                    let ok = status.as_ref().is_ok_and(|s| s.success());
-                    let what = match study_report::read_summary(&run.out).filter(|_| ok) {
-                        Some(s) => {
-                            let acc = s.eval.accuracy.values().next().and_then(|o| o.values().last());
-                            let seg = s.eval.segmentation.values().next().and_then(|o| o.values().last());
-                            let m = acc.map(|a| a.mean_per_class).or(seg.map(|m| m.miou));
-                            format!("done{}", m.map_or(String::new(), |m| format!(", last output {:.2}%", 100.0 * m)))
-                        }
-                        None => {
-                            failed.lock().unwrap().push(run.out.clone());
-                            format!("FAILED (see {})", log.display())
-                        }
-                    };
-                    eprintln!(
-                        "[{}/{n}] {} seed {}{}: {what}",
-                        i + 1,
-                        run.row,
-                        run.seed,
-                        if resume { " (resumed)" } else { "" }
-                    );
+                    let resumed = if resume { " (resumed)" } else { "" };
+                    eprintln!("[{}/{n}] {} seed {}{resumed}: {what}", i + 1, run.row, run.seed);
                     // The tables so far, so a study stopped between runs still has them.
                     let _guard = tables.lock().unwrap();
-                    if let Err(e) = study_report::write_tables(&spec, &args.file, &plan, &states, &root) {
+                    if let Err(e) = write_tables() {
                         eprintln!("warning: could not write the tables so far: {e}");
                     }
                 }
             });
         }
     });
-    let md = match study_report::write_tables(&spec, &args.file, &plan, &states, &root) {
-        Ok(md) => md,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_FAILURE);
+    failed.into_inner().unwrap()
+}
+
+/// One run as an `npe train` child: whether it finished, and what to say of it.
+fn train_one(run: &PlannedRun, resume: bool, root: &Path, backend: Option<&str>) -> (bool, String) {
+    let log = root.join(format!("{}.log", run.out.file_name().unwrap().to_string_lossy()));
+    let mut cmd = train_cmd(run, backend, &[]);
+    cmd.arg("--out").arg(&run.out);
+    if resume {
+        cmd.arg("--resume");
+    }
+    let status = std::fs::File::create(&log).and_then(|f| cmd.stdout(f.try_clone()?).stderr(f).status());
+    let ok = status.as_ref().is_ok_and(|s| s.success());
+    match study_report::read_summary(&run.out).filter(|_| ok) {
+        Some(s) => {
+            let acc = s.eval.accuracy.values().next().and_then(|o| o.values().last());
+            let seg = s.eval.segmentation.values().next().and_then(|o| o.values().last());
+            let m = acc.map(|a| a.mean_per_class).or(seg.map(|m| m.miou));
+            (true, format!("done{}", m.map_or(String::new(), |m| format!(", last output {:.2}%", 100.0 * m))))
         }
-    };
-    println!("{md}");
-    println!("wrote {}/results.{{md,csv,json}} and report.html", root.display());
-    let failed = failed.into_inner().unwrap();
-    if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!(
-            "error: {} run(s) failed; rerun the same command to retry them (finished runs are kept)",
-            failed.len()
-        );
-        ExitCode::from(EXIT_FAILURE)
+        None => (false, format!("FAILED (see {})", log.display())),
     }
 }

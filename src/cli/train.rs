@@ -67,89 +67,36 @@ pub(crate) enum Progress {
 }
 
 pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
-    let (loaded, ir) = match load_ir(&args.file, &args.set, &ext.registry) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    match train(args, ext) {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+/// `npe train` in its steps; `Err` is an early exit with its message already printed.
+fn train(args: TrainArgs, ext: &Extensions) -> Result<ExitCode, ExitCode> {
+    let (loaded, ir) = load_ir(&args.file, &args.set, &ext.registry)?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&ir.name));
-    if let Err(code) = args.backend.check_device() {
-        return code;
-    }
-    let fingerprint = match args.backend.choice() {
-        Ok(choice) => RunFingerprint::of(&ir, &choice.to_string()),
-        Err(code) => return code,
-    };
+    args.backend.check_device()?;
+    let fingerprint = RunFingerprint::of(&ir, &args.backend.choice()?.to_string());
     let timeout = Duration::from_secs_f64(ir.train.dist_timeout_s);
-    let world = match World::from_env(|k| std::env::var(k).ok(), timeout) {
-        Ok(w) => w,
-        Err(m) => {
-            eprintln!("error: data-parallel run: {m}");
-            return ExitCode::from(EXIT_INVALID);
-        }
-    };
-    if args.dist.launches() || world.is_some() {
-        let size = world.as_ref().map_or(args.dist.nproc_per_node * args.dist.nnodes, |w| w.size);
-        // Checked before any data is read: the backend must have a collective engine.
-        match args.backend.choice() {
-            Ok(choice) if backend(choice).collectives().is_none() => {
-                eprintln!(
-                    "error: data-parallel training ({size} processes) needs a collective engine, which backend `{choice}` lacks here (burn has collectives only on its CUDA backend)\n  hint: add --backend tch (libtorch's c10d)"
-                );
-                return ExitCode::from(EXIT_INVALID);
-            }
-            Ok(_) => {}
-            Err(code) => return code,
-        }
-    }
+    let world = data_parallel_world(&args, timeout)?;
     if args.dist.launches() {
-        return launch(&args.dist, timeout);
+        return Ok(launch(&args.dist, timeout));
     }
     let writes = world.as_ref().is_none_or(|w| w.rank == 0);
-    // The folder is locked and accepted before anything is written into it (by rank 0 alone).
-    let _lock = if writes {
-        match lock_run(&out) {
-            Ok(f) => Some(f),
-            Err(m) => {
-                eprintln!("error: {m}");
-                return ExitCode::from(EXIT_FAILURE);
-            }
-        }
-    } else {
-        None
-    };
-    if writes && let Err(e) = npe_core::train::check_out(&out, args.resume) {
-        eprintln!("error: {e}");
-        return ExitCode::from(EXIT_FAILURE);
-    }
-    if writes && let Err(m) = record_fingerprint(&out, &fingerprint, args.resume, args.allow_changes) {
-        eprintln!("error: {m}");
-        return ExitCode::from(EXIT_INVALID);
-    }
+    let _lock = if writes { Some(claim_out(&out, &args, &fingerprint)?) } else { None };
     // `--device cuda` in a data-parallel run: each worker on its own GPU, cuda:LOCAL_RANK.
     let mut backend = args.backend.clone();
     if let Some(w) = world.as_ref().filter(|_| backend.device == "cuda") {
         backend.device = format!("cuda:{}", w.local_rank);
     }
-    let mut s = match session(ir, &backend, ext) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+    let mut s = session(ir, &backend, ext)?;
     if let Some(w) = world.clone() {
         s.join(w);
     }
     // Record what ran, for reproducibility (a resume keeps what the run was started with).
     if writes && !(args.resume && out.join("run.json").is_file()) {
         write_provenance(&out, &loaded.source.text, &args, &s.exec.describe(), world.as_ref());
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\nstopping after this step (a checkpoint will be written; Ctrl-C again to quit now)");
-        });
     }
     let opts = TrainOptions {
         out: out.clone(),
@@ -160,11 +107,65 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
             Progress::Log => ProgressMode::Log,
             Progress::Quiet => ProgressMode::Quiet,
         },
-        stop: Some(stop),
+        stop: Some(stop_on_ctrl_c()),
         stop_after_steps: args.stop_after_steps,
         fallback: args.fallback,
     };
-    match s.train(&opts) {
+    Ok(outcome(s.train(&opts), &out, world.as_ref()))
+}
+
+/// The data-parallel world this process is a rank of (torchrun's variables), if any; a run
+/// that will be data-parallel (`--nproc-per-node` too) needs a backend with collectives,
+/// checked before any data is read.
+fn data_parallel_world(args: &TrainArgs, timeout: Duration) -> Result<Option<World>, ExitCode> {
+    let world = World::from_env(|k| std::env::var(k).ok(), timeout).map_err(|m| {
+        eprintln!("error: data-parallel run: {m}");
+        ExitCode::from(EXIT_INVALID)
+    })?;
+    if args.dist.launches() || world.is_some() {
+        let size = world.as_ref().map_or(args.dist.nproc_per_node * args.dist.nnodes, |w| w.size);
+        let choice = args.backend.choice()?;
+        if backend(choice).collectives().is_none() {
+            eprintln!(
+                "error: data-parallel training ({size} processes) needs a collective engine, which backend `{choice}` lacks here (burn has collectives only on its CUDA backend)\n  hint: add --backend tch (libtorch's c10d)"
+            );
+            return Err(ExitCode::from(EXIT_INVALID));
+        }
+    }
+    Ok(world)
+}
+
+/// Rank 0's claim on the run folder, before anything is written into it: the lock, a folder
+/// free of another run's checkpoints (unless resuming), and the run's fingerprint.
+fn claim_out(out: &Path, args: &TrainArgs, fingerprint: &RunFingerprint) -> Result<std::fs::File, ExitCode> {
+    let fail = |m: String, code: u8| {
+        eprintln!("error: {m}");
+        ExitCode::from(code)
+    };
+    let lock = lock_run(out).map_err(|m| fail(m, EXIT_FAILURE))?;
+    npe_core::train::check_out(out, args.resume).map_err(|e| fail(e.to_string(), EXIT_FAILURE))?;
+    record_fingerprint(out, fingerprint, args.resume, args.allow_changes).map_err(|m| fail(m, EXIT_INVALID))?;
+    Ok(lock)
+}
+
+/// Ctrl-C asks the run to stop after its step (with a checkpoint); a second one quits now.
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this step (a checkpoint will be written; Ctrl-C again to quit now)");
+    });
+    stop
+}
+
+/// What the user sees at the end, and the exit code: rank 0's report of a finished run, the
+/// checkpoint of an interrupted one, or the error (named by rank in a data-parallel run).
+fn outcome(result: Result<npe_core::report::Summary, TrainError>, out: &Path, world: Option<&World>) -> ExitCode {
+    let writes = world.is_none_or(|w| w.rank == 0);
+    match result {
         Ok(_) if !writes => ExitCode::SUCCESS,
         Ok(summary) => {
             println!(
@@ -197,8 +198,7 @@ pub(crate) fn run(args: TrainArgs, ext: &Extensions) -> ExitCode {
         Err(e) => {
             let said = e.to_string();
             let rank = world.filter(|_| !said.starts_with("rank ")).map(|w| format!("[rank {}] ", w.rank));
-            let rank = rank.unwrap_or_default();
-            eprintln!("error: {rank}{e}");
+            eprintln!("error: {}{e}", rank.unwrap_or_default());
             ExitCode::from(EXIT_FAILURE)
         }
     }

@@ -5,6 +5,7 @@
 mod data;
 pub(crate) mod load;
 mod locate;
+pub mod ranges;
 mod train;
 pub mod yaml_map;
 
