@@ -8,7 +8,7 @@
 
 use super::EXIT_FAILURE;
 use super::bench_common::{
-    Measurement, Row, parse_child, peak_rss_mb, pipeline, random_batch, ratio, rotate, run_child,
+    Measurement, Row, parse_child, peak_rss_mb, pipeline, random_batch, ratio, report_child, rotate, run_child,
 };
 use crate::{BackendChoice, Extensions};
 use npe_core::backend::Device;
@@ -99,16 +99,7 @@ struct DataBench {
 pub(crate) fn run(args: BenchArgs, ext: &Extensions) -> ExitCode {
     match args.what {
         What::Train(t) => match t.child.clone() {
-            Some(spec) => match child(&t, &spec, ext) {
-                Ok(m) => {
-                    println!("{}", serde_json::to_string(&m).expect("a measurement serialises"));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(EXIT_FAILURE)
-                }
-            },
+            Some(spec) => report_child(child(&t, &spec, ext)),
             None => parent(t),
         },
         What::Data(d) => data(d),

@@ -99,6 +99,20 @@ pub(super) fn run_child(label: &str, mut cmd: Command) -> Result<Measurement, St
     serde_json::from_str(line).map_err(|e| format!("{label}: {e} in {line}"))
 }
 
+/// A child's answer to its parent: the measurement as one JSON line, or the error (exit 1).
+pub(super) fn report_child(result: Result<Measurement, String>) -> std::process::ExitCode {
+    match result {
+        Ok(m) => {
+            println!("{}", serde_json::to_string(&m).expect("a measurement serialises"));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(super::EXIT_FAILURE)
+        }
+    }
+}
+
 /// The hidden `--child BACKEND[:PEMS]` of a benchmark: a compiled backend, and a PEM count
 /// where `pems` allows one; anything else is an error, not a guess.
 pub(super) fn parse_child(spec: &str, pems: bool) -> Result<(BackendChoice, usize), String> {

@@ -6,7 +6,7 @@
 
 use super::EXIT_FAILURE;
 use super::bench_common::{
-    Measurement, Row, parse_child, peak_rss_mb, pipeline, random_batch, ratio, rotate, run_child,
+    Measurement, Row, parse_child, peak_rss_mb, pipeline, random_batch, ratio, report_child, rotate, run_child,
 };
 use crate::{BackendChoice, Extensions};
 use npe_core::backend::{BuildContext, Device, Request};
@@ -122,16 +122,7 @@ fn measure(label: &str, t: &PredictBench, onnx: &Path) -> Result<Measurement, St
 
 pub(crate) fn run(t: PredictBench, ext: &Extensions) -> ExitCode {
     if let Some(spec) = &t.child {
-        return match child(&t, spec, ext) {
-            Ok(m) => {
-                println!("{}", serde_json::to_string(&m).expect("a measurement serialises"));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(EXIT_FAILURE)
-            }
-        };
+        return report_child(child(&t, spec, ext));
     }
     let mut configs: Vec<String> = if t.backends.is_empty() {
         [BackendChoice::Burn, BackendChoice::Tch].into_iter().filter(|b| b.compiled()).map(|b| b.to_string()).collect()
