@@ -78,7 +78,9 @@ def main(one, two):
       "for 600 iterations of 2 whole images at 304×352 (214k pixels an iteration, 0.82× mmseg's 262k), "
       "so 1.2 % of mmseg's pixel budget, at half its resolution: the full recipe is ~80× this on a CPU "
       "that trains 6–7 images/s. `studies/stare_2x.yaml` doubles the iterations (1200) with everything "
-      "else equal. Ranks below are over the outputs both studies evaluate.\n")
+      "else equal but one kernel thread per run (two runs at once). Ranks below are over all 13 outputs "
+      "both studies evaluate; outputs of one model that only shift the logits by a constant per class "
+      "(logits, `posthoc`, `predicted`) have the same AUC, so their AUC ranks are ties broken arbitrarily.\n")
     for name in ["mIoU", "Dice", "AUC"]:
         a = [statistics.mean(metric(r1[k], name)) for k in keys]
         b = [statistics.mean(metric(r2[k], name)) for k in keys]
@@ -102,6 +104,12 @@ def main(one, two):
              (("npe_m1", "npe"), ("ce", "posthoc"), "NPE model's NPE-LA vs CE model + post-hoc LA"),
              (("npe_m1", "npe_auto"), ("ce", "posthoc"), "NPE-LA `scale: auto` vs CE + post-hoc LA"),
              (("posthoc_npe", "npe"), ("ce", "posthoc"), "post-hoc NPE vs post-hoc LA, same CE model")]
+    agree = []
+    for a, b, what in pairs:
+        if all(k in r for k in (a, b) for r in (r1, r2)):
+            d1, d2 = (statistics.mean(r[a]["vessel"]["iou"]) - statistics.mean(r[b]["vessel"]["iou"]) for r in (r1, r2))
+            agree.append(f"{what}: {100 * d1:+.2f} at 1×, {100 * d2:+.2f} at 2× ({'same sign' if d1 * d2 > 0 else 'SIGN CHANGES'})")
+    p("Vessel IoU difference of each comparison at both budgets: " + "; ".join(agree) + ".\n")
     p("| comparison | budget | Δ mIoU | Δ vessel IoU | Δ vessel Dice | Δ sensitivity | Δ specificity |")
     p("|:--|:--|--:|--:|--:|--:|--:|")
     for a, b, what in pairs:
