@@ -34,7 +34,7 @@ impl NodeDef for ConvStack {
     /// One convolution per layer (`convs.{i}.weight`, `convs.{i}.bias`).
     type Lowered = Vec<Conv2d>;
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> npe::core::error::Result<()> {
         if self.channels.is_empty() || self.channels.contains(&0) {
             return Err("`channels` needs at least one layer, all > 0".into());
         }
@@ -45,11 +45,11 @@ impl NodeDef for ConvStack {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> npe::core::error::Result<Sig> {
         let [h, w] = image_spatial(&inputs[0])?;
         let shrink = 1 << self.channels.len();
         if h < shrink || w < shrink {
-            return Err(format!("{h}×{w} images are too small for {} pooling layers", self.channels.len()));
+            npe::core::bail!("{h}×{w} images are too small for {} pooling layers", self.channels.len());
         }
         Ok(Sig::vector(Role::Features, self.channels.last().unwrap() * (h / shrink) * (w / shrink)))
     }

@@ -82,7 +82,7 @@ impl NodeDef for PreActResNet {
     const SUMMARY: &'static str = "pre-activation ResNet (He et al. 2016), global pooling (example of a user kind)";
     type Lowered = Net;
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> npe::core::error::Result<()> {
         if self.blocks.is_empty() || self.blocks.contains(&0) || self.width == 0 {
             return Err("`blocks` needs at least one stage of ≥ 1 block, and `width` must be > 0".into());
         }
@@ -93,11 +93,11 @@ impl NodeDef for PreActResNet {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> npe::core::error::Result<Sig> {
         let [h, w] = image_spatial(&inputs[0])?;
         let shrink = 1 << (self.blocks.len() - 1);
         if h < shrink || w < shrink {
-            return Err(format!("{h}×{w} images are too small for {} stride-2 stages", self.blocks.len() - 1));
+            npe::core::bail!("{h}×{w} images are too small for {} stride-2 stages", self.blocks.len() - 1);
         }
         Ok(Sig::vector(Role::Features, self.width << (self.blocks.len() - 1)))
     }

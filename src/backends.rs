@@ -1,6 +1,7 @@
 //! Choosing a backend: compiled in by Cargo feature, picked at run time by `--backend`.
 
 use npe_core::Registry;
+use npe_core::error::Result;
 use std::fmt;
 
 /// A backend name as given to `--backend`.
@@ -36,14 +37,15 @@ impl BackendChoice {
     }
 
     /// Error unless compiled in.
-    pub fn ensure_compiled(self) -> Result<(), String> {
+    pub fn ensure_compiled(self) -> Result<()> {
         if self.compiled() {
             Ok(())
         } else {
             Err(format!(
                 "this npe was built without feature `{self}`: rebuild with `cargo build --release --features {self}`{}",
                 if self == BackendChoice::Tch { " (libtorch: see scripts/libtorch.sh)" } else { "" }
-            ))
+            )
+            .into())
         }
     }
 }

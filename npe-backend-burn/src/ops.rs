@@ -8,7 +8,7 @@ use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions, MaxPoo
 use burn::tensor::{Device, Gradients, Int, Tensor as BT, TensorData};
 use npe_core::tensor::{
     AutodiffOps, BatchNormArgs, ConvOpts, CreationOps, DistOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops,
-    PoolOpts, PrecisionOps, TResult, Tensor, TensorError,
+    PoolOpts, PrecisionOps, TResult, Tensor, TensorError, guarded,
 };
 
 /// A float or index tensor of any rank, carried as rank 1.
@@ -42,7 +42,7 @@ fn idx(x: &Tensor) -> TResult<BT<1, Int>> {
 }
 
 fn rank_err(r: usize) -> TensorError {
-    TensorError(format!("burn backend: rank {r} is not supported (1 to 5)"))
+    TensorError::new(format!("burn backend: rank {r} is not supported (1 to 5)"))
 }
 
 /// Evaluate `$body` with `$t` bound to the carrier `$x` viewed at its real rank `D` (1..=5).
@@ -79,7 +79,7 @@ macro_rules! ranked {
 fn at<const D: usize>(x: &Tensor) -> TResult<BT<D>> {
     let t = f(x)?;
     if t.rank() != D {
-        return Err(TensorError(format!("burn backend: expected rank {D}, got shape {:?}", t.shape().to_vec())));
+        return Err(TensorError::new(format!("burn backend: expected rank {D}, got shape {:?}", t.shape().to_vec())));
     }
     Ok(BT::<D>::from_bridge(t.into_bridge()))
 }
@@ -101,7 +101,7 @@ macro_rules! binary {
     ($a:expr, $b:expr, |$x:ident, $y:ident| $body:expr) => {{
         let (a, b) = (f($a)?, f($b)?);
         if a.rank() != b.rank() {
-            return Err(TensorError(format!("burn backend: operands of ranks {} and {}", a.rank(), b.rank())));
+            return Err(TensorError::new(format!("burn backend: operands of ranks {} and {}", a.rank(), b.rank())));
         }
         Ok(w(ranked!(a, |$x| {
             let $y = like(&$x, b);
@@ -123,52 +123,64 @@ pub struct BurnOps {
 
 impl CreationOps for BurnOps {
     fn upload(&self, data: &[f32], shape: &[usize]) -> TResult<Tensor> {
-        let t = BT::<1>::from_data(TensorData::new(data.to_vec(), [data.len()]), &self.device);
-        Ok(w(reshape(t, shape)?))
+        guarded("upload", "burn", || {
+            let t = BT::<1>::from_data(TensorData::new(data.to_vec(), [data.len()]), &self.device);
+            Ok(w(reshape(t, shape)?))
+        })
     }
     fn upload_index(&self, data: &[i64], shape: &[usize]) -> TResult<Tensor> {
-        let t = BT::<1, Int>::from_data(TensorData::new(data.to_vec(), [data.len()]), &self.device);
-        let t = match shape {
-            [a, b] => BT::<1, Int>::from_bridge(t.reshape([*a, *b]).into_bridge()),
-            [a, b, c, d] => BT::<1, Int>::from_bridge(t.reshape([*a, *b, *c, *d]).into_bridge()),
-            s => return Err(TensorError(format!("burn backend: index tensors are 2-D or 4-D, got {s:?}"))),
-        };
-        Ok(Tensor::new(Carrier::Int(t)))
+        guarded("upload_index", "burn", || {
+            let t = BT::<1, Int>::from_data(TensorData::new(data.to_vec(), [data.len()]), &self.device);
+            let t = match shape {
+                [a, b] => BT::<1, Int>::from_bridge(t.reshape([*a, *b]).into_bridge()),
+                [a, b, c, d] => BT::<1, Int>::from_bridge(t.reshape([*a, *b, *c, *d]).into_bridge()),
+                s => return Err(TensorError::new(format!("burn backend: index tensors are 2-D or 4-D, got {s:?}"))),
+            };
+            Ok(Tensor::new(Carrier::Int(t)))
+        })
     }
     fn download(&self, x: &Tensor) -> TResult<Vec<f32>> {
-        let data = ranked!(f(x)?, |t| t.into_data());
-        data.convert::<f32>().try_to_vec::<f32>().map_err(|e| TensorError(format!("burn backend: {e:?}")))
+        guarded("download", "burn", || {
+            let data = ranked!(f(x)?, |t| t.into_data());
+            data.convert::<f32>().try_to_vec::<f32>().map_err(|e| TensorError::new(format!("burn backend: {e:?}")))
+        })
     }
     fn shape(&self, x: &Tensor) -> TResult<Vec<usize>> {
-        Ok(match x.get::<Carrier>()? {
-            Carrier::Float(t) => t.shape().to_vec(),
-            Carrier::Int(t) => t.shape().to_vec(),
+        guarded("shape", "burn", || {
+            Ok(match x.get::<Carrier>()? {
+                Carrier::Float(t) => t.shape().to_vec(),
+                Carrier::Int(t) => t.shape().to_vec(),
+            })
         })
     }
     /// burn tensors are immutable values: a clone shares nothing that can change.
     fn deep_copy(&self, x: &Tensor) -> TResult<Tensor> {
-        Ok(x.clone())
+        guarded("deep_copy", "burn", || Ok(x.clone()))
     }
 }
 
 impl AutodiffOps for BurnOps {
     fn parameter(&self, data: &[f32], shape: &[usize], _trainable: bool) -> TResult<Tensor> {
-        self.upload(data, shape)
+        guarded("parameter", "burn", || self.upload(data, shape))
     }
     /// Stored parameters live outside autodiff; each training step takes fresh tracked leaves.
     fn leaf(&self, stored: &Tensor, trainable: bool) -> TResult<Tensor> {
-        let t = f(stored)?;
-        Ok(w(ranked!(t, |t| erase(if trainable { t.autodiff().require_grad() } else { t.autodiff() }))))
+        guarded("leaf", "burn", || {
+            let t = f(stored)?;
+            Ok(w(ranked!(t, |t| erase(if trainable { t.autodiff().require_grad() } else { t.autodiff() }))))
+        })
     }
     fn backward(&self, loss: &Tensor) -> TResult<Grads> {
-        Ok(Box::new(f(loss)?.backward()))
+        guarded("backward", "burn", || Ok(Box::new(f(loss)?.backward()) as Grads))
     }
     fn grad(&self, grads: &Grads, leaf: &Tensor) -> TResult<Option<Tensor>> {
-        let grads = grads.downcast_ref::<Gradients>().ok_or_else(|| TensorError::new("foreign gradients"))?;
-        Ok(ranked!(f(leaf)?, |t| t.grad(grads).map(erase)).map(w))
+        guarded("grad", "burn", || {
+            let grads = grads.downcast_ref::<Gradients>().ok_or_else(|| TensorError::new("foreign gradients"))?;
+            Ok(ranked!(f(leaf)?, |t| t.grad(grads).map(erase)).map(w))
+        })
     }
     fn detach(&self, x: &Tensor) -> TResult<Tensor> {
-        Ok(w(ranked!(f(x)?, |t| erase(t.detach()))))
+        guarded("detach", "burn", || Ok(w(ranked!(f(x)?, |t| erase(t.detach())))))
     }
     /// Tensors outside autodiff record nothing; inference uses those.
     fn no_grad(&self) -> Box<dyn std::any::Any> {
@@ -178,85 +190,95 @@ impl AutodiffOps for BurnOps {
 
 impl MathOps for BurnOps {
     fn add(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
-        binary!(a, b, |x, y| x + y)
+        guarded("add", "burn", || binary!(a, b, |x, y| x + y))
     }
     fn sub(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
-        binary!(a, b, |x, y| x - y)
+        guarded("sub", "burn", || binary!(a, b, |x, y| x - y))
     }
     fn mul(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
-        binary!(a, b, |x, y| x * y)
+        guarded("mul", "burn", || binary!(a, b, |x, y| x * y))
     }
     fn div(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
-        binary!(a, b, |x, y| x / y)
+        guarded("div", "burn", || binary!(a, b, |x, y| x / y))
     }
     fn add_scalar(&self, x: &Tensor, s: f64) -> TResult<Tensor> {
-        Ok(w(ranked!(f(x)?, |t| erase(t + s))))
+        guarded("add_scalar", "burn", || Ok(w(ranked!(f(x)?, |t| erase(t + s)))))
     }
     fn mul_scalar(&self, x: &Tensor, s: f64) -> TResult<Tensor> {
-        Ok(w(ranked!(f(x)?, |t| erase(t * s))))
+        guarded("mul_scalar", "burn", || Ok(w(ranked!(f(x)?, |t| erase(t * s)))))
     }
     fn powf_scalar(&self, x: &Tensor, p: f64) -> TResult<Tensor> {
-        Ok(w(ranked!(f(x)?, |t| erase(t.powf_scalar(p)))))
+        guarded("powf_scalar", "burn", || Ok(w(ranked!(f(x)?, |t| erase(t.powf_scalar(p))))))
     }
     fn neg(&self, x: &Tensor) -> TResult<Tensor> {
-        Ok(w(ranked!(f(x)?, |t| erase(t.neg()))))
+        guarded("neg", "burn", || Ok(w(ranked!(f(x)?, |t| erase(t.neg())))))
     }
     fn exp(&self, x: &Tensor) -> TResult<Tensor> {
-        Ok(w(ranked!(f(x)?, |t| erase(t.exp()))))
+        guarded("exp", "burn", || Ok(w(ranked!(f(x)?, |t| erase(t.exp())))))
     }
     fn log1p(&self, x: &Tensor) -> TResult<Tensor> {
-        Ok(w(ranked!(f(x)?, |t| erase(t.log1p()))))
+        guarded("log1p", "burn", || Ok(w(ranked!(f(x)?, |t| erase(t.log1p())))))
     }
     fn abs(&self, x: &Tensor) -> TResult<Tensor> {
-        Ok(w(ranked!(f(x)?, |t| erase(t.abs()))))
+        guarded("abs", "burn", || Ok(w(ranked!(f(x)?, |t| erase(t.abs())))))
     }
     fn sqrt(&self, x: &Tensor) -> TResult<Tensor> {
-        Ok(w(ranked!(f(x)?, |t| erase(t.sqrt()))))
+        guarded("sqrt", "burn", || Ok(w(ranked!(f(x)?, |t| erase(t.sqrt())))))
     }
     fn relu(&self, x: &Tensor) -> TResult<Tensor> {
-        Ok(w(ranked!(f(x)?, |t| erase(relu(t)))))
+        guarded("relu", "burn", || Ok(w(ranked!(f(x)?, |t| erase(relu(t))))))
     }
     fn sum_dims(&self, x: &Tensor, dims: &[usize], keepdim: bool) -> TResult<Tensor> {
-        let kept = ranked!(f(x)?, |t| erase(t.sum_dims(dims)));
-        squeeze(kept, dims, keepdim)
+        guarded("sum_dims", "burn", || {
+            let kept = ranked!(f(x)?, |t| erase(t.sum_dims(dims)));
+            squeeze(kept, dims, keepdim)
+        })
     }
     fn mean_dims(&self, x: &Tensor, dims: &[usize], keepdim: bool) -> TResult<Tensor> {
-        let kept = ranked!(f(x)?, |t| erase(t.mean_dims(dims)));
-        squeeze(kept, dims, keepdim)
+        guarded("mean_dims", "burn", || {
+            let kept = ranked!(f(x)?, |t| erase(t.mean_dims(dims)));
+            squeeze(kept, dims, keepdim)
+        })
     }
     fn argmax(&self, x: &Tensor, dim: usize) -> TResult<Tensor> {
-        squeeze(ranked!(f(x)?, |t| erase(t.argmax(dim).float())), &[dim], false)
+        guarded("argmax", "burn", || squeeze(ranked!(f(x)?, |t| erase(t.argmax(dim).float())), &[dim], false))
     }
     fn reshape(&self, x: &Tensor, shape: &[usize]) -> TResult<Tensor> {
-        Ok(w(reshape(f(x)?, shape)?))
+        guarded("reshape", "burn", || Ok(w(reshape(f(x)?, shape)?)))
     }
     fn transpose(&self, x: &Tensor, d0: usize, d1: usize) -> TResult<Tensor> {
-        Ok(w(ranked!(f(x)?, |t| erase(t.swap_dims(d0, d1)))))
+        guarded("transpose", "burn", || Ok(w(ranked!(f(x)?, |t| erase(t.swap_dims(d0, d1))))))
     }
     fn cat(&self, xs: &[Tensor], dim: usize) -> TResult<Tensor> {
-        let first = f(xs.first().ok_or_else(|| TensorError::new("cat of no tensors"))?)?;
-        Ok(w(ranked!(first, |t| {
-            let all = xs.iter().map(|x| Ok(like(&t, f(x)?))).collect::<TResult<Vec<_>>>()?;
-            erase(BT::cat(all, dim))
-        })))
+        guarded("cat", "burn", || {
+            let first = f(xs.first().ok_or_else(|| TensorError::new("cat of no tensors"))?)?;
+            Ok(w(ranked!(first, |t| {
+                let all = xs.iter().map(|x| Ok(like(&t, f(x)?))).collect::<TResult<Vec<_>>>()?;
+                erase(BT::cat(all, dim))
+            })))
+        })
     }
     fn slice(&self, x: &Tensor, dim: usize, start: usize, end: usize, step: usize) -> TResult<Tensor> {
-        use burn::tensor::Slice;
-        let rank = f(x)?.rank();
-        let mut s: Vec<Slice> = (0..rank).map(|_| Slice::new(0, None, 1)).collect();
-        s[dim] = Slice::new(start as isize, Some(end as isize), step as isize);
-        Ok(w(ranked!(f(x)?, |t| erase(t.slice(s.as_slice())))))
+        guarded("slice", "burn", || {
+            use burn::tensor::Slice;
+            let rank = f(x)?.rank();
+            let mut s: Vec<Slice> = (0..rank).map(|_| Slice::new(0, None, 1)).collect();
+            s[dim] = Slice::new(start as isize, Some(end as isize), step as isize);
+            Ok(w(ranked!(f(x)?, |t| erase(t.slice(s.as_slice())))))
+        })
     }
     fn pad(&self, x: &Tensor, dim: usize, before: usize, after: usize) -> TResult<Tensor> {
-        let t = f(x)?;
-        let mut parts = vec![];
-        for n in [before, after] {
-            let mut s = t.shape().to_vec();
-            s[dim] = n;
-            parts.push(ranked!(t.clone(), |t| erase(zeros(&t, &s))));
-        }
-        let [b, a] = [parts[0].clone(), parts[1].clone()].map(w);
-        self.cat(&[b, w(t), a], dim)
+        guarded("pad", "burn", || {
+            let t = f(x)?;
+            let mut parts = vec![];
+            for n in [before, after] {
+                let mut s = t.shape().to_vec();
+                s[dim] = n;
+                parts.push(ranked!(t.clone(), |t| erase(zeros(&t, &s))));
+            }
+            let [b, a] = [parts[0].clone(), parts[1].clone()].map(w);
+            self.cat(&[b, w(t), a], dim)
+        })
     }
 }
 
@@ -277,50 +299,61 @@ fn squeeze(t: BT<1>, dims: &[usize], keepdim: bool) -> TResult<Tensor> {
 
 impl NnOps for BurnOps {
     fn conv2d(&self, x: &Tensor, k: &Tensor, b: Option<&Tensor>, o: ConvOpts) -> TResult<Tensor> {
-        let b = b.map(at::<1>).transpose()?;
-        let opts = ConvOptions::new([o.stride, o.stride], [o.padding, o.padding], [1, 1], o.groups);
-        Ok(w(erase(module::conv2d(at::<4>(x)?, at::<4>(k)?, b, opts))))
+        guarded("conv2d", "burn", || {
+            let b = b.map(at::<1>).transpose()?;
+            let opts = ConvOptions::new([o.stride, o.stride], [o.padding, o.padding], [1, 1], o.groups);
+            Ok(w(erase(module::conv2d(at::<4>(x)?, at::<4>(k)?, b, opts))))
+        })
     }
     fn matmul(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
-        Ok(w(erase(at::<2>(a)?.matmul(at::<2>(b)?))))
+        guarded("matmul", "burn", || Ok(w(erase(at::<2>(a)?.matmul(at::<2>(b)?)))))
     }
     /// burn computes batch statistics; the running-statistics update is returned (PyTorch's:
     /// momentum average, unbiased variance).
     fn batch_norm(&self, x: &Tensor, a: BatchNormArgs<'_>) -> TResult<(Tensor, Option<(Tensor, Tensor)>)> {
-        let BatchNormArgs { train, momentum, eps, .. } = a;
-        let (g, b) = (at::<1>(a.weight)?, at::<1>(a.bias)?);
-        let (rm, rv) = (at::<1>(a.running_mean)?, at::<1>(a.running_var)?);
-        let x = f(x)?;
-        if !train {
-            return Ok((w(ranked!(x, |t| erase(module::batch_norm(t, g, b, rm, rv, eps)))), None));
-        }
-        let s = x.shape().to_vec();
-        let n = s.iter().product::<usize>() / s[1];
-        let (y, mean, var) = ranked!(x, |t| {
-            let o = module::batch_norm_train(t, g, b, eps);
-            (erase(o.output), o.mean.inner(), o.variance.inner())
-        });
-        let unbias = if n > 1 { n as f64 / (n - 1) as f64 } else { 1.0 };
-        let rm = rm.inner() * (1.0 - momentum) + mean * momentum;
-        let rv = rv.inner() * (1.0 - momentum) + var * (momentum * unbias);
-        Ok((w(y), Some((w(rm), w(rv)))))
+        guarded("batch_norm", "burn", || {
+            let BatchNormArgs { train, momentum, eps, .. } = a;
+            let (g, b) = (at::<1>(a.weight)?, at::<1>(a.bias)?);
+            let (rm, rv) = (at::<1>(a.running_mean)?, at::<1>(a.running_var)?);
+            let x = f(x)?;
+            if !train {
+                return Ok((w(ranked!(x, |t| erase(module::batch_norm(t, g, b, rm, rv, eps)))), None));
+            }
+            let s = x.shape().to_vec();
+            let n = s.iter().product::<usize>() / s[1];
+            let (y, mean, var) = ranked!(x, |t| {
+                let o = module::batch_norm_train(t, g, b, eps);
+                (erase(o.output), o.mean.inner(), o.variance.inner())
+            });
+            let unbias = if n > 1 { n as f64 / (n - 1) as f64 } else { 1.0 };
+            let rm = rm.inner() * (1.0 - momentum) + mean * momentum;
+            let rv = rv.inner() * (1.0 - momentum) + var * (momentum * unbias);
+            Ok((w(y), Some((w(rm), w(rv)))))
+        })
     }
     fn max_pool2d(&self, x: &Tensor, o: PoolOpts) -> TResult<Tensor> {
-        let opts = MaxPoolOptions::new([o.kernel, o.kernel])
-            .with_stride([o.stride, o.stride])
-            .with_padding([o.padding, o.padding]);
-        Ok(w(erase(module::max_pool2d(at::<4>(x)?, opts))))
+        guarded("max_pool2d", "burn", || {
+            let opts = MaxPoolOptions::new([o.kernel, o.kernel])
+                .with_stride([o.stride, o.stride])
+                .with_padding([o.padding, o.padding]);
+            Ok(w(erase(module::max_pool2d(at::<4>(x)?, opts))))
+        })
     }
     fn resize_bilinear(&self, x: &Tensor, size: [usize; 2]) -> TResult<Tensor> {
-        let opts = InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size(size);
-        Ok(w(erase(interpolate(at::<4>(x)?, opts))))
+        guarded("resize_bilinear", "burn", || {
+            let opts =
+                InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size(size);
+            Ok(w(erase(interpolate(at::<4>(x)?, opts))))
+        })
     }
     fn log_softmax(&self, x: &Tensor, dim: usize) -> TResult<Tensor> {
-        Ok(w(ranked!(f(x)?, |t| erase(log_softmax(t, dim)))))
+        guarded("log_softmax", "burn", || Ok(w(ranked!(f(x)?, |t| erase(log_softmax(t, dim))))))
     }
     fn gather(&self, x: &Tensor, dim: usize, index: &Tensor) -> TResult<Tensor> {
-        let i = idx(index)?;
-        Ok(w(ranked!(f(x)?, |t| erase(t.gather(dim, BT::from_bridge(i.into_bridge()))))))
+        guarded("gather", "burn", || {
+            let i = idx(index)?;
+            Ok(w(ranked!(f(x)?, |t| erase(t.gather(dim, BT::from_bridge(i.into_bridge()))))))
+        })
     }
 }
 
@@ -330,15 +363,17 @@ impl InplaceOps for BurnOps {}
 /// kernel instead of a strided copy and two concatenations.
 impl FusedOps for BurnOps {
     fn option_a_shortcut(&self, x: &Tensor, pad: usize) -> TResult<Tensor> {
-        let x = at::<4>(x)?;
-        let cin = x.dims()[1];
-        let cout = cin + 2 * pad;
-        let mut k = vec![0f32; cout * cin];
-        for i in 0..cin {
-            k[(i + pad) * cin + i] = 1.0;
-        }
-        let k = BT::<4>::from_data(TensorData::new(k, [cout, cin, 1, 1]), &x.device());
-        Ok(w(erase(module::conv2d(x, k, None, ConvOptions::new([2, 2], [0, 0], [1, 1], 1)))))
+        guarded("option_a_shortcut", "burn", || {
+            let x = at::<4>(x)?;
+            let cin = x.dims()[1];
+            let cout = cin + 2 * pad;
+            let mut k = vec![0f32; cout * cin];
+            for i in 0..cin {
+                k[(i + pad) * cin + i] = 1.0;
+            }
+            let k = BT::<4>::from_data(TensorData::new(k, [cout, cin, 1, 1]), &x.device());
+            Ok(w(erase(module::conv2d(x, k, None, ConvOptions::new([2, 2], [0, 0], [1, 1], 1)))))
+        })
     }
 }
 

@@ -76,11 +76,11 @@ impl Drop for Group {
 }
 
 fn check(code: c_int, err: *mut c_char) -> TResult<()> {
-    if code == 0 { Ok(()) } else { Err(TensorError(format!("c10d: {}", message(err)))) }
+    if code == 0 { Ok(()) } else { Err(TensorError::new(format!("c10d: {}", message(err)))) }
 }
 
 fn cstr(s: &str) -> TResult<CString> {
-    CString::new(s).map_err(|_| TensorError(format!("{s:?} contains a NUL byte")))
+    CString::new(s).map_err(|_| TensorError::new(format!("{s:?} contains a NUL byte")))
 }
 
 fn millis(d: Duration) -> c_int {
@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn cuda_tensors_need_a_build_with_nccl() {
         let Err(e) = Group::join(&world(0, 1, free_port()), true) else { panic!("joined NCCL without it") };
-        assert!(e.0.contains("without NCCL") && e.0.contains("--features cuda"), "{e}");
+        assert!(e.message.contains("without NCCL") && e.message.contains("--features cuda"), "{e}");
     }
 
     /// A `cuda` build against a CUDA libtorch has NCCL: on a GPU a one-rank group sums CUDA
@@ -271,7 +271,7 @@ mod tests {
             Ok(_) => panic!("NCCL joined without a GPU"),
             Err(e) if !tch::Cuda::is_available() => {
                 eprintln!("without a GPU: {e}");
-                assert!(e.0.contains("c10d:"), "{e}")
+                assert!(e.message.contains("c10d:"), "{e}")
             }
             Err(e) => panic!("NCCL failed on a GPU: {e}"),
         }
@@ -282,6 +282,6 @@ mod tests {
         let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
         let port = busy.local_addr().unwrap().port();
         let Err(e) = Group::join(&world(0, 2, port), false) else { panic!("joined on a busy port") };
-        assert!(e.0.to_lowercase().contains("in use") || e.0.contains("EADDRINUSE"), "{e}");
+        assert!(e.message.to_lowercase().contains("in use") || e.message.contains("EADDRINUSE"), "{e}");
     }
 }

@@ -4,57 +4,71 @@
 use crate::dist::Group;
 use crate::ops::{TchOps, tensor, wrap};
 use npe_core::dist::World;
-use npe_core::tensor::{DistOps, SharedStore, TResult, Tensor, TensorError};
+use npe_core::tensor::{DistOps, SharedStore, TResult, Tensor, TensorError, guarded};
 use std::sync::Arc;
 use std::time::Duration;
 
 impl TchOps {
     fn shared(&self) -> TResult<&Arc<Group>> {
-        self.group.get().ok_or_else(|| TensorError("this process has not joined a data-parallel run".into()))
+        self.group.get().ok_or_else(|| TensorError::new("this process has not joined a data-parallel run"))
     }
     fn group(&self) -> TResult<&Group> {
         self.group
             .get()
             .map(|g| &**g)
-            .ok_or_else(|| TensorError("this process has not joined a data-parallel run".into()))
+            .ok_or_else(|| TensorError::new("this process has not joined a data-parallel run"))
     }
 }
 
 impl DistOps for TchOps {
     fn join(&self, world: &World) -> TResult<()> {
-        let g = Group::join(world, self.device != tch::Device::Cpu)?;
-        self.group.set(Arc::new(g)).map_err(|_| TensorError("this process has already joined a run".into()))
+        guarded("join", "libtorch", || {
+            let g = Group::join(world, self.device != tch::Device::Cpu)?;
+            self.group.set(Arc::new(g)).map_err(|_| TensorError::new("this process has already joined a run"))
+        })
     }
     fn all_reduce_(&self, x: &mut Tensor) -> TResult<()> {
-        let Some(g) = self.group.get() else { return Ok(()) };
-        let c = tensor(x)?.contiguous();
-        g.all_reduce(&c)?;
-        *x = wrap(c);
-        Ok(())
+        guarded("all_reduce_", "libtorch", || {
+            let Some(g) = self.group.get() else { return Ok(()) };
+            let c = tensor(x)?.contiguous();
+            g.all_reduce(&c)?;
+            *x = wrap(c);
+            Ok(())
+        })
     }
     fn broadcast_(&self, x: &mut Tensor, root: usize) -> TResult<()> {
-        let Some(g) = self.group.get() else { return Ok(()) };
-        let c = tensor(x)?.contiguous();
-        g.broadcast(&c, root)?;
-        *x = wrap(c);
-        Ok(())
+        guarded("broadcast_", "libtorch", || {
+            let Some(g) = self.group.get() else { return Ok(()) };
+            let c = tensor(x)?.contiguous();
+            g.broadcast(&c, root)?;
+            *x = wrap(c);
+            Ok(())
+        })
     }
     fn all_reduce_autograd(&self, x: &Tensor) -> TResult<Tensor> {
-        let Some(g) = self.group.get() else { return Ok(x.clone()) };
-        Ok(wrap(g.all_reduce_autograd(&tensor(x)?.contiguous())?))
+        guarded("all_reduce_autograd", "libtorch", || {
+            let Some(g) = self.group.get() else { return Ok(x.clone()) };
+            Ok(wrap(g.all_reduce_autograd(&tensor(x)?.contiguous())?))
+        })
     }
     fn store_set(&self, key: &str, value: &[u8]) -> TResult<()> {
-        let (key, value) = (key.to_string(), value.to_vec());
-        bounded(self.shared()?, "a set", answer_limit(self.group()?), move |g| g.set(&key, &value))
+        guarded("store_set", "libtorch", || {
+            let (key, value) = (key.to_string(), value.to_vec());
+            bounded(self.shared()?, "a set", answer_limit(self.group()?), move |g| g.set(&key, &value))
+        })
     }
     fn store_get(&self, key: &str, timeout: Duration) -> TResult<Vec<u8>> {
-        let g = self.group()?;
-        let k = key.to_string();
-        bounded(self.shared()?, "a get", timeout + answer_limit(g), move |g| g.get(&k, timeout))
+        guarded("store_get", "libtorch", || {
+            let g = self.group()?;
+            let k = key.to_string();
+            bounded(self.shared()?, "a get", timeout + answer_limit(g), move |g| g.get(&k, timeout))
+        })
     }
     fn store_check(&self, key: &str) -> TResult<bool> {
-        let k = key.to_string();
-        bounded(self.shared()?, "a check", answer_limit(self.group()?), move |g| g.check(&k))
+        guarded("store_check", "libtorch", || {
+            let k = key.to_string();
+            bounded(self.shared()?, "a check", answer_limit(self.group()?), move |g| g.check(&k))
+        })
     }
     fn shared_store(&self) -> Option<Arc<dyn SharedStore>> {
         self.group.get().map(|g| g.clone() as Arc<dyn SharedStore>)
@@ -83,9 +97,9 @@ fn bounded<T: Send + 'static>(
         .spawn(move || {
             let _ = tx.send(call(&g));
         })
-        .map_err(|e| TensorError(format!("c10d: cannot start a store call: {e}")))?;
+        .map_err(|e| TensorError::new(format!("c10d: cannot start a store call: {e}")))?;
     rx.recv_timeout(limit).unwrap_or_else(|_| {
-        Err(TensorError(format!(
+        Err(TensorError::new(format!(
             "c10d: the rendezvous store did not answer {what} within {:.0} s (the process serving it is stopped, hangs or is unreachable)",
             limit.as_secs_f64()
         )))

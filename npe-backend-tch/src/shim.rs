@@ -1,6 +1,7 @@
 //! The C++ shim (`csrc/shim.cpp`): libtorch calls tch does not bind. C++ exceptions come back as
 //! errors, never as aborts.
 
+use npe_core::tensor::{TResult, TensorError};
 use std::ffi::{CStr, c_char, c_int, c_void};
 
 unsafe extern "C" {
@@ -40,25 +41,25 @@ pub(crate) fn without_cpp_frames(raw: &str) -> String {
 
 /// Enter (`Some(half)`) or leave (`None`) an autocast region on the CPU or CUDA: convolutions and
 /// matrix products run in bfloat16 (`half == false`) or float16, on float32 parameters.
-pub fn autocast(cuda: bool, dtype: Option<bool>) -> Result<(), String> {
+pub fn autocast(cuda: bool, dtype: Option<bool>) -> TResult<()> {
     let mut err = std::ptr::null_mut();
     let (on, half) = (dtype.is_some() as c_int, dtype.unwrap_or(false) as c_int);
     // SAFETY: plain values in, an error string out.
     match unsafe { npe_autocast(cuda as c_int, on, half, &mut err) } {
         0 => Ok(()),
-        _ => Err(message(err)),
+        _ => Err(TensorError::new(format!("libtorch autocast: {}", message(err)))),
     }
 }
 
 /// `t` in channels-last memory format (a 4-d tensor; the values and autograd history are kept).
-pub fn channels_last(t: &tch::Tensor) -> Result<tch::Tensor, String> {
+pub fn channels_last(t: &tch::Tensor) -> TResult<tch::Tensor> {
     let mut out = std::ptr::null_mut();
     let mut err = std::ptr::null_mut();
     // SAFETY: tch's tensor pointer is an `at::Tensor*`; the shim returns a new `at::Tensor*`
     // that `from_ptr` takes ownership of.
     match unsafe { npe_channels_last(t.as_ptr() as *mut c_void, &mut out, &mut err) } {
         0 => Ok(unsafe { tch::Tensor::from_ptr(out.cast()) }),
-        _ => Err(message(err)),
+        _ => Err(TensorError::new(format!("libtorch: {}", message(err)))),
     }
 }
 

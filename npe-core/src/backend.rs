@@ -32,8 +32,8 @@ impl fmt::Display for Device {
 }
 
 impl std::str::FromStr for Device {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "cpu" => Ok(Device::Cpu),
             "cuda" => Ok(Device::Cuda(0)),
@@ -42,7 +42,7 @@ impl std::str::FromStr for Device {
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
                 .map(Device::Cuda)
-                .ok_or_else(|| format!("unknown device `{s}`: use `cpu`, `cuda:N` or `wgpu`")),
+                .ok_or_else(|| format!("unknown device `{s}`: use `cpu`, `cuda:N` or `wgpu`").into()),
         }
     }
 }
@@ -150,14 +150,42 @@ pub enum ExecError {
     /// A collective of a data-parallel run failed (the message names the ranks involved).
     #[error("{0}")]
     Collective(String),
-    /// Anything else the backend reports.
+    /// A tensor operation failed: the operation, the backend's message and its source.
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+    /// An error while running one node of the pipeline.
+    #[error("node `{node}`: {source}")]
+    Node {
+        /// The node's name in the pipeline.
+        node: String,
+        /// What failed.
+        #[source]
+        source: Box<ExecError>,
+    },
+    /// What the pipeline asks for cannot be given in this run (a calibration outside evaluation).
     #[error("{0}")]
-    Backend(String),
+    Unavailable(String),
+    /// A broken invariant of npe (the IR should have rejected what got here): a bug.
+    #[error("internal error (a bug in npe; please report it): {0}")]
+    Internal(String),
 }
 
-impl From<TensorError> for ExecError {
-    fn from(e: TensorError) -> Self {
-        ExecError::Backend(e.0)
+impl ExecError {
+    /// This error, raised while running node `node` (a node already named is kept).
+    pub fn in_node(self, node: &str) -> Self {
+        match self {
+            e @ (ExecError::Node { .. } | ExecError::Collective(_)) => e,
+            e => ExecError::Node { node: node.to_string(), source: Box::new(e) },
+        }
+    }
+
+    /// The tensor operation that failed, if this error comes from one.
+    pub fn op(&self) -> Option<&'static str> {
+        match self {
+            ExecError::Tensor(t) => t.op,
+            ExecError::Node { source, .. } => source.op(),
+            _ => None,
+        }
     }
 }
 

@@ -81,13 +81,8 @@ pub const DIVERGED_MAGNITUDE: f32 = 1e12;
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// File system error.
-    #[error("{path}: {source}")]
-    Io {
-        /// File.
-        path: PathBuf,
-        /// Error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::IoError),
     /// A tensor holds NaN, infinity or a magnitude past [`DIVERGED_MAGNITUDE`]: such a model
     /// is never written.
     #[error("refusing to write {path}: tensor `{tensor}` holds {what} (the model diverged)")]
@@ -120,7 +115,7 @@ pub fn fingerprint(specs: &[ParamSpec]) -> String {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io { path: path.to_path_buf(), source }
+    move |source| CheckpointError::Io(crate::error::IoError::new(path, source))
 }
 
 /// Test hook of the fault-injection test (`tests/fault_injection.rs`): with

@@ -8,7 +8,7 @@
 //! Data flows one way: YAML → [`spec::PipelineSpec`] → [`ir::Ir`] (validated DAG) →
 //! [`exec::Plan`] (lowered) → [`exec::GraphExecutor`] on a backend's [`tensor::Ops`].
 //!
-//! Module layers, each using only those below it: `types`, `tensor`, `diag`, `source`, `rng`,
+//! Module layers, each using only those below it: `error`, `types`, `tensor`, `diag`, `source`, `rng`,
 //! `batch` → `spec`, `backend`, `checkpoint` → `data`, `kind` → `metrics`, `nn` → `nodes` →
 //! `registry` → `ir` → `exec` → `model` → `report` → `train`. `report` (summaries, tables,
 //! studies, plots, TensorBoard) reads what runs wrote and is written through by `train`; it
@@ -23,6 +23,7 @@ pub mod conformance;
 pub mod data;
 pub mod diag;
 pub mod dist;
+pub mod error;
 pub mod exec;
 pub mod export;
 pub mod ir;

@@ -2,6 +2,7 @@
 //! crates add with [`Registry::register`] — one [`NodeDef`] impl, run by every backend.
 //! See `examples/custom_backbone.rs`.
 
+use crate::error::Result;
 pub use crate::kind::{KindInfo, NodeDef, ParseError};
 
 use crate::kind::Node;
@@ -28,14 +29,14 @@ impl Registry {
     }
 
     /// Add a kind defined outside npe. Fails if the name is taken or not a plain identifier.
-    pub fn register<N: NodeDef>(&mut self) -> Result<(), String> {
+    pub fn register<N: NodeDef>(&mut self) -> Result<()> {
         let info = KindInfo::of::<N>();
         let name = info.name.clone();
         if self.kinds.contains_key(&name) {
-            return Err(format!("node kind `{name}` is already registered"));
+            return Err(format!("node kind `{name}` is already registered").into());
         }
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("kind name `{name}` must be non-empty ASCII letters, digits and `_`"));
+            return Err(format!("kind name `{name}` must be non-empty ASCII letters, digits and `_`").into());
         }
         self.kinds.insert(name, info);
         Ok(())
@@ -83,6 +84,6 @@ mod tests {
         drop(names);
         assert_eq!(r.get("focal").unwrap().category, Category::Loss);
         assert_eq!(r.get("npe_la").unwrap().category, Category::Adjuster);
-        assert!(r.register::<crate::nodes::mlp::Mlp>().unwrap_err().contains("already registered"));
+        assert!(r.register::<crate::nodes::mlp::Mlp>().unwrap_err().to_string().contains("already registered"));
     }
 }

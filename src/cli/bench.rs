@@ -12,6 +12,7 @@ use super::bench_common::{
 };
 use crate::{BackendChoice, Extensions};
 use npe_core::backend::Device;
+use npe_core::error::Result;
 use npe_core::ir::Ir;
 use npe_core::rng::Rng;
 use npe_core::tensor::Precision;
@@ -108,7 +109,7 @@ pub(crate) fn run(args: BenchArgs, ext: &Extensions) -> ExitCode {
 }
 
 /// Build one configuration's model (ResNet-N + PEMs, or `--pipeline`'s) the way training does.
-fn child_ir(t: &TrainBench, pems: usize, ext: &Extensions) -> Result<Ir, String> {
+fn child_ir(t: &TrainBench, pems: usize, ext: &Extensions) -> Result<Ir> {
     let loaded = match &t.pipeline {
         Some(p) => {
             let sets = vec![
@@ -125,11 +126,11 @@ fn child_ir(t: &TrainBench, pems: usize, ext: &Extensions) -> Result<Ir, String>
             npe_core::spec::load_source(src, &Default::default()).map_err(|d| d.to_string())?
         }
     };
-    npe_core::ir::build(&loaded, &ext.registry).map(|(ir, _)| ir).map_err(|d| d.to_string())
+    Ok(npe_core::ir::build(&loaded, &ext.registry).map(|(ir, _)| ir).map_err(|d| d.to_string())?)
 }
 
 /// Child: `warmup + steps` training steps on one fixed random batch; the timed steps' rate.
-fn child(t: &TrainBench, spec: &str, ext: &Extensions) -> Result<Measurement, String> {
+fn child(t: &TrainBench, spec: &str, ext: &Extensions) -> Result<Measurement> {
     let (choice, pems) = parse_child(spec, true)?;
     let ir = child_ir(t, pems, ext)?;
     let uniform = vec![1.0 / ir.num_classes() as f64; ir.num_classes()];
@@ -168,7 +169,7 @@ struct Config {
     channels_last: bool,
 }
 
-fn measure(c: &Config, t: &TrainBench) -> Result<Measurement, String> {
+fn measure(c: &Config, t: &TrainBench) -> Result<Measurement> {
     let cmd = if c.backend == "pytorch" {
         let py = t.pytorch.clone().expect("pytorch configured");
         let mut cmd = Command::new(py);
@@ -192,7 +193,7 @@ fn measure(c: &Config, t: &TrainBench) -> Result<Measurement, String> {
 }
 
 /// The configurations: backends (PyTorch first when asked) × PEM counts × precisions × layouts.
-fn configs(t: &TrainBench) -> Result<Vec<Config>, String> {
+fn configs(t: &TrainBench) -> Result<Vec<Config>> {
     for b in &t.backends {
         b.ensure_compiled()?;
     }

@@ -4,6 +4,7 @@
 
 use crate::BackendChoice;
 use npe_core::batch::HostBatch;
+use npe_core::error::Result;
 use npe_core::ir::Ir;
 use npe_core::rng::Rng;
 use npe_core::tensor::Precision;
@@ -88,19 +89,19 @@ pub(super) struct Measurement {
 }
 
 /// Run a measurement's command and read its result: the last line of its output that is JSON.
-pub(super) fn run_child(label: &str, mut cmd: Command) -> Result<Measurement, String> {
+pub(super) fn run_child(label: &str, mut cmd: Command) -> Result<Measurement> {
     let out = cmd.output().map_err(|e| format!("{label}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{label}: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!("{label}: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let line =
         text.lines().rev().find(|l| l.starts_with('{')).ok_or_else(|| format!("{label}: no result in {text}"))?;
-    serde_json::from_str(line).map_err(|e| format!("{label}: {e} in {line}"))
+    Ok(serde_json::from_str(line).map_err(|e| format!("{label}: {e} in {line}"))?)
 }
 
 /// A child's answer to its parent: the measurement as one JSON line, or the error (exit 1).
-pub(super) fn report_child(result: Result<Measurement, String>) -> std::process::ExitCode {
+pub(super) fn report_child(result: Result<Measurement>) -> std::process::ExitCode {
     match result {
         Ok(m) => {
             println!("{}", serde_json::to_string(&m).expect("a measurement serialises"));
@@ -115,16 +116,16 @@ pub(super) fn report_child(result: Result<Measurement, String>) -> std::process:
 
 /// The hidden `--child BACKEND[:PEMS]` of a benchmark: a compiled backend, and a PEM count
 /// where `pems` allows one; anything else is an error, not a guess.
-pub(super) fn parse_child(spec: &str, pems: bool) -> Result<(BackendChoice, usize), String> {
+pub(super) fn parse_child(spec: &str, pems: bool) -> Result<(BackendChoice, usize)> {
     let (b, m) = match spec.split_once(':') {
         Some((b, m)) if pems => (b, Some(m)),
-        Some(_) => return Err(format!("--child {spec}: expected a backend (burn or tch)")),
+        Some(_) => return Err(format!("--child {spec}: expected a backend (burn or tch)").into()),
         None => (spec, None),
     };
     let choice = match b {
         "burn" => BackendChoice::Burn,
         "tch" => BackendChoice::Tch,
-        other => return Err(format!("--child {spec}: unknown backend `{other}` (burn or tch)")),
+        other => return Err(format!("--child {spec}: unknown backend `{other}` (burn or tch)").into()),
     };
     choice.ensure_compiled()?;
     let m = match m {
@@ -139,8 +140,8 @@ pub(super) fn parse_child(spec: &str, pems: bool) -> Result<(BackendChoice, usiz
 pub(super) fn rotate(
     labels: &[String],
     rounds: usize,
-    mut measure: impl FnMut(usize) -> Result<Measurement, String>,
-) -> Result<Vec<Vec<Measurement>>, String> {
+    mut measure: impl FnMut(usize) -> Result<Measurement>,
+) -> Result<Vec<Vec<Measurement>>> {
     let mut results = vec![vec![]; labels.len()];
     for round in 0..rounds {
         for k in 0..labels.len() {
@@ -232,8 +233,11 @@ mod tests {
 
     #[test]
     fn child_specs_are_parsed_strictly() {
-        assert!(parse_child("gpu:1", true).unwrap_err().contains("unknown backend `gpu`"));
-        assert!(parse_child("burn:x", true).is_err_and(|e| e.contains("not a PEM count") || e.contains("without")));
+        assert!(parse_child("gpu:1", true).unwrap_err().to_string().contains("unknown backend `gpu`"));
+        assert!(
+            parse_child("burn:x", true)
+                .is_err_and(|e| e.to_string().contains("not a PEM count") || e.to_string().contains("without"))
+        );
         assert!(parse_child("burn:1", false).is_err());
         if BackendChoice::Burn.compiled() {
             assert_eq!(parse_child("burn:3", true).unwrap(), (BackendChoice::Burn, 3));

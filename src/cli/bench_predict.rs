@@ -10,6 +10,7 @@ use super::bench_common::{
 };
 use crate::{BackendChoice, Extensions};
 use npe_core::backend::{BuildContext, Device, Request};
+use npe_core::error::{IoContext, Result};
 use npe_core::tensor::Precision;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -50,12 +51,12 @@ pub(crate) struct PredictBench {
 }
 
 /// The benchmarked pipeline: ResNet-N, a linear head, 1 PEM and NPE-LA.
-fn bench_ir(t: &PredictBench, ext: &Extensions) -> Result<npe_core::ir::Ir, String> {
+fn bench_ir(t: &PredictBench, ext: &Extensions) -> Result<npe_core::ir::Ir> {
     let text = pipeline(t.depth, 1, t.batch, t.threads, Precision::Fp32, false)
         .replace("nodes:\n", "nodes:\n  npe: {kind: npe_la, logits: logits, pem: prior}\n");
     let src = npe_core::source::SourceText::from_string("bench.yaml", text);
     let loaded = npe_core::spec::load_source(src, &Default::default()).map_err(|d| d.to_string())?;
-    npe_core::ir::build(&loaded, &ext.registry).map(|(ir, _)| ir).map_err(|d| d.to_string())
+    Ok(npe_core::ir::build(&loaded, &ext.registry).map(|(ir, _)| ir).map_err(|d| d.to_string())?)
 }
 
 /// What the executor is built with: training's context on the CPU, with a uniform prior.
@@ -65,7 +66,7 @@ fn context(ir: &npe_core::ir::Ir, ext: &Extensions) -> BuildContext {
 }
 
 /// Child: `warmup + steps` inference batches of npe predict's path; the timed batches' rate.
-fn child(t: &PredictBench, spec: &str, ext: &Extensions) -> Result<Measurement, String> {
+fn child(t: &PredictBench, spec: &str, ext: &Extensions) -> Result<Measurement> {
     let (choice, _) = parse_child(spec, false)?;
     let ir = bench_ir(t, ext)?;
     let backend = super::session::backend(choice);
@@ -90,17 +91,17 @@ fn child(t: &PredictBench, spec: &str, ext: &Extensions) -> Result<Measurement, 
 }
 
 /// npe's ONNX export of the benchmarked model (its random initial weights) into `path`.
-fn export(t: &PredictBench, ext: &Extensions, path: &Path) -> Result<(), String> {
+fn export(t: &PredictBench, ext: &Extensions, path: &Path) -> Result<()> {
     let ir = bench_ir(t, ext)?;
     let recorder = npe_core::export::record::Recorder::default();
     let backend = npe_core::export::record::RecordingBackend(recorder.clone());
     let exec = npe_core::exec::build(&backend, &ir, &context(&ir, ext)).map_err(|e| e.to_string())?;
     let bytes =
         npe_core::export::record(&ir, exec, &recorder, &["npe".to_string()], None).map_err(|e| e.to_string())?;
-    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    Ok(std::fs::write(path, bytes).at(path)?)
 }
 
-fn measure(label: &str, t: &PredictBench, onnx: &Path) -> Result<Measurement, String> {
+fn measure(label: &str, t: &PredictBench, onnx: &Path) -> Result<Measurement> {
     let cmd = match label {
         "pytorch" | "onnxruntime" => {
             let mut c = Command::new(t.python.clone().expect("python configured"));

@@ -6,6 +6,7 @@
 //! themselves.
 
 use super::EXIT_FAILURE;
+use npe_core::error::Result;
 use std::process::{Child, Command, ExitCode, ExitStatus};
 use std::time::{Duration, Instant};
 
@@ -37,23 +38,23 @@ impl DistArgs {
     }
 
     /// Error unless the numbers make a run.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<()> {
         if self.nproc_per_node == 0 || self.nnodes == 0 {
             return Err("--nproc-per-node and --nnodes must be at least 1".into());
         }
         if self.node_rank >= self.nnodes {
-            return Err(format!("--node-rank {} is not below --nnodes {}", self.node_rank, self.nnodes));
+            return Err(format!("--node-rank {} is not below --nnodes {}", self.node_rank, self.nnodes).into());
         }
         Ok(())
     }
 }
 
 /// A free TCP port on this machine (the OS picks it).
-fn free_port() -> Result<u16, String> {
+fn free_port() -> Result<u16> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free port for the rendezvous: {e} (pass --master-port)"))
+        .map_err(|e| format!("cannot find a free port for the rendezvous: {e} (pass --master-port)").into())
 }
 
 fn describe(status: ExitStatus) -> String {

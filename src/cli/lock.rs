@@ -2,10 +2,11 @@
 //! process (the OS drops it if the process dies), so two processes never write into one run or
 //! one study.
 
+use npe_core::error::Result;
 use std::path::Path;
 
 /// Lock `dir/name` (creating `dir`), or say who holds it with `busy` and how to go on.
-pub(crate) fn lock_folder(dir: &Path, name: &str, busy: impl FnOnce() -> String) -> Result<std::fs::File, String> {
+pub(crate) fn lock_folder(dir: &Path, name: &str, busy: impl FnOnce() -> String) -> Result<std::fs::File> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join(name);
     let f = std::fs::File::options()
@@ -16,8 +17,8 @@ pub(crate) fn lock_folder(dir: &Path, name: &str, busy: impl FnOnce() -> String)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(busy()),
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+        Err(std::fs::TryLockError::WouldBlock) => Err(busy().into()),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display()).into()),
     }
 }
 
@@ -28,7 +29,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let held = super::lock_folder(dir.path(), ".lock", String::new).unwrap();
         let again = super::lock_folder(dir.path(), ".lock", || "busy".into());
-        assert_eq!(again.unwrap_err(), "busy");
+        assert_eq!(again.unwrap_err().to_string(), "busy");
         drop(held);
         assert!(super::lock_folder(dir.path(), ".lock", String::new).is_ok());
     }

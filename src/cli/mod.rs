@@ -105,6 +105,7 @@ enum Command {
 /// Run the CLI with user extensions (custom node kinds).
 pub fn main_with(ext: Extensions) -> ExitCode {
     init_tracing();
+    npe_core::tensor::quiet_guarded_panics();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -6,6 +6,7 @@
 use super::session::{BackendArgs, backend};
 use super::{EXIT_FAILURE, EXIT_INVALID, SetArgs, load_ir};
 use crate::Extensions;
+use npe_core::error::Result;
 use npe_core::predict::{Prediction, Predictor, collect_inputs, evaluated_outputs};
 use npe_core::train::calibrations::Calibrations;
 use std::io::Write;
@@ -82,7 +83,7 @@ pub(super) fn trained(
 type Located = (PathBuf, SetArgs, PathBuf, Option<Calibrations>, String);
 
 /// The pipeline (and its `--set` flags), model file, calibrations and run folder `model` names.
-fn locate(model: &Path, pipeline: Option<&Path>, extra: &SetArgs) -> Result<Located, String> {
+fn locate(model: &Path, pipeline: Option<&Path>, extra: &SetArgs) -> Result<Located> {
     let is_run = model.is_dir();
     let (model, run_dir) = if is_run {
         (model.join("model.safetensors"), model.to_path_buf())
@@ -98,7 +99,8 @@ fn locate(model: &Path, pipeline: Option<&Path>, extra: &SetArgs) -> Result<Loca
             } else {
                 ""
             }
-        ));
+        )
+        .into());
     }
     let mut sets = vec![];
     let pipeline = match (pipeline, is_run) {

@@ -40,7 +40,7 @@ impl BackendArgs {
     }
 
     pub(crate) fn device(&self) -> Result<Device, ExitCode> {
-        self.device.parse().map_err(|m: String| {
+        self.device.parse().map_err(|m: npe_core::error::Error| {
             eprintln!("error: --device: {m}");
             ExitCode::from(EXIT_INVALID)
         })
@@ -81,6 +81,14 @@ pub(crate) fn session(ir: Ir, args: &BackendArgs, ext: &Extensions) -> Result<Se
 
 /// Human-readable results: accuracy tables (with per-class rows if asked), prior fit, IoU.
 pub(crate) fn print_report(report: &EvalReport, classes: &[String], groups: &[String], per_class: bool) {
+    print_accuracy(report, classes, groups, per_class);
+    print_segmentation(report, per_class);
+    print_calibration(report);
+    print_prior(report);
+}
+
+/// The accuracy evaluators' tables.
+fn print_accuracy(report: &EvalReport, classes: &[String], groups: &[String], per_class: bool) {
     for (ev, outputs) in &report.accuracy {
         println!("\n{ev}: mean per-class accuracy (%) on {} test images", report.test_images);
         println!("  {:<14} {:>8} {:>8} {:>8} {:>8} {:>8}", "output", "mean", "head", "medium", "tail", "overall");
@@ -112,6 +120,10 @@ pub(crate) fn print_report(report: &EvalReport, classes: &[String], groups: &[St
             }
         }
     }
+}
+
+/// The IoU evaluators' tables, with the foreground class of two-class tasks.
+fn print_segmentation(report: &EvalReport, per_class: bool) {
     for (ev, outputs) in &report.segmentation {
         println!("\n{ev}: segmentation (%) on {} test images", report.test_images);
         println!("  {:<14} {:>8} {:>10} {:>10} {:>10}", "output", "mIoU", "tail mIoU", "mean acc", "pixel acc");
@@ -150,6 +162,10 @@ pub(crate) fn print_report(report: &EvalReport, classes: &[String], groups: &[St
             }
         }
     }
+}
+
+/// What the adjusters calibrated on unlabelled training images.
+fn print_calibration(report: &EvalReport) {
     if !report.calibration.is_empty() {
         println!("\ncalibrated on unlabelled training images (no labels, no counts):");
         for (node, c) in &report.calibration {
@@ -160,6 +176,10 @@ pub(crate) fn print_report(report: &EvalReport, classes: &[String], groups: &[St
             println!("  {node:<12} scale {:.3}{v}", c.scale);
         }
     }
+}
+
+/// The prior estimates' fits to the true training prior.
+fn print_prior(report: &EvalReport) {
     for (ev, p) in &report.prior {
         println!("\n{ev}: learned prior vs true training prior");
         let rows = [

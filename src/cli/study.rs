@@ -4,6 +4,7 @@
 
 use super::{EXIT_FAILURE, EXIT_INVALID, SetArgs, load_ir};
 use crate::Extensions;
+use npe_core::error::Result;
 use npe_core::report::Summary;
 use npe_core::report::study::{self, PlannedRun, RunState, StudySpec};
 use npe_core::report::study_report;
@@ -62,7 +63,7 @@ fn train_cmd(run: &PlannedRun, backend: Option<&str>, extra: &[String]) -> Comma
 
 /// Evaluate a finished run's final model with the study's current pipeline and put that
 /// evaluation into its `summary.json` (the previous one is kept as `summary.before-reevaluate.json`).
-fn reevaluate(run: &PlannedRun, backend: Option<&str>, now: &RunFingerprint) -> Result<(), String> {
+fn reevaluate(run: &PlannedRun, backend: Option<&str>, now: &RunFingerprint) -> Result<()> {
     let mut c = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
     super::child::dies_with_parent(&mut c);
     c.arg("eval").arg(&run.pipeline).arg("--checkpoint").arg(run.out.join("model.safetensors")).arg("--json");
@@ -74,7 +75,7 @@ fn reevaluate(run: &PlannedRun, backend: Option<&str>, now: &RunFingerprint) -> 
     }
     let out = c.stderr(Stdio::inherit()).output().map_err(|e| e.to_string())?;
     if !out.status.success() {
-        return Err(format!("npe eval failed ({})", out.status));
+        return Err(format!("npe eval failed ({})", out.status).into());
     }
     let eval: npe_core::report::EvalOutput = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
     let path = run.out.join("summary.json");
@@ -134,7 +135,7 @@ fn estimate(pending: &[&PlannedRun], backend: Option<&str>, ext: &Extensions) ->
 
 /// Hold an exclusive lock on the study's folder for the life of this process (the OS drops it
 /// if the process dies), so a second `npe study` on the same study is refused, not interleaved.
-fn lock_study(root: &Path) -> Result<std::fs::File, String> {
+fn lock_study(root: &Path) -> Result<std::fs::File> {
     super::lock::lock_folder(root, ".npe-study.lock", || {
         format!(
             "another `npe study` is running this study ({})\n  hint: wait for it to finish (its runs' logs are in that folder), then run this again",
@@ -168,7 +169,8 @@ fn check_runs(
                         Some(false) => Err(format!(
                             "edited after training: it no longer matches {}",
                             npe_core::report::summary::SUMMARY_CHECKSUM
-                        )),
+                        )
+                        .into()),
                         _ => Ok(()),
                     }
                 })
@@ -340,7 +342,7 @@ fn study(args: StudyArgs, ext: &Extensions) -> Result<ExitCode, ExitCode> {
 }
 
 /// Print `error: <message>` and give `code`.
-fn fail(code: u8) -> impl Fn(String) -> ExitCode {
+fn fail<E: std::fmt::Display>(code: u8) -> impl Fn(E) -> ExitCode {
     move |m| {
         eprintln!("error: {m}");
         ExitCode::from(code)
@@ -412,7 +414,7 @@ fn train_all(
     jobs: usize,
     root: &Path,
     backend: Option<&str>,
-    write_tables: &(dyn Fn() -> Result<String, String> + Sync),
+    write_tables: &(dyn Fn() -> Result<String> + Sync),
 ) -> Vec<PathBuf> {
     let queue = Mutex::new(todo.iter().enumerate());
     let failed = Mutex::new(vec![]);

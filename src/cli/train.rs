@@ -5,6 +5,7 @@ use super::session::{BackendArgs, backend, print_report, session};
 use super::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_INVALID, SetArgs, load_ir};
 use crate::Extensions;
 use npe_core::dist::World;
+use npe_core::error::{IoContext, Result};
 use npe_core::train::fingerprint::RunFingerprint;
 use npe_core::train::{ProgressMode, TrainError, TrainOptions};
 use std::path::{Path, PathBuf};
@@ -47,7 +48,7 @@ pub(crate) struct TrainArgs {
 
 /// Hold an exclusive advisory lock on the run folder for the life of the run (the OS releases
 /// it if the process dies), so two runs cannot write into one folder.
-fn lock_run(out: &std::path::Path) -> Result<std::fs::File, String> {
+fn lock_run(out: &std::path::Path) -> Result<std::fs::File> {
     super::lock::lock_folder(out, ".npe.lock", || {
         format!(
             "another npe run is writing into {}\n  hint: wait for it to finish, or choose another --out",
@@ -142,9 +143,10 @@ fn claim_out(out: &Path, args: &TrainArgs, fingerprint: &RunFingerprint) -> Resu
         eprintln!("error: {m}");
         ExitCode::from(code)
     };
-    let lock = lock_run(out).map_err(|m| fail(m, EXIT_FAILURE))?;
+    let lock = lock_run(out).map_err(|m| fail(m.to_string(), EXIT_FAILURE))?;
     npe_core::train::check_out(out, args.resume).map_err(|e| fail(e.to_string(), EXIT_FAILURE))?;
-    record_fingerprint(out, fingerprint, args.resume, args.allow_changes).map_err(|m| fail(m, EXIT_INVALID))?;
+    record_fingerprint(out, fingerprint, args.resume, args.allow_changes)
+        .map_err(|m| fail(m.to_string(), EXIT_INVALID))?;
     Ok(lock)
 }
 
@@ -207,7 +209,7 @@ fn outcome(result: Result<npe_core::report::Summary, TrainError>, out: &Path, wo
 /// A new run records its fingerprint; a resume compares it with the recorded one and refuses
 /// a different pipeline, backend or data unless `allow` (then the changes go to
 /// `resumes.jsonl`). A run from before fingerprints were recorded gets one now.
-fn record_fingerprint(out: &Path, now: &RunFingerprint, resume: bool, allow: bool) -> Result<(), String> {
+fn record_fingerprint(out: &Path, now: &RunFingerprint, resume: bool, allow: bool) -> Result<()> {
     let recorded = if resume { RunFingerprint::read(out)? } else { None };
     let Some(recorded) = recorded else {
         return now.write(out);
@@ -221,18 +223,14 @@ fn record_fingerprint(out: &Path, now: &RunFingerprint, resume: bool, allow: boo
             "--resume: {} was started with other settings than these:\n    {}\n  hint: resume with the settings it was started with (its run.json lists them), or add --allow-changes to continue with these on purpose (recorded in resumes.jsonl)",
             out.display(),
             changes.join("\n    ")
-        ));
+        ).into());
     }
     tracing::warn!("resuming {} with changes (--allow-changes): {}", out.display(), changes.join("; "));
     let line = serde_json::json!({"args": std::env::args().collect::<Vec<_>>(), "changes": changes});
     let path = out.join("resumes.jsonl");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).at(&path)?;
     use std::io::Write as _;
-    writeln!(f, "{line}").map_err(|e| format!("{}: {e}", path.display()))
+    Ok(writeln!(f, "{line}").at(&path)?)
 }
 
 /// `pipeline.yaml` and `run.json` in the run folder: what ran, for reproducibility.

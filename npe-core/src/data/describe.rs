@@ -25,10 +25,6 @@ impl DataSig {
 
 /// Most classes a pipeline may have (ImageNet-21k has 21,841; iNaturalist 2018 8,142).
 pub const MAX_CLASSES: usize = 1_000_000;
-/// Most loader worker threads.
-pub const MAX_WORKERS: usize = 256;
-/// Most batches a loader may prepare ahead.
-pub const MAX_PREFETCH: usize = 4096;
 
 fn gib(bytes: f64) -> String {
     format!("{:.1} GiB", bytes / (1u64 << 30) as f64)
@@ -38,6 +34,29 @@ fn gib(bytes: f64) -> String {
 pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
     let source = super::source::of(spec)?;
     let Native { channels, size: native_size, classes } = source.native(spec)?;
+    let classes = class_count(spec, classes)?;
+    crate::spec::ranges::data(spec)?;
+    let [h, w] = input_size(spec, native_size)?;
+    if let Some(n) = &spec.normalize {
+        if n.mean.len() != channels || n.std.len() != channels {
+            return Err((
+                "data.normalize".into(),
+                format!(
+                    "{channels}-channel images need {channels} means and stds, got {} and {}",
+                    n.mean.len(),
+                    n.std.len()
+                ),
+            ));
+        }
+    }
+    source.check(spec, classes)?;
+    let image = Sig::map(Role::Image, channels, h, w);
+    let label = if source.segmentation() { Sig::map(Role::Label, 1, h, w) } else { Sig::vector(Role::Label, 1) };
+    Ok(DataSig { num_classes: classes, image, label })
+}
+
+/// The data's class count, checked against `num_classes` and npe's bounds.
+fn class_count(spec: &DataSpec, classes: Option<usize>) -> Result<usize, (String, String)> {
     let classes = classes.unwrap_or(0);
     if let Some(n) = spec.num_classes {
         if n != classes {
@@ -61,18 +80,14 @@ pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
             ),
         ));
     }
-    let l = &spec.loader;
-    if l.workers > MAX_WORKERS || l.prefetch > MAX_PREFETCH {
-        let (field, n, max) = if l.workers > MAX_WORKERS {
-            ("workers", l.workers, MAX_WORKERS)
-        } else {
-            ("prefetch", l.prefetch, MAX_PREFETCH)
-        };
-        return Err((format!("data.loader.{field}"), format!("{n} is more than the {max} npe allows")));
-    }
+    Ok(classes)
+}
+
+/// The input size after resize → centre crop → random crop of `native` images.
+fn input_size(spec: &DataSpec, native: Option<[usize; 2]>) -> Result<[usize; 2], (String, String)> {
     let a = &spec.augment;
     // Size after resize → centre crop → random crop.
-    let mut size = native_size;
+    let mut size = native;
     if let Some(r) = a.resize {
         size = match size {
             Some([h, w]) if h <= w => Some([r, (w * r).div_ceil(h).max(r)]),
@@ -120,35 +135,7 @@ pub fn describe(spec: &DataSpec) -> Result<DataSig, (String, String)> {
     if h == 0 || w == 0 {
         return Err(("data.augment".into(), "image size must be > 0".into()));
     }
-    if let Some(n) = &spec.normalize {
-        if n.mean.len() != channels || n.std.len() != channels {
-            return Err((
-                "data.normalize".into(),
-                format!(
-                    "{channels}-channel images need {channels} means and stds, got {} and {}",
-                    n.mean.len(),
-                    n.std.len()
-                ),
-            ));
-        }
-        if n.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
-            return Err(("data.normalize.std".into(), "every std must be a finite number > 0".into()));
-        }
-        if n.mean.iter().any(|m| !m.is_finite()) {
-            return Err(("data.normalize.mean".into(), "every mean must be a finite number".into()));
-        }
-    }
-    source.check(spec, classes)?;
-    let lt = &spec.long_tail;
-    if !(lt.imbalance_factor >= 1.0 && lt.imbalance_factor.is_finite()) {
-        return Err(("data.long_tail.imbalance_factor".into(), format!("must be ≥ 1, got {}", lt.imbalance_factor)));
-    }
-    if !(0.0..=1.0).contains(&lt.step_fraction) {
-        return Err(("data.long_tail.step_fraction".into(), format!("must be in [0, 1], got {}", lt.step_fraction)));
-    }
-    let image = Sig::map(Role::Image, channels, h, w);
-    let label = if source.segmentation() { Sig::map(Role::Label, 1, h, w) } else { Sig::vector(Role::Label, 1) };
-    Ok(DataSig { num_classes: classes, image, label })
+    Ok([h, w])
 }
 
 #[cfg(test)]

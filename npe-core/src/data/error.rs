@@ -79,13 +79,8 @@ pub enum DataError {
     #[error("{0}")]
     Invalid(String),
     /// I/O failure reading a file.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::IoError),
 }
 
 impl DataError {
@@ -95,7 +90,7 @@ impl DataError {
         if source.kind() == std::io::ErrorKind::NotFound {
             DataError::Missing { what: "file".into(), path, hint: "check `data.root`".into() }
         } else {
-            DataError::Io { path, source }
+            DataError::Io(crate::error::IoError::new(path, source))
         }
     }
 

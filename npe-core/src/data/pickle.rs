@@ -2,6 +2,7 @@
 //! (dicts of lists, bytes and numpy arrays) without Python. Nothing is executed: `GLOBAL` and
 //! `REDUCE` build inert records that [`ndarray_u8`] recognises.
 
+use crate::error::Result;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -560,7 +561,7 @@ fn shape_of(v: &Py) -> Option<Vec<usize>> {
 }
 
 /// A C-ordered uint8 numpy array: (shape, bytes). `Err` says why the value is not one.
-pub fn ndarray_u8(v: &Py) -> Result<(Vec<usize>, Rc<Vec<u8>>), String> {
+pub fn ndarray_u8(v: &Py) -> Result<(Vec<usize>, Rc<Vec<u8>>)> {
     let Py::Object(o) = v else {
         return Err("not a numpy array".into());
     };
@@ -570,7 +571,7 @@ pub fn ndarray_u8(v: &Py) -> Result<(Vec<usize>, Rc<Vec<u8>>), String> {
         // state = (version, shape, dtype, is_fortran, rawdata)
         let st = o.state.as_ref().and_then(Py::items).ok_or("numpy array without state")?;
         if st.len() != 5 {
-            return Err(format!("numpy array state has {} fields, expected 5", st.len()));
+            return Err(format!("numpy array state has {} fields, expected 5", st.len()).into());
         }
         (st[1].clone(), st[2].clone(), matches!(st[3], Py::Bool(true)), st[4].clone())
     } else if callable.ends_with("numeric._frombuffer") {
@@ -581,7 +582,7 @@ pub fn ndarray_u8(v: &Py) -> Result<(Vec<usize>, Rc<Vec<u8>>), String> {
         }
         (a[2].clone(), a[1].clone(), a[3].as_key().as_deref() == Some("F"), a[0].clone())
     } else {
-        return Err(format!("`{callable}` is not a numpy array constructor"));
+        return Err(format!("`{callable}` is not a numpy array constructor").into());
     };
     if !dtype_is_u8(&dtype) {
         return Err("numpy array is not uint8".into());
@@ -593,7 +594,7 @@ pub fn ndarray_u8(v: &Py) -> Result<(Vec<usize>, Rc<Vec<u8>>), String> {
     let data = raw_bytes(&data).ok_or("numpy array data is not bytes")?;
     let n: usize = shape.iter().product();
     if data.len() != n {
-        return Err(format!("numpy array of shape {shape:?} holds {} bytes, expected {n}", data.len()));
+        return Err(format!("numpy array of shape {shape:?} holds {} bytes, expected {n}", data.len()).into());
     }
     Ok((shape, data))
 }

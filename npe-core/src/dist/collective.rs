@@ -3,6 +3,7 @@
 //! report of a failed collective that names the ranks that stopped answering.
 
 use super::World;
+use crate::error::Result;
 use crate::tensor::{Ops, TResult, Tensor};
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -62,13 +63,13 @@ pub fn broadcast(ops: &dyn Ops, ts: &mut [Tensor]) -> TResult<()> {
 
 /// Error unless every rank's `hash` (a digest of the resolved pipeline) equals rank 0's. Rank 0 compares all
 /// ranks, the others compare themselves with rank 0, so every rank that should stop does.
-pub fn check_same_pipeline(ops: &dyn Ops, world: &World, hash: &str) -> Result<(), String> {
+pub fn check_same_pipeline(ops: &dyn Ops, world: &World, hash: &str) -> Result<()> {
     let key = |r: usize| format!("pipeline/{r}");
-    let get = |r: usize| -> Result<String, String> {
+    let get = |r: usize| -> Result<String> {
         let v = ops.store_get(&key(r), world.timeout).map_err(|e| format!("waiting for rank {r} to join: {e}"))?;
         Ok(String::from_utf8_lossy(&v).into_owned())
     };
-    ops.store_set(&key(world.rank), hash.as_bytes()).map_err(|e| e.0)?;
+    ops.store_set(&key(world.rank), hash.as_bytes())?;
     let hint = "\n  hint: every rank must run the same pipeline file with the same --set overrides and NPE_* variables";
     if world.rank == 0 {
         let mut differ = vec![];
@@ -83,7 +84,7 @@ pub fn check_same_pipeline(ops: &dyn Ops, world: &World, hash: &str) -> Result<(
                 differ.join(", ")
             );
             let _ = ops.store_set(&format!("failed/{}", world.rank), m.as_bytes());
-            return Err(m);
+            return Err(m.into());
         }
     } else {
         let theirs = get(0)?;
@@ -91,7 +92,8 @@ pub fn check_same_pipeline(ops: &dyn Ops, world: &World, hash: &str) -> Result<(
             return Err(format!(
                 "rank {} runs a different pipeline than rank 0 (pipeline hash {hash}, rank 0's {theirs}){hint}",
                 world.rank
-            ));
+            )
+            .into());
         }
     }
     Ok(())

@@ -49,7 +49,7 @@ impl Heartbeat {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             })
-            .map_err(|e| TensorError(format!("cannot start rank {rank}'s heartbeat thread: {e}")))?;
+            .map_err(|e| TensorError::new(format!("cannot start rank {rank}'s heartbeat thread: {e}")))?;
         Ok(Heartbeat { stop, _thread: thread })
     }
 }
@@ -92,10 +92,10 @@ pub fn wait_for_rank0(
     let start = Instant::now();
     let (mut last, mut moved) = (None::<Vec<u8>>, Instant::now());
     loop {
-        if ready().map_err(|e| WaitError::Store(e.0))? {
+        if ready().map_err(|e| WaitError::Store(e.message))? {
             return Ok(());
         }
-        if let Some(b) = beat().map_err(|e| WaitError::Store(e.0))? {
+        if let Some(b) = beat().map_err(|e| WaitError::Store(e.message))? {
             if last.as_ref() != Some(&b) {
                 last = Some(b);
                 moved = Instant::now();
@@ -148,7 +148,7 @@ mod tests {
         let none = || Ok(None);
         assert!(matches!(wait_for_rank0(&never, &none, MS, 40 * MS, MS), Err(WaitError::TooLong(_))));
         // A store error ends the wait at once.
-        let broken = || Err(TensorError("connection reset".into()));
+        let broken = || Err(TensorError::new("connection reset"));
         assert_eq!(
             wait_for_rank0(&broken, &none, MS, Duration::from_secs(5), MS),
             Err(WaitError::Store("connection reset".into()))

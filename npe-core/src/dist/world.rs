@@ -2,14 +2,15 @@
 //! `LOCAL_RANK`, `MASTER_ADDR`, `MASTER_PORT`), as set by `npe train --nproc-per-node`,
 //! torchrun, Slurm or Kubernetes launchers.
 
+use crate::error::Result;
 pub use crate::tensor::World;
 use std::time::Duration;
 
 impl World {
     /// The world torchrun's variables describe (`get` reads one), or `None` for a single
     /// process (`WORLD_SIZE` unset or 1). Errors name the variable and its value.
-    pub fn from_env(get: impl Fn(&str) -> Option<String>, timeout: Duration) -> Result<Option<World>, String> {
-        let num = |name: &str| -> Result<Option<usize>, String> {
+    pub fn from_env(get: impl Fn(&str) -> Option<String>, timeout: Duration) -> Result<Option<World>> {
+        let num = |name: &str| -> Result<Option<usize>> {
             get(name)
                 .map(|v| {
                     v.trim()
@@ -17,6 +18,7 @@ impl World {
                         .map_err(|_| format!("environment variable {name}={v:?} is not a whole number"))
                 })
                 .transpose()
+                .map_err(Into::into)
         };
         let size = num("WORLD_SIZE")?.unwrap_or(1);
         if size <= 1 {
@@ -26,7 +28,7 @@ impl World {
             "WORLD_SIZE is set but RANK is not: launch with `npe train --nproc-per-node N` or torchrun, which set both",
         )?;
         if rank >= size {
-            return Err(format!("RANK={rank} is not below WORLD_SIZE={size}"));
+            return Err(format!("RANK={rank} is not below WORLD_SIZE={size}").into());
         }
         let master_addr = get("MASTER_ADDR").filter(|a| !a.trim().is_empty()).ok_or(
             "WORLD_SIZE is set but MASTER_ADDR is not: it names the host of rank 0 (e.g. MASTER_ADDR=127.0.0.1 on one machine)",
@@ -57,7 +59,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn world(vars: &[(&str, &str)]) -> Result<Option<World>, String> {
+    fn world(vars: &[(&str, &str)]) -> Result<Option<World>> {
         let m: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         World::from_env(|k| m.get(k).cloned(), Duration::from_secs(60))
     }
@@ -97,16 +99,19 @@ mod tests {
 
     #[test]
     fn bad_variables_are_named() {
-        let e = world(&[("WORLD_SIZE", "2"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "1")]).unwrap_err();
+        let e = world(&[("WORLD_SIZE", "2"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "1")]).unwrap_err().to_string();
         assert!(e.contains("RANK is not"), "{e}");
-        let e = world(&[("WORLD_SIZE", "2"), ("RANK", "2"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "1")]).unwrap_err();
+        let e = world(&[("WORLD_SIZE", "2"), ("RANK", "2"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "1")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("RANK=2 is not below WORLD_SIZE=2"), "{e}");
-        let e = world(&[("WORLD_SIZE", "two")]).unwrap_err();
+        let e = world(&[("WORLD_SIZE", "two")]).unwrap_err().to_string();
         assert!(e.contains("WORLD_SIZE=\"two\""), "{e}");
-        let e = world(&[("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_PORT", "1")]).unwrap_err();
+        let e = world(&[("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_PORT", "1")]).unwrap_err().to_string();
         assert!(e.contains("MASTER_ADDR"), "{e}");
-        let e =
-            world(&[("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "70000")]).unwrap_err();
+        let e = world(&[("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "70000")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a TCP port"), "{e}");
     }
 }

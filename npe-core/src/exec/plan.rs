@@ -116,14 +116,11 @@ impl Plan {
                     Src::Data => Ok(data.clone()),
                     Src::Step(j) => out[*j]
                         .clone()
-                        .ok_or_else(|| ExecError::Backend(format!("input of `{}` was not computed", step.name))),
+                        .ok_or_else(|| ExecError::Internal(format!("input of `{}` was not computed", step.name))),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             cx.set_step(i, step.frozen);
-            let value = step.module.forward(cx, inputs).map_err(|e| match e {
-                ExecError::Backend(m) => ExecError::Backend(format!("node `{}`: {m}", step.name)),
-                other => other,
-            })?;
+            let value = step.module.forward(cx, inputs).map_err(|e| e.in_node(&step.name))?;
             out[i] = Some(value);
         }
         cx.set_step(0, false);

@@ -30,7 +30,11 @@ impl Store {
         frozen: &BTreeSet<String>,
     ) -> Result<Self, ExecError> {
         if specs.len() != initial.len() {
-            return Err(ExecError::Backend(format!("{} initial values for {} parameters", initial.len(), specs.len())));
+            return Err(ExecError::Internal(format!(
+                "{} initial values for {} parameters",
+                initial.len(),
+                specs.len()
+            )));
         }
         let trainable: Vec<bool> =
             specs.iter().map(|s| s.kind == ParamKind::Weight && !frozen.contains(&s.node)).collect();

@@ -95,10 +95,10 @@ pub fn record(
     exec.infer(&batch, &requests)?;
     let mut g = std::mem::take(&mut *recorder.graph.lock().expect("graph"));
     let image = g.input.clone().ok_or_else(|| {
-        PredictError::Exec(crate::backend::ExecError::Backend("the model never read its input image".into()))
+        PredictError::Exec(crate::backend::ExecError::Internal("the model never read its input image".into()))
     })?;
     if g.outputs.len() != outputs.len() {
-        return Err(PredictError::Exec(crate::backend::ExecError::Backend(format!(
+        return Err(PredictError::Exec(crate::backend::ExecError::Internal(format!(
             "recorded {} outputs for the {} requested",
             g.outputs.len(),
             outputs.len()

@@ -110,7 +110,7 @@ pub fn tensor_proto(name: &str, shape: &[usize], f: Option<&[f32]>, i: Option<&[
 
 fn broadcast(a: &[usize], b: &[usize]) -> TResult<Vec<usize>> {
     if a.len() != b.len() {
-        return Err(TensorError(format!("binary operation of ranks {} and {}", a.len(), b.len())));
+        return Err(TensorError::new(format!("binary operation of ranks {} and {}", a.len(), b.len())));
     }
     Ok(a.iter().zip(b).map(|(&x, &y)| x.max(y)).collect())
 }
@@ -195,7 +195,7 @@ impl Recorder {
 }
 
 fn unsupported(what: &str) -> TensorError {
-    TensorError(format!("`{what}` cannot be exported to ONNX (inference graphs only)"))
+    TensorError::new(format!("`{what}` cannot be exported to ONNX (inference graphs only)"))
 }
 
 impl CreationOps for Recorder {
@@ -289,7 +289,7 @@ impl MathOps for Recorder {
     }
     fn cat(&self, ts: &[Tensor], dim: usize) -> TResult<Tensor> {
         let rs: Vec<&Rec> = ts.iter().map(rec).collect::<TResult<_>>()?;
-        let mut shape = rs.first().ok_or_else(|| TensorError("cat of nothing".into()))?.shape.clone();
+        let mut shape = rs.first().ok_or_else(|| TensorError::new("cat of nothing"))?.shape.clone();
         shape[dim] = rs.iter().map(|r| r.shape[dim]).sum();
         let names: Vec<&str> = rs.iter().map(|r| r.name.as_str()).collect();
         Ok(self.node("Concat", &names, vec![attr_i("axis", dim as i64)], shape))

@@ -109,7 +109,7 @@ impl<'a> Cx<'a> {
 
     /// The batch's labels (losses only).
     pub fn targets(&self) -> Result<&Targets, ExecError> {
-        self.targets.ok_or_else(|| ExecError::Backend("a loss ran without labels".into()))
+        self.targets.ok_or_else(|| ExecError::Internal("a loss ran without labels".into()))
     }
 
     /// `log(prior)` of the training counts, `[C]`.

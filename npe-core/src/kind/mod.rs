@@ -2,6 +2,7 @@
 //! parameters, validation, shape inference, parameter declaration and forward pass. The core
 //! erases it to [`Node`] (in the IR) and [`Module`] (in the lowered plan).
 
+use crate::error::Result;
 pub mod calibrate;
 mod checks;
 mod cx;
@@ -46,19 +47,19 @@ pub trait NodeDef: Clone + Debug + DeserializeOwned + Send + Sync + 'static {
     type Lowered: Send + Sync + 'static;
 
     /// Checks of the parameters alone, when the node is parsed.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         Ok(())
     }
     /// The node's inputs, in port order.
     fn inputs(&self) -> Vec<Input>;
     /// The output signature from the inputs' (same order as [`inputs`](Self::inputs)); the
     /// error says what is wrong in the user's terms.
-    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig, String>;
+    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig>;
     /// Declare the parameters (the handles the forward pass uses) for these signatures.
     fn lower(&self, d: &mut Declare, inputs: &[Sig], out: &Sig) -> Self::Lowered;
     /// The forward pass (evaluators, computed on the host, keep the default).
     fn forward(&self, _lowered: &Self::Lowered, _cx: &mut Cx, _inputs: Vec<Value>) -> Result<Value, ExecError> {
-        Err(ExecError::Backend(format!("`{}` nodes are evaluated on the host, not run", Self::KIND)))
+        Err(ExecError::Internal(format!("`{}` nodes are evaluated on the host, not run", Self::KIND)))
     }
     /// How this node adjusts logits with the class prior, if it does.
     fn adjusts(&self) -> Option<Adjust<'_>> {
@@ -75,7 +76,7 @@ pub trait Node: Debug + Send + Sync {
     /// Inputs in port order.
     fn inputs(&self) -> Vec<Input>;
     /// Output signature.
-    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig, String>;
+    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig>;
     /// Declare parameters and return the runnable module.
     fn lower(&self, d: &mut Declare, inputs: &[Sig], out: &Sig) -> Box<dyn Module>;
     /// Prior adjustment, for the double-adjustment check.
@@ -111,7 +112,7 @@ impl<N: NodeDef> Node for N {
     fn inputs(&self) -> Vec<Input> {
         NodeDef::inputs(self)
     }
-    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig> {
         NodeDef::infer(self, inputs, cx)
     }
     fn lower(&self, d: &mut Declare, inputs: &[Sig], out: &Sig) -> Box<dyn Module> {
@@ -134,7 +135,7 @@ pub enum ParseError {
     /// A field is missing, unknown or of the wrong type.
     Serde(figment::Error),
     /// The kind rejected its parameters ([`NodeDef::check`]).
-    Custom(String),
+    Custom(crate::error::Error),
 }
 
 /// A registered kind: what the registry, `npe kinds` and the IR know of it.

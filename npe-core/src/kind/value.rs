@@ -23,7 +23,7 @@ fn wrong(want: &str, got: &Value) -> ExecError {
         Value::Pems(_) => "PEM outputs",
         Value::Loss(_) => "a loss",
     };
-    ExecError::Backend(format!("expected {want}, got {got} (the IR should have rejected this pipeline)"))
+    ExecError::Internal(format!("expected {want}, got {got} (the IR should have rejected this pipeline)"))
 }
 
 impl Value {
@@ -79,5 +79,5 @@ impl Value {
 
 /// The input of a one-input node.
 pub fn first(inputs: Vec<Value>) -> Result<Value, ExecError> {
-    inputs.into_iter().next().ok_or_else(|| ExecError::Backend("a node ran without its input".into()))
+    inputs.into_iter().next().ok_or_else(|| ExecError::Internal("a node ran without its input".into()))
 }

@@ -18,7 +18,7 @@ pub fn true_class_mean(
             let picked = ops.mul(&f(ops, ops.gather(&ops.float32(t)?, 1, index)?)?, valid)?;
             Ok(ops.mul_scalar(&ops.sum_all(&picked)?, 1.0 / (*count).max(1) as f64)?)
         }
-        _ => Err(ExecError::Backend("loss input does not match the labels (vector vs map)".into())),
+        _ => Err(ExecError::Internal("loss input does not match the labels (vector vs map)".into())),
     }
 }
 

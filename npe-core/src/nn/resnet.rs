@@ -3,6 +3,7 @@
 
 use super::{BatchNorm, Conv2d, kaiming};
 use crate::backend::ExecError;
+use crate::error::Result;
 use crate::kind::{Cx, Declare};
 use crate::tensor::Tensor;
 
@@ -10,11 +11,11 @@ use crate::tensor::Tensor;
 pub const RESNET_DEPTHS: [usize; 5] = [20, 32, 44, 56, 110];
 
 /// Error unless `depth` is a CIFAR ResNet depth.
-pub fn check_depth(depth: usize) -> Result<(), String> {
+pub fn check_depth(depth: usize) -> Result<()> {
     if RESNET_DEPTHS.contains(&depth) {
         Ok(())
     } else {
-        Err(format!("`depth: {depth}` is not a CIFAR ResNet depth; use one of 20, 32, 44, 56, 110"))
+        Err(format!("`depth: {depth}` is not a CIFAR ResNet depth; use one of 20, 32, 44, 56, 110").into())
     }
 }
 

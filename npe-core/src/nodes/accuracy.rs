@@ -1,6 +1,7 @@
 //! `accuracy`: mean per-class accuracy (the balanced-test metric), per-class accuracy and
 //! head/medium/tail group means, for each input. Computed on the host from argmax predictions.
 
+use crate::error::Result;
 use crate::kind::{Declare, NodeDef, expect_logits_each};
 use crate::types::{Category, InferCtx, Input, NodeRef, Role, Sig};
 use serde::{Deserialize, Serialize};
@@ -52,14 +53,14 @@ impl Default for GroupsSpec {
 
 impl GroupsSpec {
     /// Check the fields fit together and the class count.
-    pub fn validate(&self, num_classes: usize) -> Result<(), String> {
+    pub fn validate(&self, num_classes: usize) -> Result<()> {
         match self.by {
             GroupBy::Count => {
                 if self.head.is_some() || self.tail.is_some() {
                     return Err("`head`/`tail` are index boundaries: set `by: index` to use them".into());
                 }
                 if self.few > self.many {
-                    return Err(format!("`few` ({}) must not exceed `many` ({})", self.few, self.many));
+                    return Err(format!("`few` ({}) must not exceed `many` ({})", self.few, self.many).into());
                 }
             }
             GroupBy::Index => {
@@ -68,7 +69,7 @@ impl GroupsSpec {
                     _ => return Err("`by: index` needs both `head` and `tail` boundaries".into()),
                 };
                 if !(h <= t && t <= num_classes) {
-                    return Err(format!("need head ≤ tail ≤ {num_classes} classes, got head {h}, tail {t}"));
+                    return Err(format!("need head ≤ tail ≤ {num_classes} classes, got head {h}, tail {t}").into());
                 }
             }
         }
@@ -114,7 +115,7 @@ impl NodeDef for Accuracy {
         Input::list("inputs", &self.inputs)
     }
 
-    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig> {
         expect_logits_each(inputs, false)?;
         Ok(Sig::scalar(Role::Report))
     }

@@ -1,5 +1,6 @@
 //! `cross_entropy`: softmax cross-entropy on raw logits (per pixel for maps).
 
+use crate::error::Result;
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, NodeDef, Value, check_label_size, check_task_shape, defaults, expect_role, first};
 use crate::nn::cross_entropy;
@@ -18,7 +19,7 @@ pub struct CrossEntropy {
 }
 
 /// The checks every loss on logits makes: logits, of the task's shape, at the label size.
-pub(crate) fn infer_logits_loss(input: &Sig, cx: &InferCtx) -> Result<Sig, String> {
+pub(crate) fn infer_logits_loss(input: &Sig, cx: &InferCtx) -> Result<Sig> {
     expect_role(input, &[Role::Logits], "input")?;
     check_task_shape(input, cx)?;
     check_label_size(input, cx, "input")?;
@@ -31,7 +32,7 @@ impl NodeDef for CrossEntropy {
     const SUMMARY: &'static str = "softmax cross-entropy on raw logits";
     type Lowered = ();
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         crate::kind::finite(&[("weight", self.weight)])
     }
 
@@ -39,7 +40,7 @@ impl NodeDef for CrossEntropy {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig> {
         infer_logits_loss(&inputs[0], cx)
     }
 

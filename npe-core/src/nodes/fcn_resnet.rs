@@ -1,5 +1,6 @@
 //! `fcn_resnet`: a CIFAR-style ResNet encoder (output stride 4) with an FCN head (conv3×3-BN-ReLU).
 
+use crate::error::Result;
 use super::resnet_cifar::default_width;
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, NodeDef, Value, first, image_spatial};
@@ -41,11 +42,11 @@ impl NodeDef for FcnResNet {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig> {
         check_depth(self.depth)?;
         let [h, w] = image_spatial(&inputs[0])?;
         if h % 4 != 0 || w % 4 != 0 {
-            return Err(format!("image size {h}×{w} must be divisible by 4 (encoder output stride)"));
+            return Err(format!("image size {h}×{w} must be divisible by 4 (encoder output stride)").into());
         }
         Ok(Sig::map(Role::Features, self.head_channels, h / 4, w / 4))
     }

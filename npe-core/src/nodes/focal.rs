@@ -1,6 +1,7 @@
 //! `focal`: the focal loss of Lin et al. (2017), `−(1 − p_t)^γ · log p_t` on the true class,
 //! averaged over samples (or labelled pixels); γ = 0 is cross-entropy.
 
+use crate::error::Result;
 use super::cross_entropy::infer_logits_loss;
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, NodeDef, Value, defaults, first};
@@ -32,9 +33,9 @@ impl NodeDef for Focal {
     const SUMMARY: &'static str = "focal loss −(1−p_t)^γ·log p_t (Lin et al.; γ = 0 is CE)";
     type Lowered = ();
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         if !(self.gamma.is_finite() && self.gamma >= 0.0) {
-            return Err(format!("`gamma` must be a finite number ≥ 0, got {}", self.gamma));
+            return Err(format!("`gamma` must be a finite number ≥ 0, got {}", self.gamma).into());
         }
         crate::kind::finite(&[("weight", self.weight)])
     }
@@ -43,7 +44,7 @@ impl NodeDef for Focal {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig> {
         infer_logits_loss(&inputs[0], cx)
     }
 

@@ -1,5 +1,6 @@
 //! `iou`: per-class IoU, mIoU, mean pixel accuracy and tail mIoU (segmentation), on the host.
 
+use crate::error::Result;
 use crate::kind::{Declare, NodeDef, expect_logits_each};
 use crate::types::{Category, InferCtx, Input, NodeRef, Role, Sig};
 use serde::{Deserialize, Serialize};
@@ -44,7 +45,7 @@ impl NodeDef for Iou {
         Input::list("inputs", &self.inputs)
     }
 
-    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig> {
         expect_logits_each(inputs, true)?;
         Ok(Sig::scalar(Role::Report))
     }

@@ -1,5 +1,6 @@
 //! `linear`: the classifier `g(z)`. On dense features it is a 1×1 convolution.
 
+use crate::error::Result;
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, NodeDef, Value, check_classes, defaults, expect_role, first};
 use crate::nn::{Conv2d, Linear, Proj, torch_default};
@@ -30,7 +31,7 @@ impl NodeDef for LinearHead {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig> {
         expect_role(&inputs[0], &[Role::Features], "input")?;
         let c = check_classes(self.classes, cx)?;
         Ok(Sig { role: Role::Logits, channels: c, spatial: inputs[0].spatial })

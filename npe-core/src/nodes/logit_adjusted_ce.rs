@@ -1,6 +1,7 @@
 //! `logit_adjusted_ce`: `CE(logits + tau·log(prior), y)` with the prior from the training counts
 //! (Menon et al. 2021). Never combined with `npe_la` on the same logits.
 
+use crate::error::Result;
 use super::cross_entropy::infer_logits_loss;
 use crate::backend::ExecError;
 use crate::kind::{Adjust, Cx, Declare, NodeDef, Value, defaults, first};
@@ -28,7 +29,7 @@ impl NodeDef for LogitAdjustedCe {
     const SUMMARY: &'static str = "CE on logits + tau·log(prior from counts)";
     type Lowered = ();
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         crate::kind::finite(&[("tau", self.tau), ("weight", self.weight)])
     }
 
@@ -36,7 +37,7 @@ impl NodeDef for LogitAdjustedCe {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig> {
         infer_logits_loss(&inputs[0], cx)
     }
 

@@ -1,5 +1,6 @@
 //! `mlp`: fully connected layers with ReLU on the flattened input.
 
+use crate::error::Result;
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, NodeDef, Value, expect_role, first};
 use crate::nn::{BatchNorm, Linear};
@@ -34,7 +35,7 @@ impl NodeDef for Mlp {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig> {
         expect_role(&inputs[0], &[Role::Image, Role::Features], "input")?;
         if self.hidden.is_empty() || self.hidden.contains(&0) {
             return Err("`hidden` needs at least one layer, all widths > 0".into());

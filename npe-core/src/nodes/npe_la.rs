@@ -4,6 +4,7 @@
 //! images instead of each image's own PEM output; `scale: auto` fits `s` on them (see
 //! [`Readout`], [`Scale`]).
 
+use crate::error::Result;
 use crate::backend::{ExecError, Request};
 use crate::kind::calibrate::{StatsOf, ln, slope};
 use crate::kind::{Adjust, Cx, Declare, NodeDef, Value, expect_role};
@@ -133,25 +134,25 @@ impl NodeDef for NpeLa {
         vec![Input::new("logits", &self.logits), Input::new("pem", &self.pem)]
     }
 
-    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig> {
         let (logits, pem) = (&inputs[0], &inputs[1]);
         expect_role(logits, &[Role::Logits], "logits")?;
         if !matches!(pem.role, Role::Pem { .. }) {
-            return Err(format!("`pem` must be a `pem` node, got {pem}"));
+            return Err(format!("`pem` must be a `pem` node, got {pem}").into());
         }
         if logits.channels != pem.channels {
             return Err(format!(
                 "class count mismatch: logits have {} classes, PEMs {}",
                 logits.channels, pem.channels
-            ));
+            ).into());
         }
         if logits.is_map() != pem.is_map() {
-            return Err(format!("logits {logits} and PEM outputs {pem} must both be vectors or both maps"));
+            return Err(format!("logits {logits} and PEM outputs {pem} must both be vectors or both maps").into());
         }
         if let Scale::Fixed(s) = self.scale
             && !(s.is_finite() && s > 0.0)
         {
-            return Err(format!("`scale` must be > 0 or `auto`, got {s}"));
+            return Err(format!("`scale` must be > 0 or `auto`, got {s}").into());
         }
         Ok(*logits)
     }
@@ -163,12 +164,12 @@ impl NodeDef for NpeLa {
         let mut it = inputs.into_iter();
         let (logits, pems) = (it.next(), it.next().map(Value::pems));
         let (Some(logits), Some(pems)) = (logits, pems) else {
-            return Err(ExecError::Backend("npe_la needs logits and PEM outputs".into()));
+            return Err(ExecError::Internal("npe_la needs logits and PEM outputs".into()));
         };
         let pems = pems?;
         let calibrated = cx.calibration();
         if calibrated.is_none() && !self.calibration_requests().is_empty() {
-            return Err(ExecError::Backend(
+            return Err(ExecError::Unavailable(
                 "`readout: mean|posterior` and `scale: auto` are computed from training images, which only evaluation reads".into(),
             ));
         }

@@ -1,6 +1,7 @@
 //! `one_way_logistic`: `softplus(h_m(z)[y])` on the true class only, averaged over samples (or
 //! valid pixels), then combined over PEMs by `reduction` and scaled by `weight`.
 
+use crate::error::Result;
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, NodeDef, Value, check_label_size, check_task_shape, defaults, first};
 use crate::nn::true_class_mean;
@@ -38,7 +39,7 @@ impl NodeDef for OneWayLogistic {
     const SUMMARY: &'static str = "softplus of the true-class PEM output";
     type Lowered = ();
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         crate::kind::finite(&[("weight", self.weight)])
     }
 
@@ -46,9 +47,9 @@ impl NodeDef for OneWayLogistic {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig> {
         if !matches!(inputs[0].role, Role::Pem { .. }) {
-            return Err(format!("`input` must be PEM outputs (a `pem` node), got {}", inputs[0].role));
+            return Err(format!("`input` must be PEM outputs (a `pem` node), got {}", inputs[0].role).into());
         }
         check_task_shape(&inputs[0], cx)?;
         check_label_size(&inputs[0], cx, "input")?;

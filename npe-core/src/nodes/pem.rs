@@ -1,6 +1,7 @@
 //! `pem`: M prior estimation modules on the features, each with the logits' shape. Trained with
 //! `one_way_logistic`; their centred output estimates the negative log-prior.
 
+use crate::error::Result;
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, NodeDef, Value, check_classes, defaults, expect_role, first};
 use crate::nn::{Conv2d, Linear, Proj, torch_default};
@@ -57,19 +58,19 @@ impl NodeDef for Pem {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig> {
         expect_role(&inputs[0], &[Role::Features], "input")?;
         if self.count == 0 {
             return Err("`count` must be at least 1".into());
         }
         if !(self.init_std.is_finite() && self.init_std >= 0.0) {
-            return Err(format!("`init_std` must be a finite number ≥ 0, got {}", self.init_std));
+            return Err(format!("`init_std` must be a finite number ≥ 0, got {}", self.init_std).into());
         }
         if self.hidden.contains(&0) {
             return Err("`hidden` widths must be > 0".into());
         }
         if self.kernel_size != 1 && self.kernel_size != 3 {
-            return Err(format!("`kernel_size` must be 1 or 3, got {}", self.kernel_size));
+            return Err(format!("`kernel_size` must be 1 or 3, got {}", self.kernel_size).into());
         }
         let c = check_classes(self.classes, cx)?;
         Ok(Sig { role: Role::Pem { count: self.count }, channels: c, spatial: inputs[0].spatial })

@@ -1,6 +1,7 @@
 //! `posthoc_la`: `logits − tau · log(prior)` with the prior from the training counts, or
 //! (`prior: predicted`) the prior the classifier implies on unlabelled training images.
 
+use crate::error::Result;
 use crate::backend::{ExecError, Request};
 use crate::kind::calibrate::{StatsOf, ln};
 use crate::kind::{Adjust, Cx, Declare, NodeDef, Value, defaults, expect_role, first};
@@ -62,7 +63,7 @@ impl NodeDef for PosthocLa {
     const SUMMARY: &'static str = "logits − tau·log(prior): from counts, or predicted on unlabelled images";
     type Lowered = ();
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         crate::kind::finite(&[("tau", self.tau)])
     }
 
@@ -70,7 +71,7 @@ impl NodeDef for PosthocLa {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig> {
         expect_role(&inputs[0], &[Role::Logits], "input")?;
         Ok(inputs[0])
     }
@@ -82,7 +83,7 @@ impl NodeDef for PosthocLa {
             PriorSource::Counts => add_log_prior(cx, first(inputs)?, -self.tau),
             PriorSource::Predicted => {
                 let Some(v) = cx.calibration().and_then(|c| c.vector.as_ref()) else {
-                    return Err(ExecError::Backend(
+                    return Err(ExecError::Unavailable(
                         "`prior: predicted` is computed from training images, which only evaluation reads".into(),
                     ));
                 };

@@ -1,5 +1,6 @@
 //! `prior_estimate`: the learned prior against the true training prior, on the host.
 
+use crate::error::Result;
 use crate::kind::{Declare, NodeDef, expect_role};
 use crate::types::{Category, InferCtx, Input, NodeRef, Role, Sig};
 use serde::{Deserialize, Serialize};
@@ -29,14 +30,14 @@ impl NodeDef for PriorEstimate {
             .collect()
     }
 
-    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig> {
         if !matches!(inputs[0].role, Role::Pem { .. }) {
-            return Err(format!("`input` must be a `pem` node, got {}", inputs[0].role));
+            return Err(format!("`input` must be a `pem` node, got {}", inputs[0].role).into());
         }
         if let Some(l) = inputs.get(1) {
             expect_role(l, &[Role::Logits], "logits")?;
             if l.channels != inputs[0].channels {
-                return Err(format!("class count mismatch: logits have {} classes, PEMs {}", l.channels, inputs[0].channels));
+                return Err(format!("class count mismatch: logits have {} classes, PEMs {}", l.channels, inputs[0].channels).into());
             }
         }
         Ok(Sig::scalar(Role::Report))

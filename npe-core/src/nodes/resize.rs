@@ -1,5 +1,6 @@
 //! `resize`: bilinear resize of logits or PEM maps (align_corners = false).
 
+use crate::error::Result;
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, NodeDef, Value, first};
 use crate::types::{Category, InferCtx, Input, NodeRef, Role, Sig};
@@ -41,15 +42,15 @@ impl NodeDef for Resize {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], cx: &InferCtx) -> Result<Sig> {
         let input = &inputs[0];
         if !matches!(input.role, Role::Logits | Role::Pem { .. }) || !input.is_map() {
-            return Err(format!("`input` must be a dense logits or PEM map, got {input}"));
+            return Err(format!("`input` must be a dense logits or PEM map, got {input}").into());
         }
         let target = match &self.to {
             ResizeTo::Size(s) => Some(*s),
             ResizeTo::Named(n) if n == "label" => cx.label_size,
-            ResizeTo::Named(n) => return Err(format!("`to` must be `label` or [h, w], got `{n}`")),
+            ResizeTo::Named(n) => return Err(format!("`to` must be `label` or [h, w], got `{n}`").into()),
         };
         let [h, w] = target.ok_or("`to: label` needs a data source with label maps")?;
         if h == 0 || w == 0 {

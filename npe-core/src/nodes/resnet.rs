@@ -4,6 +4,7 @@
 //! ImageNet weights converted to safetensors load with `train.init_from` (prefix the names with
 //! the node's name and drop `fc.*`). Global average pooling; the classifier is a `linear` node.
 
+use crate::error::Result;
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, NodeDef, Value, first, image_spatial};
 use crate::nn::{BatchNorm, Conv2d};
@@ -101,11 +102,11 @@ impl NodeDef for ResNet {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig> {
         let [h, w] = image_spatial(&inputs[0])?;
         let stride = if self.stem == Stem::Imagenet { 32 } else { 8 };
         if h < stride || w < stride {
-            return Err(format!("{h}×{w} images are smaller than the network's output stride {stride} (try `stem: small`)"));
+            return Err(format!("{h}×{w} images are smaller than the network's output stride {stride} (try `stem: small`)").into());
         }
         Ok(Sig::vector(Role::Features, 2048))
     }

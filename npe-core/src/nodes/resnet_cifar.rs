@@ -1,5 +1,6 @@
 //! `resnet_cifar`: the CIFAR ResNet of He et al. (3 stages, option-A shortcuts), global pooling.
 
+use crate::error::Result;
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, NodeDef, Value, first, image_spatial};
 use crate::nn::{CifarResNet, check_depth};
@@ -33,11 +34,11 @@ impl NodeDef for ResNetCifar {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig> {
         check_depth(self.depth)?;
         let [h, w] = image_spatial(&inputs[0])?;
         if h < 4 || w < 4 {
-            return Err(format!("images of {h}×{w} are too small for resnet_cifar (two stride-2 stages need ≥ 4×4)"));
+            return Err(format!("images of {h}×{w} are too small for resnet_cifar (two stride-2 stages need ≥ 4×4)").into());
         }
         if self.width == 0 {
             return Err("`width` must be > 0".into());

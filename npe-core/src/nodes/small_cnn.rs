@@ -1,5 +1,6 @@
 //! `small_cnn`: conv3×3-BN-ReLU stages with 2×2 max-pooling between them, global average pooling.
 
+use crate::error::Result;
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, NodeDef, Value, first, image_spatial};
 use crate::nn::{BatchNorm, Conv2d, torch_default};
@@ -31,14 +32,14 @@ impl NodeDef for SmallCnn {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig> {
         let [h, w] = image_spatial(&inputs[0])?;
         if self.channels.is_empty() || self.channels.contains(&0) {
             return Err("`channels` needs at least one stage, all > 0".into());
         }
         let shrink = 1usize << (self.channels.len() - 1);
         if h < shrink || w < shrink {
-            return Err(format!("{h}×{w} images are too small for {} pooling stages", self.channels.len() - 1));
+            return Err(format!("{h}×{w} images are too small for {} pooling stages", self.channels.len() - 1).into());
         }
         Ok(Sig::vector(Role::Features, *self.channels.last().unwrap()))
     }

@@ -1,5 +1,6 @@
 //! `unet`: a small U-Net; dense features at the input resolution.
 
+use crate::error::Result;
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, NodeDef, Value, first, image_spatial};
 use crate::nn::{BatchNorm, Conv2d, kaiming};
@@ -63,7 +64,7 @@ impl NodeDef for UNet {
         vec![Input::new("input", &self.input)]
     }
 
-    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig, String> {
+    fn infer(&self, inputs: &[Sig], _: &InferCtx) -> Result<Sig> {
         let [h, w] = image_spatial(&inputs[0])?;
         if self.channels.len() < 2 || self.channels.contains(&0) {
             return Err("`channels` needs at least two levels, all > 0".into());
@@ -73,7 +74,7 @@ impl NodeDef for UNet {
             return Err(format!(
                 "image size {h}×{w} must be divisible by {f} for {} U-Net levels",
                 self.channels.len()
-            ));
+            ).into());
         }
         Ok(Sig::map(Role::Features, self.channels[0], h, w))
     }

@@ -16,13 +16,8 @@ pub enum CompareError {
     #[error("{}: no such run\n  hint: give a run directory (the `--out` of `npe train`, holding summary.json) or a JSON file written by `npe eval --json`", .0.display())]
     Missing(PathBuf),
     /// Unreadable file.
-    #[error("{}: {source}", .path.display())]
-    Io {
-        /// File.
-        path: PathBuf,
-        /// Error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::IoError),
     /// The file is neither a summary nor an evaluation report.
     #[error("{}: not a summary.json of `npe train` nor the output of `npe eval --json`: {reason}", .path.display())]
     Format {
@@ -54,7 +49,8 @@ pub fn load_run(path: &Path) -> Result<RunResult, CompareError> {
     if !file.is_file() {
         return Err(CompareError::Missing(path.to_path_buf()));
     }
-    let text = std::fs::read_to_string(&file).map_err(|source| CompareError::Io { path: file.clone(), source })?;
+    let text =
+        std::fs::read_to_string(&file).map_err(|source| CompareError::Io(crate::error::IoError::new(&file, source)))?;
     let stem = if path.is_dir() { path.file_name() } else { path.file_stem() };
     let label = stem.map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
     let value: serde_json::Value =

@@ -3,6 +3,7 @@
 //! SVGs rasterised by resvg, with a bundled font so they look the same on every machine.
 
 use super::summary::{EpochRecord, EvalReport};
+use crate::error::Result;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -403,13 +404,13 @@ pub const PNG_OFF: &str = "PNG plots are off: npe was built without the `png` fe
 
 /// Rasterise one of these SVGs to PNG bytes at `zoom` × its size.
 #[cfg(not(feature = "png"))]
-pub fn png(_svg: &str, _zoom: f32) -> Result<Vec<u8>, String> {
+pub fn png(_svg: &str, _zoom: f32) -> Result<Vec<u8>> {
     Err(PNG_OFF.into())
 }
 
 /// Rasterise one of these SVGs to PNG bytes at `zoom` × its size.
 #[cfg(feature = "png")]
-pub fn png(svg: &str, zoom: f32) -> Result<Vec<u8>, String> {
+pub fn png(svg: &str, zoom: f32) -> Result<Vec<u8>> {
     use resvg::{tiny_skia, usvg};
     let mut opt = usvg::Options { font_family: "DejaVu Sans".into(), ..Default::default() };
     let db = opt.fontdb_mut();
@@ -419,7 +420,7 @@ pub fn png(svg: &str, zoom: f32) -> Result<Vec<u8>, String> {
     let size = tree.size().to_int_size().scale_by(zoom).ok_or("empty plot")?;
     let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height()).ok_or("empty plot")?;
     resvg::render(&tree, tiny_skia::Transform::from_scale(zoom, zoom), &mut pixmap.as_mut());
-    pixmap.encode_png().map_err(|e| e.to_string())
+    Ok(pixmap.encode_png().map_err(|e| e.to_string())?)
 }
 
 /// Write `name.svg` and `name.png` (twice the size) into `dir`; failures are logged, not fatal.
@@ -433,8 +434,8 @@ pub fn write_svg_and_png(dir: &Path, name: &str, svg: &str) {
         SAID.call_once(|| tracing::info!("{PNG_OFF}"));
     }
     for (file, bytes) in files {
-        let written =
-            bytes.and_then(|b| crate::checkpoint::write_atomic(&dir.join(&file), &b).map_err(|e| e.to_string()));
+        let written = bytes
+            .and_then(|b| crate::checkpoint::write_atomic(&dir.join(&file), &b).map_err(crate::error::Error::other));
         if let Err(e) = written {
             tracing::warn!("could not write {file}: {e}");
         }

@@ -4,6 +4,7 @@
 
 use super::compare::pct;
 use super::summary::Summary;
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -94,11 +95,11 @@ pub struct PlannedRun {
 
 impl StudySpec {
     /// Read a study file.
-    pub fn load(path: &Path) -> Result<StudySpec, String> {
+    pub fn load(path: &Path) -> Result<StudySpec> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let spec: StudySpec = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         if spec.runs.is_empty() || spec.seeds.is_empty() {
-            return Err(format!("{}: a study needs at least one run and one seed", path.display()));
+            return Err(format!("{}: a study needs at least one run and one seed", path.display()).into());
         }
         let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || "_-.=".contains(c));
         let labels = std::iter::once(spec.name.as_str())
@@ -110,7 +111,8 @@ impl StudySpec {
             return Err(format!(
                 "{}: `{bad}` must be a plain name (letters, digits, `_`, `-`, `.`, `=`; not only dots)",
                 path.display()
-            ));
+            )
+            .into());
         }
         // Two runs must never share a folder (`0.05` and `=0.05` once did).
         let mut seen: BTreeMap<PathBuf, String> = BTreeMap::new();
@@ -121,7 +123,8 @@ impl StudySpec {
                     "{}: {other} and {who} would share the folder `{}`\n  hint: rename one of their labels",
                     path.display(),
                     run.out.display()
-                ));
+                )
+                .into());
             }
         }
         Ok(spec)
@@ -597,7 +600,7 @@ mod tests {
         let load = |text: &str| {
             let p = dir.path().join("s.yaml");
             std::fs::write(&p, text).unwrap();
-            StudySpec::load(&p)
+            StudySpec::load(&p).map_err(|e| e.to_string())
         };
         let e =
             load("name: s\nruns: {a: {pipeline: p.yaml}}\ngrid: {lr: {'0.05': [x=1], '=0.05': [x=2]}}\n").unwrap_err();

@@ -5,6 +5,7 @@
 use super::EpochRecord;
 use super::study::{self, PlannedRun, RunState, StudySpec};
 use super::summary::Summary;
+use crate::error::Result;
 use std::path::Path;
 
 /// A run's per-epoch records (`metrics.jsonl`); the readable lines.
@@ -28,7 +29,7 @@ pub fn write_tables(
     plan: &[PlannedRun],
     states: &[RunState],
     root: &Path,
-) -> Result<String, String> {
+) -> Result<String> {
     let plan: Vec<PlannedRun> =
         plan.iter().zip(states).filter(|(_, s)| **s != RunState::Stale).map(|(r, _)| r.clone()).collect();
     let plan = &plan[..];

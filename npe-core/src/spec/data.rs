@@ -1,5 +1,6 @@
 //! The `data:` section: where the data is, how it is made long-tailed, augmented and loaded.
 
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -223,7 +224,7 @@ impl DataSpec {
 
     /// Parse a `data:` section from YAML text outside a pipeline (tests, tools): the options
     /// sections are kept unchecked, as the pipeline loader keeps them.
-    pub fn from_yaml(text: &str) -> Result<Self, String> {
+    pub fn from_yaml(text: &str) -> Result<Self> {
         let v: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
         let serde_yaml::Value::Mapping(m) = v else { return Err("the data section must be a mapping".into()) };
         let entries: Vec<(String, serde_yaml::Value)> =

@@ -7,6 +7,7 @@ use super::locate::{ENV_PROVIDER, FILE_PROVIDER, Locator, SET_PROVIDER};
 use super::yaml_map::{YamlMap, syntax_hint};
 use super::{DataSpec, EvalSpec, NodeSpec, PipelineSpec, SECTIONS, Task, TrainSpec};
 use crate::diag::{Diagnostic, Diagnostics, Origin, did_you_mean};
+use crate::error::Result;
 use crate::source::SourceText;
 use figment::error::Kind;
 use figment::providers::{Env, Format, Serialized, Yaml};
@@ -117,11 +118,11 @@ pub enum SetOp {
 }
 
 /// Parse a `--set` flag: `key=value`, `key:=value` or `~key`.
-pub fn parse_set_op(flag: &str) -> Result<SetOp, String> {
-    let check = |key: &str| -> Result<String, String> {
+pub fn parse_set_op(flag: &str) -> Result<SetOp> {
+    let check = |key: &str| -> Result<String> {
         let key = key.trim();
         if key.is_empty() || key.split('.').any(|s| s.is_empty()) {
-            return Err(format!("`--set {flag}`: the key must be a dotted path like `train.epochs`"));
+            return Err(format!("`--set {flag}`: the key must be a dotted path like `train.epochs`").into());
         }
         Ok(key.to_string())
     };
@@ -137,7 +138,7 @@ pub fn parse_set_op(flag: &str) -> Result<SetOp, String> {
 
 /// Apply a replace (`Some`) or delete (`None`) at a dotted path of `dict`; an error names the
 /// missing part.
-fn edit_path(dict: &mut Dict, path: &str, value: Option<figment::value::Value>) -> Result<(), String> {
+fn edit_path(dict: &mut Dict, path: &str, value: Option<figment::value::Value>) -> Result<()> {
     let parts: Vec<&str> = path.split('.').collect();
     let mut cur = dict;
     for (i, part) in parts[..parts.len() - 1].iter().enumerate() {
@@ -147,7 +148,7 @@ fn edit_path(dict: &mut Dict, path: &str, value: Option<figment::value::Value>) 
         };
         cur = match entry {
             figment::value::Value::Dict(_, d) => d,
-            _ => return Err(format!("`{}` is not a map", parts[..=i].join("."))),
+            _ => return Err(format!("`{}` is not a map", parts[..=i].join(".")).into()),
         };
     }
     let last = parts[parts.len() - 1];
@@ -163,11 +164,11 @@ fn edit_path(dict: &mut Dict, path: &str, value: Option<figment::value::Value>) 
 }
 
 /// Parse one `--set key=value` flag; the value is read as YAML (`5`, `true`, `[64, 32]`, text).
-pub fn parse_set(flag: &str) -> Result<(String, serde_yaml::Value), String> {
+pub fn parse_set(flag: &str) -> Result<(String, serde_yaml::Value)> {
     let (key, value) = flag.split_once('=').ok_or_else(|| format!("`--set {flag}`: expected KEY=VALUE"))?;
     let key = key.trim();
     if key.is_empty() || key.split('.').any(|s| s.is_empty()) {
-        return Err(format!("`--set {flag}`: the key must be a dotted path like `train.epochs`"));
+        return Err(format!("`--set {flag}`: the key must be a dotted path like `train.epochs`").into());
     }
     let value =
         serde_yaml::from_str::<serde_yaml::Value>(value).unwrap_or(serde_yaml::Value::String(value.to_string()));
@@ -176,9 +177,36 @@ pub fn parse_set(flag: &str) -> Result<(String, serde_yaml::Value), String> {
 
 /// Load a pipeline from text.
 pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipeline, Diagnostics> {
-    let whole_file = || src.at(1, 1);
     // 1. Syntax, positions, duplicate keys (yaml-rust2), then serde_yaml's own reading.
-    let (map, dups) = YamlMap::build(&src)?;
+    let map = read_yaml(&src)?;
+    // 2. Layer overrides with figment, remembering where each overridden path came from.
+    let mut locator = Locator::new(&src, map);
+    let mut diags = Diagnostics::new();
+    let mut figment = Figment::new().merge(Named { inner: Yaml::string(&src.text), name: FILE_PROVIDER });
+    if overrides.env {
+        figment = env_overrides(figment, &mut locator)?;
+    }
+    let (figment, edits) = set_overrides(figment, &overrides.sets, &mut locator, &mut diags);
+    let mut dict: Dict = match figment.extract() {
+        Ok(d) => d,
+        Err(e) => {
+            for err in e {
+                diags.push(Diagnostic::error(src.at(1, 1), err.to_string()));
+            }
+            return Err(diags);
+        }
+    };
+    apply_edits(&mut dict, edits, &mut locator, &mut diags);
+    // 3. Sections, each on its own.
+    let (spec, data_ok) = sections(&dict, &src, &locator, &mut diags);
+    Ok(LoadedPipeline { spec, source: src, locator, diagnostics: diags, data_ok })
+}
+
+/// The file's YAML map with positions; syntax errors, duplicate keys and a top level that is
+/// not a mapping are located errors.
+fn read_yaml(src: &SourceText) -> Result<YamlMap, Diagnostics> {
+    let whole_file = || src.at(1, 1);
+    let (map, dups) = YamlMap::build(src)?;
     let parsed = serde_yaml::from_str::<serde_yaml::Value>(&src.text);
     if !dups.is_empty() {
         return Err(dups);
@@ -218,57 +246,61 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
         }
     }
 
-    // 2. Layer overrides with figment, remembering where each overridden path came from.
-    let mut locator = Locator::new(&src, map);
+    Ok(map)
+}
+
+/// Merge the `NPE_*` environment variables over the file (a value nested too deeply for
+/// figment's recursive parser is refused first).
+fn env_overrides(figment: Figment, locator: &mut Locator) -> Result<Figment, Diagnostics> {
     let mut diags = Diagnostics::new();
-    let mut figment = Figment::new().merge(Named { inner: Yaml::string(&src.text), name: FILE_PROVIDER });
-    if overrides.env {
-        let mut too_deep = false;
-        for (key, value) in env_provider().iter() {
-            let key = key.as_str().to_string();
-            let var = format!("NPE_{}", key.to_uppercase().replace('.', "__"));
-            // figment reads these values with a recursive parser: a deeply nested one would
-            // overflow the stack (an abort, not an error), so it is refused before it is read.
-            if let Some(depth) = nesting_beyond(&value, MAX_ENV_NESTING) {
-                diags.push(
-                    Diagnostic::error(
-                        Origin::Env(var.clone()),
-                        format!(
-                            "`{var}` nests `[`/`{{` at least {depth} levels deep; at most {MAX_ENV_NESTING} are read"
-                        ),
-                    )
-                    .with_hint(format!("unset {var}, or give the value in the pipeline file or with --set")),
-                );
-                too_deep = true;
-            }
-            locator.add_override(key, Origin::Env(var));
+    let mut too_deep = false;
+    for (key, value) in env_provider().iter() {
+        let key = key.as_str().to_string();
+        let var = format!("NPE_{}", key.to_uppercase().replace('.', "__"));
+        // figment reads these values with a recursive parser: a deeply nested one would
+        // overflow the stack (an abort, not an error), so it is refused before it is read.
+        if let Some(depth) = nesting_beyond(&value, MAX_ENV_NESTING) {
+            diags.push(
+                Diagnostic::error(
+                    Origin::Env(var.clone()),
+                    format!("`{var}` nests `[`/`{{` at least {depth} levels deep; at most {MAX_ENV_NESTING} are read"),
+                )
+                .with_hint(format!("unset {var}, or give the value in the pipeline file or with --set")),
+            );
+            too_deep = true;
         }
-        if too_deep {
-            return Err(diags);
-        }
-        figment = figment.merge(Named { inner: env_provider(), name: ENV_PROVIDER });
+        locator.add_override(key, Origin::Env(var));
     }
+    if too_deep {
+        return Err(diags);
+    }
+    Ok(figment.merge(Named { inner: env_provider(), name: ENV_PROVIDER }))
+}
+
+/// Merge the `--set key=value` flags; replacements and deletions are returned, to be applied
+/// after every merge ([`apply_edits`]).
+fn set_overrides<'a>(
+    mut figment: Figment,
+    sets: &'a [String],
+    locator: &mut Locator,
+    diags: &mut Diagnostics,
+) -> (Figment, Vec<(&'a String, SetOp)>) {
     let mut edits = vec![];
-    for flag in &overrides.sets {
+    for flag in sets {
         match parse_set_op(flag) {
             Ok(SetOp::Merge(key, value)) => {
                 locator.add_override(key.clone(), Origin::Flag(flag.clone()));
                 figment = figment.merge(Named { inner: Serialized::default(&key, value), name: SET_PROVIDER });
             }
             Ok(op) => edits.push((flag, op)),
-            Err(m) => diags.push(Diagnostic::error(Origin::Flag(flag.clone()), m)),
+            Err(m) => diags.push(Diagnostic::error(Origin::Flag(flag.clone()), m.to_string())),
         }
     }
-    let mut dict: Dict = match figment.extract() {
-        Ok(d) => d,
-        Err(e) => {
-            for err in e {
-                diags.push(Diagnostic::error(whole_file(), err.to_string()));
-            }
-            return Err(diags);
-        }
-    };
-    // Replacements and deletions, after the merges, in flag order.
+    (figment, edits)
+}
+
+/// Apply `--set key:=value` and `--set ~key`, in flag order.
+fn apply_edits(dict: &mut Dict, edits: Vec<(&String, SetOp)>, locator: &mut Locator, diags: &mut Diagnostics) {
     for (flag, op) in edits {
         let (key, value) = match op {
             SetOp::Replace(key, value) => {
@@ -282,16 +314,19 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
         };
         locator.add_override(key.clone(), Origin::Flag(flag.clone()));
         let result = match value {
-            Some(Err(m)) => Err(m),
-            Some(Ok(v)) => edit_path(&mut dict, &key, Some(v)),
-            None => edit_path(&mut dict, &key, None),
+            Some(Err(m)) => Err(m.into()),
+            Some(Ok(v)) => edit_path(dict, &key, Some(v)),
+            None => edit_path(dict, &key, None),
         };
         if let Err(m) = result {
             diags.push(Diagnostic::error(Origin::Flag(flag.clone()), format!("`--set {flag}`: {m}")));
         }
     }
+}
 
-    // 3. Sections, each on its own.
+/// The typed sections of the merged `dict`; whether the data section parsed.
+fn sections(dict: &Dict, src: &SourceText, locator: &Locator, diags: &mut Diagnostics) -> (PipelineSpec, bool) {
+    let whole_file = || src.at(1, 1);
     for key in dict.keys() {
         if !SECTIONS.contains(&key.as_str()) {
             diags.push(Diagnostic::error(locator.key(key), format!("unknown top-level key `{key}`")).with_opt_hint(
@@ -300,7 +335,7 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
         }
     }
     let name = match dict.get("name") {
-        Some(v) => field::<String>(v, "name", &locator, &mut diags).unwrap_or_default(),
+        Some(v) => field::<String>(v, "name", locator, diags).unwrap_or_default(),
         None => {
             diags.push(
                 Diagnostic::error(whole_file(), "missing `name`").with_hint("add `name: my_experiment` at the top"),
@@ -308,11 +343,11 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
             String::new()
         }
     };
-    let description = dict.get("description").and_then(|v| field::<String>(v, "description", &locator, &mut diags));
-    let seed = dict.get("seed").and_then(|v| field::<u64>(v, "seed", &locator, &mut diags)).unwrap_or(0);
-    let task = dict.get("task").and_then(|v| field::<Task>(v, "task", &locator, &mut diags)).unwrap_or_default();
+    let description = dict.get("description").and_then(|v| field::<String>(v, "description", locator, diags));
+    let seed = dict.get("seed").and_then(|v| field::<u64>(v, "seed", locator, diags)).unwrap_or(0);
+    let task = dict.get("task").and_then(|v| field::<Task>(v, "task", locator, diags)).unwrap_or_default();
     let data = match dict.get("data") {
-        Some(v) => data_section(v, &locator, &mut diags),
+        Some(v) => data_section(v, locator, diags),
         None => {
             diags.push(Diagnostic::error(whole_file(), "missing section `data`").with_hint(
                 "add `data: {source: synthetic}` or point at a dataset, e.g. `data: {source: cifar10, root: PATH}`",
@@ -320,11 +355,10 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
             None
         }
     };
-    let train =
-        dict.get("train").map_or_else(|| Some(TrainSpec::default()), |v| field(v, "train", &locator, &mut diags));
-    let eval = dict.get("eval").map_or_else(|| Some(EvalSpec::default()), |v| field(v, "eval", &locator, &mut diags));
+    let train = dict.get("train").map_or_else(|| Some(TrainSpec::default()), |v| field(v, "train", locator, diags));
+    let eval = dict.get("eval").map_or_else(|| Some(EvalSpec::default()), |v| field(v, "eval", locator, diags));
     let nodes = match dict.get("nodes") {
-        Some(v) => node_specs(v, &locator, &mut diags),
+        Some(v) => node_specs(v, locator, diags),
         None => {
             diags.push(
                 Diagnostic::error(whole_file(), "missing section `nodes`")
@@ -344,7 +378,7 @@ pub fn load_source(src: SourceText, overrides: &Overrides) -> Result<LoadedPipel
         train: train.unwrap_or_default(),
         eval: eval.unwrap_or_default(),
     };
-    Ok(LoadedPipeline { spec, source: src, locator, diagnostics: diags, data_ok })
+    (spec, data_ok)
 }
 
 /// The `data:` section: its shared fields typed, each source's options section kept as JSON for

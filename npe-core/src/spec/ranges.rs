@@ -1,7 +1,9 @@
 //! Every range check on a pipeline's own settings (`name`, `train`, its optimiser, schedule and
-//! checkpoints, `eval`), in one place: what needs no graph and no data. Each error is located
-//! at its key. Checks that need the graph (frozen nodes, parameter groups' nodes, evaluators'
-//! needs) stay with the IR build; those that need the data's sizes, with the data's description.
+//! checkpoints, `eval`, and the data section's loader, normalisation and long-tail settings), in
+//! one place: what needs no graph and no data files. Each error is located at its key. Checks
+//! that need the graph (frozen nodes, parameter groups' nodes, evaluators' needs) stay with the
+//! IR build; those that need the data's class count, channels and sizes, with the data's
+//! description (`data::describe`), which also runs [`data`].
 
 use super::{Locator, PipelineSpec, ScheduleKind};
 use crate::diag::{Diagnostic, Diagnostics};
@@ -15,6 +17,40 @@ pub fn check(spec: &PipelineSpec, loc: &Locator, diags: &mut Diagnostics) {
     optimizer(&spec.train, &mut err);
     schedule(&spec.train, &mut err);
     cadences(spec, &mut err);
+}
+
+/// Most loader worker threads.
+pub const MAX_WORKERS: usize = 256;
+/// Most batches a loader may prepare ahead.
+pub const MAX_PREFETCH: usize = 4096;
+
+/// The data section's own ranges: the first error as `(spec path, message)`.
+pub fn data(spec: &super::DataSpec) -> Result<(), (String, String)> {
+    let l = &spec.loader;
+    if l.workers > MAX_WORKERS || l.prefetch > MAX_PREFETCH {
+        let (field, n, max) = if l.workers > MAX_WORKERS {
+            ("workers", l.workers, MAX_WORKERS)
+        } else {
+            ("prefetch", l.prefetch, MAX_PREFETCH)
+        };
+        return Err((format!("data.loader.{field}"), format!("{n} is more than the {max} npe allows")));
+    }
+    if let Some(n) = &spec.normalize {
+        if n.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
+            return Err(("data.normalize.std".into(), "every std must be a finite number > 0".into()));
+        }
+        if n.mean.iter().any(|m| !m.is_finite()) {
+            return Err(("data.normalize.mean".into(), "every mean must be a finite number".into()));
+        }
+    }
+    let lt = &spec.long_tail;
+    if !(lt.imbalance_factor >= 1.0 && lt.imbalance_factor.is_finite()) {
+        return Err(("data.long_tail.imbalance_factor".into(), format!("must be ≥ 1, got {}", lt.imbalance_factor)));
+    }
+    if !(0.0..=1.0).contains(&lt.step_fraction) {
+        return Err(("data.long_tail.step_fraction".into(), format!("must be in [0, 1], got {}", lt.step_fraction)));
+    }
+    Ok(())
 }
 
 /// How an error is pushed: the key's path, the message, a hint.
@@ -170,5 +206,14 @@ mod tests {
             assert!(said.iter().any(|s| s.contains(what) && s.contains("t.yaml:")), "{key}: {said:#?}");
         }
         assert_eq!(said.len(), 4, "{said:#?}");
+    }
+
+    #[test]
+    fn the_data_sections_ranges_name_their_key() {
+        let bad = |yaml: &str| data(&crate::spec::DataSpec::from_yaml(yaml).unwrap()).unwrap_err().0;
+        assert_eq!(bad("{source: synthetic, loader: {workers: 1000}}"), "data.loader.workers");
+        assert_eq!(bad("{source: synthetic, normalize: {mean: [0], std: [0]}}"), "data.normalize.std");
+        assert_eq!(bad("{source: synthetic, long_tail: {imbalance_factor: 0.5}}"), "data.long_tail.imbalance_factor");
+        assert!(data(&crate::spec::DataSpec::from_yaml("{source: synthetic}").unwrap()).is_ok());
     }
 }

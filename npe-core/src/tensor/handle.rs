@@ -44,7 +44,7 @@ impl Tensor {
     }
 
     fn foreign<T>() -> TensorError {
-        TensorError(format!(
+        TensorError::new(format!(
             "a tensor of another backend was passed where `{}` was expected",
             std::any::type_name::<T>()
         ))
@@ -74,6 +74,6 @@ mod tests {
         t.get_mut::<Vec<f32>>().unwrap().push(3.0);
         assert_eq!(t.clone().get::<Vec<f32>>().unwrap().len(), 3);
         let err = t.get::<String>().unwrap_err();
-        assert!(err.0.contains("another backend"), "{err}");
+        assert!(err.message.contains("another backend"), "{err}");
     }
 }

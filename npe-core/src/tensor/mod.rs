@@ -4,10 +4,12 @@
 //! those operations on its own tensor type and nothing else. Tensors cross the boundary as the
 //! opaque [`Tensor`] handle: the backend puts its own tensor in, and takes it back out.
 
+mod guard;
 mod handle;
 mod ops;
 mod world;
 
+pub use guard::{guarded, quiet_guarded_panics};
 pub use handle::Tensor;
 pub use ops::{
     AutodiffOps, BatchNormArgs, ConvOpts, CreationOps, DistOps, FusedOps, Grads, InplaceOps, MathOps, NnOps, Ops,
@@ -15,17 +17,7 @@ pub use ops::{
 };
 pub use world::World;
 
-/// A failed tensor operation, as the backend reports it.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct TensorError(pub String);
-
-impl TensorError {
-    /// An error with a message.
-    pub fn new(msg: impl Into<String>) -> Self {
-        Self(msg.into())
-    }
-}
+pub use crate::error::TensorError;
 
 /// Result of a tensor operation.
 pub type TResult<T> = Result<T, TensorError>;

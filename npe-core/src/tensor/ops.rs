@@ -265,13 +265,13 @@ impl std::fmt::Display for Precision {
 }
 
 impl std::str::FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "fp32" => Ok(Precision::Fp32),
             "bf16" => Ok(Precision::Bf16),
             "fp16" => Ok(Precision::Fp16),
-            other => Err(format!("unknown precision `{other}`: fp32, bf16 or fp16")),
+            other => Err(format!("unknown precision `{other}`: fp32, bf16 or fp16").into()),
         }
     }
 }
@@ -284,7 +284,7 @@ pub trait PrecisionOps: CreationOps {
     fn autocast(&self, p: Option<Precision>) -> TResult<()> {
         match p {
             None | Some(Precision::Fp32) => Ok(()),
-            Some(p) => Err(TensorError(format!("this backend has no {p} mixed precision: use --backend tch"))),
+            Some(p) => Err(TensorError::new(format!("this backend has no {p} mixed precision: use --backend tch"))),
         }
     }
     /// `t` in float32 (losses and statistics are computed in float32 under autocast).
@@ -298,7 +298,7 @@ pub trait PrecisionOps: CreationOps {
 }
 
 fn not_joined() -> TensorError {
-    TensorError("this process has not joined a data-parallel run".into())
+    TensorError::new("this process has not joined a data-parallel run")
 }
 
 /// The run's rendezvous store as a handle a thread can keep (rank 0's heartbeat, see
@@ -315,9 +315,8 @@ pub trait DistOps: CreationOps {
     /// Join the run `world` describes: blocks until every rank has joined or `world.timeout`
     /// has passed.
     fn join(&self, _world: &super::World) -> TResult<()> {
-        Err(TensorError(
-            "this backend has no collective engine for data-parallel training: use --backend tch (libtorch's c10d: Gloo on CPUs, NCCL on GPUs)"
-                .into(),
+        Err(TensorError::new(
+            "this backend has no collective engine for data-parallel training: use --backend tch (libtorch's c10d: Gloo on CPUs, NCCL on GPUs)",
         ))
     }
     /// In-place sum over ranks of a 1-d tensor (a single process: unchanged).

@@ -5,6 +5,7 @@
 //! no training data with it. Runs written before it existed fall back to their `summary.json`,
 //! which holds the same numbers from the final evaluation.
 
+use crate::error::{Context, Result};
 use crate::report::{EvalReport, Summary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -62,10 +63,10 @@ impl Calibrations {
 
     /// The calibrations of run folder `dir`: `calibration.json`, else (older runs) the final
     /// evaluation in `summary.json` (`images`: how many unlabelled images that evaluation read).
-    pub fn read(dir: &Path, images: usize) -> Result<Self, String> {
+    pub fn read(dir: &Path, images: usize) -> Result<Self> {
         let path = dir.join(FILE);
         if let Ok(bytes) = std::fs::read(&path) {
-            return serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()));
+            return serde_json::from_slice(&bytes).with_context(|| path.display());
         }
         let summary_path = dir.join("summary.json");
         let bytes = std::fs::read(&summary_path).map_err(|e| {
@@ -93,10 +94,10 @@ impl Calibrations {
 
     /// The calibrations of `model`: the file [`beside`](Self::beside) it when `npe eval` wrote
     /// one, else those of its run folder `run_dir` ([`read`](Self::read)).
-    pub fn for_model(model: &Path, run_dir: &Path) -> Result<Self, String> {
+    pub fn for_model(model: &Path, run_dir: &Path) -> Result<Self> {
         let beside = Self::beside(model);
         match std::fs::read(&beside) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", beside.display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| beside.display()),
             Err(_) => Self::read(run_dir, usize::MAX),
         }
     }

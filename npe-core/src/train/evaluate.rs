@@ -138,36 +138,10 @@ pub fn evaluate(
         return Ok(report);
     }
     // The training subset first: the read-outs `npe_la` needs on the test split.
-    let mut train_sums: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
-    let mut class_stats: Vec<(Request, ClassStats)> =
-        plan.train.iter().map(|r| (r.clone(), ClassStats::default())).collect();
     let t_train = std::time::Instant::now();
-    if !plan.train.is_empty() {
-        let Some(loader) = prior_train else {
-            return Err(TrainError::Exec(crate::backend::ExecError::Backend(
-                "evaluation reads the training images (prior_estimate, or npe_la with a readout) but \
-                 `eval.prior_train_samples` is 0\n  hint: set it > 0 (default 5000)"
-                    .into(),
-            )));
-        };
-        for batch in loader.iter(0, 0) {
-            let batch = batch?;
-            let out = exec.infer(&batch, &plan.train)?;
-            for ((r, t), (_, acc)) in plan.train.iter().zip(&out).zip(&mut class_stats) {
-                match r {
-                    Request::SpatialMean(node) => {
-                        let e = train_sums.entry(node.clone()).or_insert_with(|| (vec![0.0; classes], 0));
-                        add_pem(&mut e.0, &mut e.1, t);
-                    }
-                    _ => acc.add(&t.data),
-                }
-            }
-        }
-    }
-    let stats_of =
-        |want: &Request| class_stats.iter().find(|(r, _)| r == want).map(|(_, s)| s.clone()).unwrap_or_default();
+    let train = train_pass(&plan, exec, prior_train, classes)?;
     for (node, c) in &plan.calibrated {
-        let (vector, scale) = c.calibrate(&stats_of);
+        let (vector, scale) = c.calibrate(&|r| train.stats(r));
         let host =
             vector.as_ref().map(|v| HostTensor { shape: vec![v.len()], data: v.iter().map(|&x| x as f32).collect() });
         exec.set_calibration(node, host.as_ref(), scale)?;
@@ -175,42 +149,122 @@ pub fn evaluate(
     }
     report.train_pass_seconds = t_train.elapsed().as_secs_f64();
     let t_test = std::time::Instant::now();
-    let mut confusion: BTreeMap<String, Confusion> = BTreeMap::new();
-    let mut pem_sums: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
-    let mut scores: BTreeMap<String, ScoreHistogram> = BTreeMap::new();
+    let tallies = test_pass(&plan, exec, test, classes)?;
+    report.test_images = tallies.images;
+    report.test_pass_seconds = t_test.elapsed().as_secs_f64();
+    metrics(ir, ds, &tallies, &train, prior_train.is_some(), &mut report);
+    Ok(report)
+}
+
+/// What the pass over unlabelled training images gathered.
+#[derive(Default)]
+struct TrainTallies {
+    /// Per PEM node: the sum of its centred outputs, and how many images.
+    pem_sums: BTreeMap<String, (Vec<f64>, u64)>,
+    /// Per request of the plan's training pass: class statistics.
+    class_stats: Vec<(Request, ClassStats)>,
+}
+
+impl TrainTallies {
+    /// The statistics gathered for `want` (empty if none were).
+    fn stats(&self, want: &Request) -> ClassStats {
+        self.class_stats.iter().find(|(r, _)| r == want).map(|(_, s)| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Run the plan's training-image requests over `prior_train` (an error if they are needed and
+/// `eval.prior_train_samples` is 0).
+fn train_pass(
+    plan: &Plan,
+    exec: &mut dyn Executor,
+    prior_train: Option<&Loader>,
+    classes: usize,
+) -> Result<TrainTallies, TrainError> {
+    let mut t = TrainTallies {
+        class_stats: plan.train.iter().map(|r| (r.clone(), ClassStats::default())).collect(),
+        ..Default::default()
+    };
+    if plan.train.is_empty() {
+        return Ok(t);
+    }
+    let Some(loader) = prior_train else {
+        return Err(TrainError::Exec(crate::backend::ExecError::Unavailable(
+            "evaluation reads the training images (prior_estimate, or npe_la with a readout) but \
+             `eval.prior_train_samples` is 0\n  hint: set it > 0 (default 5000)"
+                .into(),
+        )));
+    };
+    for batch in loader.iter(0, 0) {
+        let batch = batch?;
+        let out = exec.infer(&batch, &plan.train)?;
+        for ((r, host), (_, acc)) in plan.train.iter().zip(&out).zip(&mut t.class_stats) {
+            match r {
+                Request::SpatialMean(node) => {
+                    let e = t.pem_sums.entry(node.clone()).or_insert_with(|| (vec![0.0; classes], 0));
+                    add_pem(&mut e.0, &mut e.1, host);
+                }
+                _ => acc.add(&host.data),
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// What the pass over the test split gathered.
+#[derive(Default)]
+struct TestTallies {
+    /// Per classifier output: its confusion matrix.
+    confusion: BTreeMap<String, Confusion>,
+    /// Per PEM node: the sum of its centred outputs, and how many images.
+    pem_sums: BTreeMap<String, (Vec<f64>, u64)>,
+    /// Per two-class segmentation output: the score histogram (AUC).
+    scores: BTreeMap<String, ScoreHistogram>,
+    /// Test images seen.
+    images: usize,
+}
+
+/// Run the plan's test requests over `test`.
+fn test_pass(plan: &Plan, exec: &mut dyn Executor, test: &Loader, classes: usize) -> Result<TestTallies, TrainError> {
+    let mut t = TestTallies::default();
     for batch in test.iter(0, 0) {
         let batch = batch?;
         let out = exec.infer(&batch, &plan.requests)?;
-        for (r, t) in plan.requests.iter().zip(&out) {
+        for (r, host) in plan.requests.iter().zip(&out) {
             match r {
-                Request::Argmax(node) => {
-                    confusion.entry(node.clone()).or_insert_with(|| Confusion::new(classes)).add(&t.data, &batch.labels)
-                }
+                Request::Argmax(node) => t
+                    .confusion
+                    .entry(node.clone())
+                    .or_insert_with(|| Confusion::new(classes))
+                    .add(&host.data, &batch.labels),
                 Request::SpatialMean(node) => {
-                    let e = pem_sums.entry(node.clone()).or_insert_with(|| (vec![0.0; classes], 0));
-                    add_pem(&mut e.0, &mut e.1, t);
+                    let e = t.pem_sums.entry(node.clone()).or_insert_with(|| (vec![0.0; classes], 0));
+                    add_pem(&mut e.0, &mut e.1, host);
                 }
-                Request::Output(node) if t.shape.len() == 4 && t.shape[1] == 2 => {
-                    scores.entry(node.clone()).or_default().add_logits(&t.data, &t.shape, &batch.labels)
+                Request::Output(node) if host.shape.len() == 4 && host.shape[1] == 2 => {
+                    t.scores.entry(node.clone()).or_default().add_logits(&host.data, &host.shape, &batch.labels)
                 }
                 Request::Output(_) | Request::ClassSums { .. } => {}
             }
         }
-        report.test_images += batch.len();
+        t.images += batch.len();
     }
-    report.test_pass_seconds = t_test.elapsed().as_secs_f64();
+    Ok(t)
+}
+
+/// Each evaluator node's metrics from the passes' tallies, into `report`.
+fn metrics(ir: &Ir, ds: &Dataset, test: &TestTallies, train: &TrainTallies, read_train: bool, report: &mut EvalReport) {
     let truth = ds.train_prior();
     for (node, op) in ir.ops() {
         let any = op.as_any();
         if let Some(a) = any.downcast_ref::<Accuracy>() {
             let groups = class_groups(&a.groups, &ds.train_counts);
-            let m = a.inputs.iter().map(|i| (i.node.clone(), confusion[&i.node].accuracy(&groups))).collect();
+            let m = a.inputs.iter().map(|i| (i.node.clone(), test.confusion[&i.node].accuracy(&groups))).collect();
             report.accuracy.insert(node.name.clone(), m);
         } else if let Some(a) = any.downcast_ref::<Iou>() {
             let tail: Vec<bool> = truth.iter().map(|&p| p < a.tail.pixel_fraction_below).collect();
             let metrics = |node: &str| {
-                let mut m = confusion[node].segmentation(&tail);
-                if let (Some(b), Some(h)) = (m.binary.as_mut(), scores.get(node)) {
+                let mut m = test.confusion[node].segmentation(&tail);
+                if let (Some(b), Some(h)) = (m.binary.as_mut(), test.scores.get(node)) {
                     b.auc = h.auc();
                 }
                 m
@@ -218,26 +272,31 @@ pub fn evaluate(
             let m = a.inputs.iter().map(|i| (i.node.clone(), metrics(&i.node))).collect();
             report.segmentation.insert(node.name.clone(), m);
         } else if let Some(p) = any.downcast_ref::<PriorEstimate>() {
-            let fit = |sums: &(Vec<f64>, u64)| {
-                let mean: Vec<f64> = sums.0.iter().map(|s| s / sums.1.max(1) as f64).collect();
-                prior_fit(&mean, &truth)
-            };
-            let test_fit = fit(&pem_sums[&p.input.node]);
-            let train_fit = train_sums.get(&p.input.node).map(fit);
-            let train_posterior = p
-                .logits
-                .as_ref()
-                .filter(|_| prior_train.is_some())
-                .map(|l| prior_fit(&stats_of(&posterior(&p.input.node, &l.node)).mean(), &truth));
-            let train_predicted = p.logits.as_ref().filter(|_| prior_train.is_some()).map(|l| {
-                let minus_ln: Vec<f64> = ln(&stats_of(&predicted(&l.node)).share()).iter().map(|v| -v).collect();
-                prior_fit(&minus_ln, &truth)
-            });
-            report.prior.insert(
-                node.name.clone(),
-                PriorReport { train: train_fit, train_posterior, train_predicted, test: test_fit },
-            );
+            report.prior.insert(node.name.clone(), prior_report(p, test, train, read_train, &truth));
         }
     }
-    Ok(report)
+}
+
+/// A `prior_estimate` node's fits of the PEM's (and the classifier's) prior to the truth.
+fn prior_report(
+    p: &PriorEstimate,
+    test: &TestTallies,
+    train: &TrainTallies,
+    read_train: bool,
+    truth: &[f64],
+) -> PriorReport {
+    let fit = |sums: &(Vec<f64>, u64)| {
+        let mean: Vec<f64> = sums.0.iter().map(|s| s / sums.1.max(1) as f64).collect();
+        prior_fit(&mean, truth)
+    };
+    let logits = p.logits.as_ref().filter(|_| read_train);
+    PriorReport {
+        train: train.pem_sums.get(&p.input.node).map(fit),
+        train_posterior: logits.map(|l| prior_fit(&train.stats(&posterior(&p.input.node, &l.node)).mean(), truth)),
+        train_predicted: logits.map(|l| {
+            let minus_ln: Vec<f64> = ln(&train.stats(&predicted(&l.node)).share()).iter().map(|v| -v).collect();
+            prior_fit(&minus_ln, truth)
+        }),
+        test: fit(&test.pem_sums[&p.input.node]),
+    }
 }

@@ -3,6 +3,7 @@
 //! the resolved pipeline (after every override), the backend, npe's version and the identity
 //! of the data files (their names and sizes, hashed).
 
+use crate::error::{Context, Result};
 use crate::ir::Ir;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -169,19 +170,19 @@ impl RunFingerprint {
 
     /// Read `dir/fingerprint.json`: None when there is none (runs from before it was
     /// recorded), an error when it is there but unreadable.
-    pub fn read(dir: &Path) -> Result<Option<Self>, String> {
+    pub fn read(dir: &Path) -> Result<Option<Self>> {
         let path = dir.join(FILE);
         match std::fs::read(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("{}: {e}", path.display())),
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) => Err(crate::error::IoError::new(path, e).into()),
+            Ok(b) => serde_json::from_slice(&b).map(Some).with_context(|| path.display()),
         }
     }
 
     /// Write `dir/fingerprint.json` (atomically).
-    pub fn write(&self, dir: &Path) -> Result<(), String> {
+    pub fn write(&self, dir: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
-        crate::checkpoint::write_atomic(&dir.join(FILE), &json).map_err(|e| e.to_string())
+        crate::checkpoint::write_atomic(&dir.join(FILE), &json).map_err(crate::error::Error::other)
     }
 
     /// What differs from `now` (`self` is the recorded one), one line per difference:

@@ -43,13 +43,8 @@ pub enum TrainError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     /// Writing reports failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// File.
-        path: PathBuf,
-        /// Error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::IoError),
     /// The loss became NaN or infinite.
     #[error(
         "the training loss is not finite at epoch {epoch}, step {step} ({parts})\n  hint: lower `train.optimizer.lr` (e.g. --set train.optimizer.lr=0.01), add warm-up, or check the data normalisation; {last}"
@@ -92,7 +87,7 @@ pub enum TrainError {
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::Io { path: path.to_path_buf(), source }
+    move |source| TrainError::Io(crate::error::IoError::new(path, source))
 }
 
 /// Settings of a training run that are not part of the pipeline.

@@ -1,5 +1,6 @@
 //! References from one node to another (`backbone`, `data.label`).
 
+use crate::error::Result;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
@@ -15,7 +16,7 @@ pub struct NodeRef {
 
 impl NodeRef {
     /// Parse `name` or `name.output`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
         if s.is_empty() {
             return Err("empty node reference".into());
@@ -24,7 +25,7 @@ impl NodeRef {
             Some((n, o)) if !n.is_empty() && !o.is_empty() && !o.contains('.') => {
                 Ok(Self { node: n.into(), output: Some(o.into()) })
             }
-            Some(_) => Err(format!("bad node reference `{s}`: write `node` or `node.output`")),
+            Some(_) => Err(format!("bad node reference `{s}`: write `node` or `node.output`").into()),
             None => Ok(Self { node: s.into(), output: None }),
         }
     }

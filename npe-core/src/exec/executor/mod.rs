@@ -124,7 +124,7 @@ impl GraphExecutor {
         for (i, name) in &self.losses {
             match values[*i].take() {
                 Some(Value::Loss(t)) => parts.push(t),
-                _ => return Err(ExecError::Backend(format!("loss `{name}` produced no scalar"))),
+                _ => return Err(ExecError::Internal(format!("loss `{name}` produced no scalar"))),
             }
         }
         let buffers = cx.take_buffers().into_iter().map(|(id, t)| (id.index(), t)).collect();
@@ -173,7 +173,7 @@ fn class_sums(
     }
     let n = pems.map_or(1, <[Value]>::len) as f64;
     let mean = mean.map(|m| ops.mul_scalar(&m, 1.0 / n)).transpose()?;
-    let like = w.as_ref().or(mean.as_ref()).ok_or_else(|| ExecError::Backend("class sums of nothing".into()))?;
+    let like = w.as_ref().or(mean.as_ref()).ok_or_else(|| ExecError::Internal("class sums of nothing".into()))?;
     let dims: Vec<usize> = (0..ops.shape(like)?.len()).filter(|&d| d != 1).collect();
     let mut ones = ops.add_scalar(&ops.mul_scalar(like, 0.0)?, 1.0)?;
     // Only pixels inside the field of view count (`region`: `[N, 1, H, W]`, 1 inside).
@@ -288,7 +288,7 @@ impl Executor for GraphExecutor {
     fn infer(&mut self, batch: &HostBatch, requests: &[Request]) -> Result<Vec<HostTensor>, ExecError> {
         let ops = self.ops.as_ref();
         let _no_grad = ops.no_grad();
-        let step = |n: &str| self.plan.step(n).ok_or_else(|| ExecError::Backend(format!("unknown node `{n}`")));
+        let step = |n: &str| self.plan.step(n).ok_or_else(|| ExecError::Internal(format!("unknown node `{n}`")));
         let mut wanted = vec![];
         for r in requests {
             for n in r.nodes() {
@@ -299,7 +299,7 @@ impl Executor for GraphExecutor {
             Cx::new(ops, &self.store.values, false, None, &self.log_prior).with_calibrations(&self.calibrations);
         let values = self.run(&mut cx, self.images(batch)?, &self.plan.needed(&wanted))?;
         let value = |n: &str| -> Result<Value, ExecError> {
-            values[step(n)?].clone().ok_or_else(|| ExecError::Backend(format!("node `{n}` was not computed")))
+            values[step(n)?].clone().ok_or_else(|| ExecError::Internal(format!("node `{n}` was not computed")))
         };
         let region = match &batch.region {
             Some(r) if requests.iter().any(|r| matches!(r, Request::ClassSums { .. })) => {
@@ -336,14 +336,14 @@ impl Executor for GraphExecutor {
                     let weights = weights.as_deref().map(value).transpose()?;
                     host(ops, &class_sums(ops, pems.as_deref(), weights.as_ref(), region.as_ref())?)?
                 }
-                (r, _) => return Err(ExecError::Backend(format!("cannot answer {r:?} for this node"))),
+                (r, _) => return Err(ExecError::Internal(format!("cannot answer {r:?} for this node"))),
             });
         }
         Ok(out)
     }
 
     fn set_calibration(&mut self, node: &str, vector: Option<&HostTensor>, scale: f64) -> Result<(), ExecError> {
-        let i = self.plan.step(node).ok_or_else(|| ExecError::Backend(format!("unknown node `{node}`")))?;
+        let i = self.plan.step(node).ok_or_else(|| ExecError::Internal(format!("unknown node `{node}`")))?;
         let vector = vector.map(|v| self.ops.upload(&v.data, &v.shape)).transpose()?;
         self.calibrations[i] = Some(Calibration { vector, scale });
         Ok(())

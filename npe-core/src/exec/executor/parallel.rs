@@ -13,7 +13,7 @@ impl GraphExecutor {
     /// The error of a failed collective, naming the ranks that stopped answering.
     pub(super) fn failed(&self, what: &str, e: TensorError) -> ExecError {
         match &self.world {
-            Some(w) => ExecError::Collective(dist::diagnose(self.ops.as_ref(), w, what, &e.0)),
+            Some(w) => ExecError::Collective(dist::diagnose(self.ops.as_ref(), w, what, &e.message)),
             None => e.into(),
         }
     }
@@ -61,8 +61,8 @@ impl GraphExecutor {
     /// [`Executor::join`](crate::backend::Executor::join).
     pub(super) fn join_run(&mut self, world: &World, pipeline_hash: &str) -> Result<(), ExecError> {
         let ops = self.ops.as_ref();
-        ops.join(world).map_err(|e| ExecError::Collective(join_error(world, &e.0)))?;
-        dist::check_same_pipeline(ops, world, pipeline_hash).map_err(ExecError::Collective)?;
+        ops.join(world).map_err(|e| ExecError::Collective(join_error(world, &e.message)))?;
+        dist::check_same_pipeline(ops, world, pipeline_hash).map_err(|e| ExecError::Collective(e.to_string()))?;
         if world.rank == 0
             && let Some(store) = ops.shared_store()
         {
@@ -112,7 +112,7 @@ impl GraphExecutor {
         match waited {
             Ok(()) => ops.store_set(&seen(w.rank), b"1").map_err(|e| self.failed(&at, e)),
             Err(dist::heartbeat::WaitError::Silent(d)) => {
-                Err(self.failed(&at, TensorError(format!("rank 0's heartbeat stopped {} s ago", d.as_secs()))))
+                Err(self.failed(&at, TensorError::new(format!("rank 0's heartbeat stopped {} s ago", d.as_secs()))))
             }
             Err(dist::heartbeat::WaitError::Store(e)) => Err(silent(format!(
                 "the rendezvous store at {}:{} it serves did not answer: {}",
