@@ -9,7 +9,7 @@
 //!   registry, conformance): a message, a broken invariant ([`Error::Internal`]), or another
 //!   error wrapped with what was being done ([`Error::Context`], added by [`Context::context`]).
 //!
-//! Domain errors ([`crate::data::DataError`], [`crate::backend::ExecError`], ...) stay enums a
+//! Domain errors (`DataError`, `ExecError`, ...) stay enums a
 //! caller can match; each keeps its source, so `std::error::Error::source` walks the chain.
 
 use std::fmt;
@@ -58,7 +58,7 @@ impl<T> IoContext<T> for std::io::Result<T> {
 /// and the tensor library's own error where it has one.
 #[derive(Debug, Clone)]
 pub struct TensorError {
-    /// The operation of [`crate::tensor::Ops`] that failed, once the backend or the core named it.
+    /// The tensor operation (a method of `Ops`) that failed, once the backend or the core named it.
     pub op: Option<&'static str>,
     /// What went wrong, in the backend's words (`libtorch: ...`, `burn: ...`).
     pub message: String,
