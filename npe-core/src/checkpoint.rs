@@ -284,62 +284,9 @@ impl Checkpoint {
         let invalid = |m: String| CheckpointError::Invalid { path: path.to_path_buf(), message: m };
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| invalid(e.to_string()))?;
         let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| invalid(e.to_string()))?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        let get = |k: &str| meta.get(k).cloned().unwrap_or_default();
-        let format = get("format");
-        if !FORMATS.contains(&format.as_str()) {
-            return Err(invalid(format!("format tag `{format}` is not one this npe reads ({})", FORMATS.join(", "))));
-        }
-        // Where training stood (epoch, batch, step, seed), and the tensor checksums themselves.
-        match meta.get(META_CRC) {
-            Some(want) => {
-                let got = meta_crc32(&meta);
-                if *want != got {
-                    return Err(invalid(format!(
-                        "its metadata is damaged (checksum {got}, recorded {want}): where training stood cannot be trusted"
-                    )));
-                }
-            }
-            None if format == FORMAT => {
-                return Err(invalid(format!("metadata `{META_CRC}` (the metadata's checksum) is missing")));
-            }
-            None => {}
-        }
-        let num = |k: &str| -> Result<u64, CheckpointError> {
-            let v = get(k);
-            v.parse::<u64>().map_err(|_| invalid(format!("metadata `{k}` is `{v}`, not a whole number")))
-        };
-        let sums: Option<std::collections::BTreeMap<String, String>> = match meta.get("crc32") {
-            Some(j) => Some(serde_json::from_str(j).map_err(|_| invalid("metadata `crc32` is unreadable".into()))?),
-            None if format == FORMAT => return Err(invalid("metadata `crc32` (tensor checksums) is missing".into())),
-            None => None,
-        };
-        let mut params = vec![];
-        let mut optimizer = vec![];
-        let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
-        names.sort();
-        for name in names {
-            let view = st.tensor(&name).map_err(|e| invalid(e.to_string()))?;
-            if view.dtype() != Dtype::F32 {
-                return Err(invalid(format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
-            }
-            let data: Vec<f32> =
-                view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-            if let Some(sums) = &sums {
-                let want = sums.get(&name).ok_or_else(|| invalid(format!("tensor `{name}` has no checksum")))?;
-                let got = format!("{:08x}", crc32(&data));
-                if *want != got {
-                    return Err(invalid(format!("tensor `{name}` is damaged (checksum {got}, recorded {want})")));
-                }
-            }
-            if data.iter().any(|v| !v.is_finite()) {
-                return Err(invalid(format!("tensor `{name}` holds NaN or infinite values")));
-            }
-            match name.strip_prefix(OPTIM_PREFIX) {
-                Some(p) => optimizer.push(NamedTensor { name: p.to_string(), shape: view.shape().to_vec(), data }),
-                None => params.push(NamedTensor { name, shape: view.shape().to_vec(), data }),
-            }
-        }
+        let meta = Meta::read(header.metadata().clone().unwrap_or_default(), path)?;
+        let sums = meta.tensor_sums()?;
+        let (params, optimizer) = read_tensors(&st, sums.as_ref(), &invalid)?;
         if let Some(sums) = &sums {
             let present: std::collections::BTreeSet<String> = params
                 .iter()
@@ -351,29 +298,131 @@ impl Checkpoint {
                 return Err(invalid(format!("tensors recorded but missing: {}", missing.join(", "))));
             }
         }
-        let epoch_losses = match (meta.get("epoch_loss_sums"), meta.get("epoch_steps")) {
-            (Some(s), Some(_)) => Some((
-                serde_json::from_str(s).map_err(|_| invalid("metadata `epoch_loss_sums` is unreadable".into()))?,
-                num("epoch_steps")? as usize,
-            )),
-            _ => None,
-        };
         Ok(Checkpoint {
-            pipeline: get("pipeline"),
-            fingerprint: get("fingerprint"),
-            backend: get("backend"),
+            pipeline: meta.get("pipeline"),
+            fingerprint: meta.get("fingerprint"),
+            backend: meta.get("backend"),
             position: Position {
-                epoch: num("epoch")? as usize,
-                batch: num("batch")? as usize,
-                global_step: num("global_step")?,
+                epoch: meta.num("epoch")? as usize,
+                batch: meta.num("batch")? as usize,
+                global_step: meta.num("global_step")?,
             },
             params,
             optimizer,
-            seed: meta.get("seed").map(|_| num("seed")).transpose()?,
-            epoch_losses,
-            trained_on: meta.get("trained_on").cloned(),
+            seed: meta.map.get("seed").map(|_| meta.num("seed")).transpose()?,
+            epoch_losses: meta.epoch_losses()?,
+            trained_on: meta.map.get("trained_on").cloned(),
         })
     }
+}
+
+/// Per-tensor CRC32s by tensor name, as recorded in the metadata.
+type TensorSums = std::collections::BTreeMap<String, String>;
+
+/// A checkpoint's string metadata, its format tag and checksum verified.
+struct Meta<'a> {
+    map: std::collections::HashMap<String, String>,
+    format: String,
+    path: &'a Path,
+}
+
+impl<'a> Meta<'a> {
+    /// Check the format tag and (for the current format, which must have one) the metadata checksum.
+    fn read(map: std::collections::HashMap<String, String>, path: &'a Path) -> Result<Self, CheckpointError> {
+        let format = map.get("format").cloned().unwrap_or_default();
+        let meta = Meta { map, format, path };
+        if !FORMATS.contains(&meta.format.as_str()) {
+            let m = format!("format tag `{}` is not one this npe reads ({})", meta.format, FORMATS.join(", "));
+            return Err(meta.invalid(m));
+        }
+        // Where training stood (epoch, batch, step, seed), and the tensor checksums themselves.
+        match meta.map.get(META_CRC) {
+            Some(want) => {
+                let got = meta_crc32(&meta.map);
+                if *want != got {
+                    return Err(meta.invalid(format!(
+                        "its metadata is damaged (checksum {got}, recorded {want}): where training stood cannot be trusted"
+                    )));
+                }
+            }
+            None if meta.format == FORMAT => {
+                return Err(meta.invalid(format!("metadata `{META_CRC}` (the metadata's checksum) is missing")));
+            }
+            None => {}
+        }
+        Ok(meta)
+    }
+
+    fn invalid(&self, message: String) -> CheckpointError {
+        CheckpointError::Invalid { path: self.path.to_path_buf(), message }
+    }
+
+    /// A metadata string, empty when absent.
+    fn get(&self, k: &str) -> String {
+        self.map.get(k).cloned().unwrap_or_default()
+    }
+
+    /// A whole-number metadata field.
+    fn num(&self, k: &str) -> Result<u64, CheckpointError> {
+        let v = self.get(k);
+        v.parse::<u64>().map_err(|_| self.invalid(format!("metadata `{k}` is `{v}`, not a whole number")))
+    }
+
+    /// The tensor checksums (required in the current format; older files may lack them).
+    fn tensor_sums(&self) -> Result<Option<TensorSums>, CheckpointError> {
+        match self.map.get("crc32") {
+            Some(j) => {
+                Ok(Some(serde_json::from_str(j).map_err(|_| self.invalid("metadata `crc32` is unreadable".into()))?))
+            }
+            None if self.format == FORMAT => Err(self.invalid("metadata `crc32` (tensor checksums) is missing".into())),
+            None => Ok(None),
+        }
+    }
+
+    /// The running loss sums of a mid-epoch checkpoint, with the steps they cover.
+    fn epoch_losses(&self) -> Result<Option<(std::collections::BTreeMap<String, f64>, usize)>, CheckpointError> {
+        match (self.map.get("epoch_loss_sums"), self.map.get("epoch_steps")) {
+            (Some(s), Some(_)) => Ok(Some((
+                serde_json::from_str(s).map_err(|_| self.invalid("metadata `epoch_loss_sums` is unreadable".into()))?,
+                self.num("epoch_steps")? as usize,
+            ))),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Every tensor, checked (F32, checksum, finite), split into parameters and optimiser state.
+fn read_tensors(
+    st: &safetensors::SafeTensors,
+    sums: Option<&TensorSums>,
+    invalid: &dyn Fn(String) -> CheckpointError,
+) -> Result<(Vec<NamedTensor>, Vec<NamedTensor>), CheckpointError> {
+    let mut params = vec![];
+    let mut optimizer = vec![];
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    for name in names {
+        let view = st.tensor(&name).map_err(|e| invalid(e.to_string()))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(invalid(format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
+        }
+        let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        if let Some(sums) = sums {
+            let want = sums.get(&name).ok_or_else(|| invalid(format!("tensor `{name}` has no checksum")))?;
+            let got = format!("{:08x}", crc32(&data));
+            if *want != got {
+                return Err(invalid(format!("tensor `{name}` is damaged (checksum {got}, recorded {want})")));
+            }
+        }
+        if data.iter().any(|v| !v.is_finite()) {
+            return Err(invalid(format!("tensor `{name}` holds NaN or infinite values")));
+        }
+        match name.strip_prefix(OPTIM_PREFIX) {
+            Some(p) => optimizer.push(NamedTensor { name: p.to_string(), shape: view.shape().to_vec(), data }),
+            None => params.push(NamedTensor { name, shape: view.shape().to_vec(), data }),
+        }
+    }
+    Ok((params, optimizer))
 }
 
 /// File name of the checkpoint at a position.

@@ -81,15 +81,7 @@ pub fn record(
 ) -> Result<Vec<u8>, PredictError> {
     let input = InputSpec::of(ir)?;
     let shape = [TRACE_BATCH, input.channels, input.size[0], input.size[1]];
-    let batch = HostBatch {
-        images: vec![0.0; shape.iter().product()],
-        shape,
-        labels: vec![0; TRACE_BATCH],
-        dense: false,
-        indices: (0..TRACE_BATCH as u32).collect(),
-        global_len: 0,
-        region: None,
-    };
+    let batch = trace_batch(shape);
     recorder.arm(&shape);
     let requests: Vec<Request> = outputs.iter().map(|o| Request::Output(o.clone())).collect();
     exec.infer(&batch, &requests)?;
@@ -119,27 +111,7 @@ pub fn record(
     let used: HashSet<&str> = g.nodes.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
     let initializers =
         g.initializers.into_iter().filter(|t| t.name.as_deref().is_some_and(|n| used.contains(n))).collect();
-    let classes = calib.map(|c| c.classes.clone()).filter(|c| c.len() == ir.num_classes());
-    let meta = |k: &str, v: String| StringStringEntryProto { key: Some(k.into()), value: Some(v) };
-    let json = |v: &dyn erased::Json| v.json();
-    let metadata_props = vec![
-        meta("npe.pipeline", ir.name.clone()),
-        meta("npe.task", if ir.data.is_dense() { "segmentation" } else { "classification" }.into()),
-        meta("npe.input", "image: float32 [N, channels, height, width], (pixel / 255 - mean) / std".into()),
-        meta("npe.channels", input.channels.to_string()),
-        meta("npe.height", input.size[0].to_string()),
-        meta("npe.width", input.size[1].to_string()),
-        meta("npe.mean", json(&input.mean)),
-        meta("npe.std", json(&input.std)),
-        meta("npe.resize", json(&ir.data_spec.augment.resize)),
-        meta("npe.center_crop", json(&ir.data_spec.augment.center_crop)),
-        meta(
-            "npe.classes",
-            json(&classes.unwrap_or_else(|| (0..ir.num_classes()).map(|i| format!("class_{i}")).collect())),
-        ),
-        meta("npe.outputs", json(&outputs.to_vec())),
-        meta("npe.calibration", calib.map_or("none".into(), |c| c.provenance.clone())),
-    ];
+    let metadata_props = metadata(ir, &input, outputs, calib);
     let model = ModelProto {
         ir_version: Some(8),
         opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
@@ -159,6 +131,50 @@ pub fn record(
         ..Default::default()
     };
     Ok(model.encode_to_vec())
+}
+
+/// A zero batch of `shape` to trace the model with.
+fn trace_batch(shape: [usize; 4]) -> HostBatch {
+    HostBatch {
+        images: vec![0.0; shape.iter().product()],
+        shape,
+        labels: vec![0; shape[0]],
+        dense: false,
+        indices: (0..shape[0] as u32).collect(),
+        global_len: 0,
+        region: None,
+    }
+}
+
+/// The `npe.*` metadata: what the input must be (size, normalisation, resize), the class names,
+/// the outputs and where the calibrations came from.
+fn metadata(
+    ir: &Ir,
+    input: &InputSpec,
+    outputs: &[String],
+    calib: Option<&Calibrations>,
+) -> Vec<StringStringEntryProto> {
+    let classes = calib.map(|c| c.classes.clone()).filter(|c| c.len() == ir.num_classes());
+    let meta = |k: &str, v: String| StringStringEntryProto { key: Some(k.into()), value: Some(v) };
+    let json = |v: &dyn erased::Json| v.json();
+    vec![
+        meta("npe.pipeline", ir.name.clone()),
+        meta("npe.task", if ir.data.is_dense() { "segmentation" } else { "classification" }.into()),
+        meta("npe.input", "image: float32 [N, channels, height, width], (pixel / 255 - mean) / std".into()),
+        meta("npe.channels", input.channels.to_string()),
+        meta("npe.height", input.size[0].to_string()),
+        meta("npe.width", input.size[1].to_string()),
+        meta("npe.mean", json(&input.mean)),
+        meta("npe.std", json(&input.std)),
+        meta("npe.resize", json(&ir.data_spec.augment.resize)),
+        meta("npe.center_crop", json(&ir.data_spec.augment.center_crop)),
+        meta(
+            "npe.classes",
+            json(&classes.unwrap_or_else(|| (0..ir.num_classes()).map(|i| format!("class_{i}")).collect())),
+        ),
+        meta("npe.outputs", json(&outputs.to_vec())),
+        meta("npe.calibration", calib.map_or("none".into(), |c| c.provenance.clone())),
+    ]
 }
 
 /// JSON text of the metadata values.

@@ -60,53 +60,13 @@ struct Passes<'a> {
 impl<'a> Passes<'a> {
     /// Describe the data and parse every node with its kind.
     fn resolve(loaded: &'a LoadedPipeline, registry: &Registry, data_override: Option<DataSig>) -> Self {
-        let spec = &loaded.spec;
-        let loc = &loaded.locator;
         let mut diags = loaded.diagnostics.clone();
         // The sources' options sections, typed and with defaults (what the IR records).
-        let mut data_spec = spec.data.clone();
+        let mut data_spec = loaded.spec.data.clone();
         if loaded.data_ok {
-            crate::data::source::resolve_options(&mut data_spec, loc, &mut diags);
+            crate::data::source::resolve_options(&mut data_spec, &loaded.locator, &mut diags);
         }
-        // The data node (its errors are already reported if the section did not parse).
-        let described = if loaded.data_ok || data_override.is_some() {
-            data_override.map(Ok).unwrap_or_else(|| describe(&data_spec))
-        } else {
-            Err((String::new(), String::new()))
-        };
-        let data = match described {
-            Err((path, _)) if path.is_empty() => None,
-            Ok(d) => Some(d),
-            Err((path, msg)) => {
-                diags.push(Diagnostic::error(loc.value(&path), msg));
-                None
-            }
-        };
-        if let Some(d) = &data {
-            match (spec.task, d.is_dense()) {
-                (Task::Classification, true) => diags.push(
-                    Diagnostic::error(
-                        loc.value("data.source"),
-                        "this source has per-pixel labels but `task` is classification",
-                    )
-                    .with_hint("add `task: segmentation`"),
-                ),
-                (Task::Segmentation, false) => diags.push(
-                    Diagnostic::error(loc.value("task"), "`task: segmentation` needs a source with per-pixel labels")
-                        .with_hint(format!(
-                            "segmentation sources: {}",
-                            crate::data::source::all()
-                                .iter()
-                                .filter(|s| s.segmentation())
-                                .map(|s| s.name())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
-                ),
-                _ => {}
-            }
-        }
-
+        let data = describe_data(loaded, &data_spec, data_override, &mut diags);
         let mut graph: DiGraph<IrNode, IrEdge> = DiGraph::new();
         let mut index = BTreeMap::new();
         let data_sig = data.map(|d| d.image).unwrap_or(Sig::map(Role::Image, 1, 1, 1));
@@ -114,42 +74,21 @@ impl<'a> Passes<'a> {
             name: "data".into(),
             body: NodeBody::Data,
             sig: data_sig,
-            origin: loc.key("data"),
+            origin: loaded.locator.key("data"),
         });
         index.insert("data".to_string(), data_idx);
-        for n in &spec.nodes {
-            let path = format!("nodes.{}", n.name);
-            match registry.parse(&n.kind, &n.params) {
-                Ok(op) => {
-                    let idx = graph.add_node(IrNode {
-                        name: n.name.clone(),
-                        body: NodeBody::Op(op),
-                        sig: Sig::scalar(Role::Report),
-                        origin: loc.key(&path),
-                    });
-                    index.insert(n.name.clone(), idx);
-                }
-                Err(ParseError::UnknownKind) => diags.push(
-                    Diagnostic::error(loc.value(&format!("{path}.kind")), format!("unknown node kind `{}`", n.kind))
-                        .with_opt_hint(
-                            did_you_mean(&n.kind, registry.names().iter())
-                                .or_else(|| Some("`npe kinds` lists the kinds".into())),
-                        ),
-                ),
-                Err(ParseError::Serde(_)) => {
-                    // Report every bad field of the node, not just the first.
-                    let _ = deserialize_all(&n.params, &path, loc, &mut diags, |p| match registry.parse(&n.kind, p) {
-                        Ok(op) => Ok(op),
-                        Err(ParseError::Serde(e)) => Err(e),
-                        Err(_) => Err(figment::Error::from(String::from("invalid node"))),
-                    });
-                }
-                Err(ParseError::Custom(m)) => {
-                    diags.push(Diagnostic::error(loc.key(&path), format!("node `{}`: {m}", n.name)))
-                }
+        for n in &loaded.spec.nodes {
+            if let Some(op) = parse_node(n, registry, &loaded.locator, &mut diags) {
+                let origin = loaded.locator.key(&format!("nodes.{}", n.name));
+                let idx = graph.add_node(IrNode {
+                    name: n.name.clone(),
+                    body: NodeBody::Op(op),
+                    sig: Sig::scalar(Role::Report),
+                    origin,
+                });
+                index.insert(n.name.clone(), idx);
             }
         }
-
         let n = graph.node_count();
         Self {
             loaded,
@@ -383,6 +322,79 @@ fn stable_topo(graph: &DiGraph<IrNode, IrEdge>, first: NodeIndex, cyclic: &[bool
     out
 }
 
+/// The data node's signature, from the typed data section (or the caller's override); `None`
+/// when it cannot be described (the error is reported, unless the section already failed to parse).
+fn describe_data(
+    loaded: &LoadedPipeline,
+    data_spec: &crate::spec::DataSpec,
+    data_override: Option<DataSig>,
+    diags: &mut Diagnostics,
+) -> Option<DataSig> {
+    let loc = &loaded.locator;
+    let described = match data_override {
+        Some(d) => Ok(d),
+        None if loaded.data_ok => describe(data_spec),
+        None => return None,
+    };
+    let data = match described {
+        Err((path, _)) if path.is_empty() => return None,
+        Err((path, msg)) => {
+            diags.push(Diagnostic::error(loc.value(&path), msg));
+            return None;
+        }
+        Ok(d) => d,
+    };
+    match (loaded.spec.task, data.is_dense()) {
+        (Task::Classification, true) => diags.push(
+            Diagnostic::error(
+                loc.value("data.source"),
+                "this source has per-pixel labels but `task` is classification",
+            )
+            .with_hint("add `task: segmentation`"),
+        ),
+        (Task::Segmentation, false) => {
+            let dense: Vec<_> =
+                crate::data::source::all().iter().filter(|s| s.segmentation()).map(|s| s.name()).collect();
+            diags.push(
+                Diagnostic::error(loc.value("task"), "`task: segmentation` needs a source with per-pixel labels")
+                    .with_hint(format!("segmentation sources: {}", dense.join(", "))),
+            )
+        }
+        _ => {}
+    }
+    Some(data)
+}
+
+/// One node's kind and parameters parsed by the registry; every error is reported at its field.
+fn parse_node(
+    n: &crate::spec::NodeSpec,
+    registry: &Registry,
+    loc: &crate::spec::Locator,
+    diags: &mut Diagnostics,
+) -> Option<std::sync::Arc<dyn crate::kind::Node>> {
+    let path = format!("nodes.{}", n.name);
+    match registry.parse(&n.kind, &n.params) {
+        Ok(op) => return Some(op),
+        Err(ParseError::UnknownKind) => diags.push(
+            Diagnostic::error(loc.value(&format!("{path}.kind")), format!("unknown node kind `{}`", n.kind))
+                .with_opt_hint(
+                    did_you_mean(&n.kind, registry.names().iter())
+                        .or_else(|| Some("`npe kinds` lists the kinds".into())),
+                ),
+        ),
+        Err(ParseError::Serde(_)) => {
+            // Report every bad field of the node, not just the first.
+            let _ = deserialize_all(&n.params, &path, loc, diags, |p| match registry.parse(&n.kind, p) {
+                Ok(op) => Ok(op),
+                Err(ParseError::Serde(e)) => Err(e),
+                Err(_) => Err(figment::Error::from(String::from("invalid node"))),
+            });
+        }
+        Err(ParseError::Custom(m)) => diags.push(Diagnostic::error(loc.key(&path), format!("node `{}`: {m}", n.name))),
+    }
+    None
+}
+
 /// Forbidden and suspicious combinations of node kinds.
 fn check_combinations(
     graph: &DiGraph<IrNode, IrEdge>,
@@ -464,14 +476,39 @@ fn check_training(
     loc: &crate::spec::Locator,
     diags: &mut Diagnostics,
 ) {
-    let t = &spec.train;
-    let mut err = |path: &str, msg: String, hint: Option<&str>| {
-        diags.push(Diagnostic::error(loc.value(path), msg).with_opt_hint(hint.map(String::from)));
-    };
-    // Caught here, not after the last epoch: nodes that read unlabelled training images at
-    // evaluation (the prior fit, count-free calibrations) need some.
+    let cx = TrainingChecks { graph, index, loc };
     if spec.eval.prior_train_samples == 0 {
-        let reader = graph.node_weights().find(|n| {
+        cx.unlabelled_readers(diags);
+    }
+    for (g, group) in spec.train.optimizer.param_groups.iter().enumerate() {
+        for (i, node) in group.nodes.iter().enumerate() {
+            let path = format!("train.optimizer.param_groups.{g}.nodes.{i}");
+            cx.trainable(&path, node, "parameter group names", "has no parameters", "parameter groups take", diags);
+        }
+    }
+    for (i, f) in spec.train.freeze.iter().enumerate() {
+        let path = format!("train.freeze.{i}");
+        cx.trainable(&path, f, "`freeze` names", "has no parameters to freeze", "freeze", diags);
+    }
+    // Without a described data source (its error is already reported) there is no class count
+    // to check the groups against.
+    if num_classes > 0 {
+        cx.accuracy_groups(num_classes, diags);
+    }
+}
+
+/// What the `train:`/`eval:` checks read: the graph, its names and the file's locations.
+struct TrainingChecks<'a> {
+    graph: &'a DiGraph<IrNode, IrEdge>,
+    index: &'a BTreeMap<String, NodeIndex>,
+    loc: &'a crate::spec::Locator,
+}
+
+impl TrainingChecks<'_> {
+    /// `prior_train_samples: 0` is caught here, not after the last epoch: nodes that read
+    /// unlabelled training images at evaluation (the prior fit, count-free calibrations) need some.
+    fn unlabelled_readers(&self, diags: &mut Diagnostics) {
+        let reader = self.graph.node_weights().find(|n| {
             n.op().is_some_and(|op| {
                 let any = op.as_any();
                 any.is::<crate::nodes::PriorEstimate>()
@@ -482,63 +519,45 @@ fn check_training(
             })
         });
         if let Some(node) = reader {
-            err(
-                "eval.prior_train_samples",
-                format!(
-                    "`prior_train_samples` is 0, but node `{}` ({}) reads unlabelled training images at evaluation",
-                    node.name,
-                    node.kind()
-                ),
-                Some("set it > 0 (default 5000), or remove that node"),
+            diags.push(
+                Diagnostic::error(
+                    self.loc.value("eval.prior_train_samples"),
+                    format!(
+                        "`prior_train_samples` is 0, but node `{}` ({}) reads unlabelled training images at evaluation",
+                        node.name,
+                        node.kind()
+                    ),
+                )
+                .with_hint("set it > 0 (default 5000), or remove that node"),
             );
         }
     }
-    let names: Vec<&String> = index.keys().collect();
-    for (g, group) in t.optimizer.param_groups.iter().enumerate() {
-        let path = format!("train.optimizer.param_groups.{g}");
-        for (i, node) in group.nodes.iter().enumerate() {
-            match index.get(node).map(|&n| &graph[n]) {
-                None => diags.push(
-                    Diagnostic::error(
-                        loc.value(&format!("{path}.nodes.{i}")),
-                        format!("parameter group names unknown node `{node}`"),
-                    )
-                    .with_opt_hint(did_you_mean(node, names.iter())),
-                ),
-                Some(n) if !n.category().is_some_and(Category::has_parameters) => diags.push(
-                    Diagnostic::error(
-                        loc.value(&format!("{path}.nodes.{i}")),
-                        format!("`{node}` ({}) has no parameters", n.kind()),
-                    )
-                    .with_hint("parameter groups take backbones, heads or PEMs"),
-                ),
-                _ => {}
-            }
-        }
-    }
-    for (i, f) in t.freeze.iter().enumerate() {
-        let path = format!("train.freeze.{i}");
-        match index.get(f).map(|&n| &graph[n]) {
+
+    /// `node`, named at `path`, must exist and have parameters (a backbone, head or PEM).
+    fn trainable(&self, path: &str, node: &str, names: &str, lacks: &str, takes: &str, diags: &mut Diagnostics) {
+        match self.index.get(node).map(|&n| &self.graph[n]) {
             None => diags.push(
-                Diagnostic::error(loc.value(&path), format!("`freeze` names unknown node `{f}`"))
-                    .with_opt_hint(did_you_mean(f, names.iter())),
+                Diagnostic::error(self.loc.value(path), format!("{names} unknown node `{node}`"))
+                    .with_opt_hint(did_you_mean(node, self.index.keys())),
             ),
             Some(n) if !n.category().is_some_and(Category::has_parameters) => diags.push(
-                Diagnostic::error(loc.value(&path), format!("`{f}` ({}) has no parameters to freeze", n.kind()))
-                    .with_hint("freeze backbones, heads or PEMs"),
+                Diagnostic::error(self.loc.value(path), format!("`{node}` ({}) {lacks}", n.kind()))
+                    .with_hint(format!("{takes} backbones, heads or PEMs")),
             ),
             _ => {}
         }
     }
-    // Without a described data source (its error is already reported) there is no class count
-    // to check the groups against.
-    for n in graph.node_weights().filter(|_| num_classes > 0) {
-        if let Some(p) = n.op().and_then(|op| op.as_any().downcast_ref::<Accuracy>()) {
-            if let Err(m) = p.groups.validate(num_classes) {
-                diags.push(Diagnostic::error(
-                    loc.value(&format!("nodes.{}.groups", n.name)),
-                    format!("node `{}`: {m}", n.name),
-                ));
+
+    /// Every `accuracy` node's class groups must fit the data's class count.
+    fn accuracy_groups(&self, num_classes: usize, diags: &mut Diagnostics) {
+        for n in self.graph.node_weights() {
+            if let Some(p) = n.op().and_then(|op| op.as_any().downcast_ref::<Accuracy>()) {
+                if let Err(m) = p.groups.validate(num_classes) {
+                    diags.push(Diagnostic::error(
+                        self.loc.value(&format!("nodes.{}.groups", n.name)),
+                        format!("node `{}`: {m}", n.name),
+                    ));
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 //! numbers come from.
 
 use super::summary::{DataReport, EvalOutput, EvalReport, Summary};
-use crate::metrics::{Accuracy, PriorFit, SegMetrics};
+use crate::metrics::{Accuracy, SegMetrics};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -220,106 +220,116 @@ pub fn compare(runs: &[RunResult], opts: &CompareOptions) -> String {
     let style = opts.style;
     let mut out = String::new();
     data_lines(runs, style, &mut out);
-    let accuracy = metric_table(
-        runs,
-        &opts.outputs,
-        &["mean", "head", "medium", "tail", "Δ mean", "Δ tail"],
-        |e| &e.accuracy,
-        |a: &Accuracy| {
-            ((a.mean_per_class, a.tail), vec![pct(Some(a.mean_per_class)), pct(a.head), pct(a.medium), pct(a.tail)])
-        },
-    );
-    if let Some(t) = &accuracy {
-        let (first, out0) = (&t.rows[0][0], &t.rows[0][1]);
-        let title = format!("Mean per-class accuracy (%) on the balanced test split; Δ against `{first}` `{out0}`");
-        heading(&title, style, &mut out);
-        t.render(style, &mut out);
-    }
-    let segmentation = metric_table(
-        runs,
-        &opts.outputs,
-        &["mIoU", "tail mIoU", "mean acc", "Δ mIoU", "Δ tail"],
-        |e| &e.segmentation,
-        |s: &SegMetrics| {
-            ((s.miou, s.tail_miou), vec![pct(Some(s.miou)), pct(s.tail_miou), pct(Some(s.mean_pixel_accuracy))])
-        },
-    );
-    if let Some(t) = &segmentation {
-        let (first, out0) = (&t.rows[0][0], &t.rows[0][1]);
-        heading(&format!("Segmentation (%) on the test split; Δ against `{first}` `{out0}`"), style, &mut out);
-        t.render(style, &mut out);
-    }
-    let binary = runs.iter().any(|r| r.eval.segmentation.values().flat_map(|o| o.values()).any(|m| m.binary.is_some()));
-    let vessel = binary
-        .then(|| {
-            metric_table(
-                runs,
-                &opts.outputs,
-                &["IoU", "Dice", "sensitivity", "specificity", "AUC", "Δ Dice", "Δ AUC"],
-                |e| &e.segmentation,
-                |s: &SegMetrics| match &s.binary {
-                    Some(b) => (
-                        (b.dice, b.auc),
-                        vec![
-                            pct(s.per_class_iou.get(1).copied()),
-                            pct(Some(b.dice)),
-                            pct(Some(b.sensitivity)),
-                            pct(Some(b.specificity)),
-                            pct(b.auc),
-                        ],
-                    ),
-                    None => ((f64::NAN, None), vec!["-".into(); 5]),
-                },
-            )
-        })
-        .flatten();
-    if let Some(t) = &vessel {
-        let (first, out0) = (&t.rows[0][0], &t.rows[0][1]);
-        heading(
-            &format!("Foreground (vessel) class (%) over the labelled pixels; Δ against `{first}` `{out0}`"),
-            style,
-            &mut out,
-        );
-        t.render(style, &mut out);
-    }
-
-    let mut prior = Table::new(&["run", "evaluator", "split", "r", "spearman", "slope", "KL"]);
-    for r in runs.iter().filter(|_| !opts.no_prior) {
-        for (ev, p) in &r.eval.prior {
-            let fits: [(&str, Option<&PriorFit>); 2] = [("train", p.train.as_ref()), ("test", Some(&p.test))];
-            for (split, f) in fits {
-                if let Some(f) = f {
-                    prior.rows.push(vec![
-                        r.label.clone(),
-                        ev.clone(),
-                        split.into(),
-                        format!("{:.4}", f.r),
-                        format!("{:.4}", f.spearman),
-                        format!("{:.3}", f.slope),
-                        format!("{:.4}", f.kl),
-                    ]);
-                }
-            }
+    let accuracy = accuracy_table(runs, &opts.outputs);
+    let segmentation = segmentation_table(runs, &opts.outputs);
+    let vessel = vessel_table(runs, &opts.outputs);
+    let sections = [
+        (&accuracy, "Mean per-class accuracy (%) on the balanced test split"),
+        (&segmentation, "Segmentation (%) on the test split"),
+        (&vessel, "Foreground (vessel) class (%) over the labelled pixels"),
+    ];
+    for (table, title) in sections {
+        if let Some(t) = table {
+            let (first, out0) = (&t.rows[0][0], &t.rows[0][1]);
+            heading(&format!("{title}; Δ against `{first}` `{out0}`"), style, &mut out);
+            t.render(style, &mut out);
         }
     }
-    if !prior.rows.is_empty() {
+    let prior = if opts.no_prior { None } else { prior_table(runs) };
+    if let Some(t) = &prior {
         heading(
             "Learned prior vs the true training prior (−h̄ against log prior; slope 1 = calibrated; h̄ averaged over each split)",
             style,
             &mut out,
         );
-        prior.render(style, &mut out);
+        t.render(style, &mut out);
     }
-    if accuracy.is_none() && segmentation.is_none() && prior.rows.is_empty() {
+    if accuracy.is_none() && segmentation.is_none() && prior.is_none() {
         writeln!(out, "\n(no evaluator results in these runs)").unwrap();
     }
     out
+}
+
+/// Mean per-class accuracy with its head/medium/tail splits.
+fn accuracy_table(runs: &[RunResult], keep: &[String]) -> Option<Table> {
+    metric_table(
+        runs,
+        keep,
+        &["mean", "head", "medium", "tail", "Δ mean", "Δ tail"],
+        |e| &e.accuracy,
+        |a: &Accuracy| {
+            ((a.mean_per_class, a.tail), vec![pct(Some(a.mean_per_class)), pct(a.head), pct(a.medium), pct(a.tail)])
+        },
+    )
+}
+
+/// mIoU, tail mIoU and mean pixel accuracy.
+fn segmentation_table(runs: &[RunResult], keep: &[String]) -> Option<Table> {
+    metric_table(
+        runs,
+        keep,
+        &["mIoU", "tail mIoU", "mean acc", "Δ mIoU", "Δ tail"],
+        |e| &e.segmentation,
+        |s: &SegMetrics| {
+            ((s.miou, s.tail_miou), vec![pct(Some(s.miou)), pct(s.tail_miou), pct(Some(s.mean_pixel_accuracy))])
+        },
+    )
+}
+
+/// The foreground class of binary (vessel) segmentation; `None` unless some run has one.
+fn vessel_table(runs: &[RunResult], keep: &[String]) -> Option<Table> {
+    let binary = runs.iter().any(|r| r.eval.segmentation.values().flat_map(|o| o.values()).any(|m| m.binary.is_some()));
+    if !binary {
+        return None;
+    }
+    metric_table(
+        runs,
+        keep,
+        &["IoU", "Dice", "sensitivity", "specificity", "AUC", "Δ Dice", "Δ AUC"],
+        |e| &e.segmentation,
+        |s: &SegMetrics| match &s.binary {
+            Some(b) => (
+                (b.dice, b.auc),
+                vec![
+                    pct(s.per_class_iou.get(1).copied()),
+                    pct(Some(b.dice)),
+                    pct(Some(b.sensitivity)),
+                    pct(Some(b.specificity)),
+                    pct(b.auc),
+                ],
+            ),
+            None => ((f64::NAN, None), vec!["-".into(); 5]),
+        },
+    )
+}
+
+/// The learned prior's fit to the true training prior, per evaluator and split.
+fn prior_table(runs: &[RunResult]) -> Option<Table> {
+    let mut prior = Table::new(&["run", "evaluator", "split", "r", "spearman", "slope", "KL"]);
+    for r in runs {
+        for (ev, p) in &r.eval.prior {
+            let fits = [("train", p.train.as_ref()), ("test", Some(&p.test))];
+            for (split, f) in fits.into_iter().filter_map(|(s, f)| f.map(|f| (s, f))) {
+                prior.rows.push(vec![
+                    r.label.clone(),
+                    ev.clone(),
+                    split.into(),
+                    format!("{:.4}", f.r),
+                    format!("{:.4}", f.spearman),
+                    format!("{:.3}", f.slope),
+                    format!("{:.4}", f.kl),
+                ]);
+            }
+        }
+    }
+    (!prior.rows.is_empty()).then_some(prior)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::data::Provenance;
+    use crate::metrics::PriorFit;
 
     fn acc(mean: f64, tail: f64) -> Accuracy {
         Accuracy {

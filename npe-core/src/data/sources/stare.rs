@@ -85,6 +85,43 @@ fn load_stare(s: &StareSpec, spec: &DataSpec, root: &Path) -> Result<Dataset> {
         Annotator::Ah => ".ah.",
         Annotator::Vk => ".vk.",
     };
+    let pairs = image_label_pairs(root, tag)?;
+    let n_train = s.train_images;
+    if n_train == 0 || n_train >= pairs.len() {
+        return Err(DataError::Invalid(format!(
+            "`stare.train_images` must be between 1 and {} ({} labelled images found)",
+            pairs.len() - 1,
+            pairs.len()
+        )));
+    }
+    let counts = train_counts(&pairs[..n_train], s.fov)?;
+    let split = |ps: &[(PathBuf, PathBuf)]| {
+        let mut sp = Split::new(
+            Pixels::Files { paths: Arc::new(ps.iter().map(|p| p.0.clone()).collect()), channels: 3 },
+            vec![0; ps.len()],
+            Some(Masks::Files(Arc::new(ps.iter().map(|p| p.1.clone()).collect()))),
+        );
+        sp.mask_map = MaskMap::Binary;
+        sp.fov = s.fov.map_or(Fov::Whole, Fov::Derived);
+        sp
+    };
+    let fov_name = s.fov.map_or("no FOV".to_string(), |r| r.describe());
+    Ok(Dataset {
+        name: format!("STARE ({} labels, {fov_name})", &tag[1..3]),
+        origin: root.display().to_string(),
+        provenance: Provenance::Real,
+        classes: vec!["background".into(), "vessel".into()],
+        train: split(&pairs[..n_train]),
+        test: split(&pairs[n_train..]),
+        channels: 3,
+        train_counts: counts,
+        ignore_index: spec.ignore_index,
+        skipped_files: vec![],
+    })
+}
+
+/// Every image `im000N.ppm[.gz]` under `root` with its label map `im000N<tag>ppm[.gz]`, in file order.
+fn image_label_pairs(root: &Path, tag: &str) -> Result<Vec<(PathBuf, PathBuf)>> {
     let is_image = |n: &str| {
         n.starts_with("im")
             && (n.ends_with(".ppm") || n.ends_with(".ppm.gz"))
@@ -119,18 +156,14 @@ fn load_stare(s: &StareSpec, spec: &DataSpec, root: &Path) -> Result<Dataset> {
         };
         pairs.push((img.clone(), label));
     }
-    let n_train = s.train_images;
-    if n_train == 0 || n_train >= pairs.len() {
-        return Err(DataError::Invalid(format!(
-            "`stare.train_images` must be between 1 and {} ({} labelled images found)",
-            pairs.len() - 1,
-            pairs.len()
-        )));
-    }
-    // Read every training label map once: sizes must match their images, values become 0/1,
-    // and only pixels inside the field of view count.
+    Ok(pairs)
+}
+
+/// Background/vessel pixel counts of the training label maps, inside the field of view when one
+/// is derived. Each map is read once; its size must match its image's.
+fn train_counts(pairs: &[(PathBuf, PathBuf)], fov: Option<RedThreshold>) -> Result<Vec<u64>> {
     let mut counts = vec![0u64; 2];
-    for (img, lab) in &pairs[..n_train] {
+    for (img, lab) in pairs {
         let (mh, mw, m) = decode_mask(lab)?;
         let (ih, iw, px) = decode_rgb(img)?;
         if (mh, mw) != (ih, iw) {
@@ -139,36 +172,14 @@ fn load_stare(s: &StareSpec, spec: &DataSpec, root: &Path) -> Result<Dataset> {
                 lab.display()
             )));
         }
-        let inside = s.fov.map(|rule| fov::derive(&px, ih, iw, 3, rule));
+        let inside = fov.map(|rule| fov::derive(&px, ih, iw, 3, rule));
         for (i, v) in m.into_iter().enumerate() {
             if inside.as_ref().is_none_or(|f| f[i]) {
                 counts[MaskMap::Binary.apply(v) as usize] += 1;
             }
         }
     }
-    let split = |ps: &[(PathBuf, PathBuf)]| {
-        let mut sp = Split::new(
-            Pixels::Files { paths: Arc::new(ps.iter().map(|p| p.0.clone()).collect()), channels: 3 },
-            vec![0; ps.len()],
-            Some(Masks::Files(Arc::new(ps.iter().map(|p| p.1.clone()).collect()))),
-        );
-        sp.mask_map = MaskMap::Binary;
-        sp.fov = s.fov.map_or(Fov::Whole, Fov::Derived);
-        sp
-    };
-    let fov_name = s.fov.map_or("no FOV".to_string(), |r| r.describe());
-    Ok(Dataset {
-        name: format!("STARE ({} labels, {fov_name})", &tag[1..3]),
-        origin: root.display().to_string(),
-        provenance: Provenance::Real,
-        classes: vec!["background".into(), "vessel".into()],
-        train: split(&pairs[..n_train]),
-        test: split(&pairs[n_train..]),
-        channels: 3,
-        train_counts: counts,
-        ignore_index: spec.ignore_index,
-        skipped_files: vec![],
-    })
+    Ok(counts)
 }
 
 #[cfg(test)]
