@@ -77,6 +77,37 @@ fn two_workers_of_batch_64_take_the_steps_of_one_of_batch_128() {
 }
 
 #[test]
+fn a_sharded_evaluation_gives_one_processs_numbers_bit_for_bit() {
+    // 2000 test images in 7 batches of 300 (the ranks take 4 and 3, the last one short), 500
+    // training images for the prior and the calibration in 2; one thread everywhere, so each
+    // batch's outputs are the same in any process.
+    let sets: Vec<&str> = FIFTY_STEPS
+        .iter()
+        .copied()
+        .chain(["--set", "eval.batch_size=300", "--set", "train.threads=1"])
+        // Calibrated on the training images (their class sums), and fitted there too.
+        .chain(["--set", "nodes.npe.scale=auto", "--set", "nodes.prior_fit.logits=logits"])
+        .collect();
+    let two = trained(&sets, 2);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(two.path().join("summary.json")).unwrap()).unwrap();
+    let model = two.path().join("model.safetensors");
+    let (code, out, err) = run(npe()
+        .args(["eval", "pipelines/quickstart.yaml", "--backend", "tch", "--json", "--checkpoint"])
+        .arg(&model)
+        .args(&sets));
+    assert_eq!(code, 0, "{err}");
+    let one: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (sharded, single) = (&summary["eval"], &one); // `npe eval --json` flattens its report
+    for part in ["accuracy", "prior", "calibration"] {
+        assert!(single[part].as_object().is_some_and(|m| !m.is_empty()), "no {part} in {single}");
+        assert_eq!(sharded[part], single[part], "{part}: 2 ranks against one process");
+    }
+    assert_eq!(sharded["test_images"], 2000);
+    assert_eq!(single["test_images"], 2000);
+}
+
+#[test]
 fn synchronised_batch_norm_matches_one_process_and_per_rank_batch_norm_does_not() {
     let bn: Vec<&str> = FIFTY_STEPS.iter().copied().chain(["--set", "nodes.features.batch_norm=true"]).collect();
     let synced: Vec<&str> = bn.iter().copied().chain(["--set", "train.sync_batch_norm=true"]).collect();

@@ -233,6 +233,22 @@ pub trait Executor {
         let _ = (world, pipeline_hash);
         Err(ExecError::Collective("this executor cannot train data-parallel".into()))
     }
+    /// This process's share of a sharded evaluation: `(rank, ranks)`; one process `(0, 1)`.
+    fn eval_shard(&self) -> (usize, usize) {
+        (0, 1)
+    }
+    /// Every rank's `words`, in rank order (one process: its own), through the run's rendezvous
+    /// store: how a sharded evaluation's ranks exchange their tallies. Every rank calls it with the
+    /// same `tag`; the others wait for rank 0 up to `timeout` while its heartbeat moves.
+    fn all_gather(
+        &mut self,
+        tag: &str,
+        words: &[u64],
+        timeout: std::time::Duration,
+    ) -> Result<Vec<Vec<u64>>, ExecError> {
+        let _ = (tag, timeout);
+        Ok(vec![words.to_vec()])
+    }
     /// `values` summed over the ranks (unchanged in a single process): how ranks agree to stop.
     fn agree(&mut self, values: &[f64]) -> Result<Vec<f64>, ExecError> {
         Ok(values.to_vec())

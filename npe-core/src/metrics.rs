@@ -39,6 +39,19 @@ impl Confusion {
         Self { classes, truth: vec![0; classes], hits: vec![0; classes], predicted: vec![0; classes] }
     }
 
+    /// The counts, flat: per class its samples, its hits, its predictions (what ranks sum).
+    pub fn counts(&self) -> Vec<u64> {
+        [&self.truth, &self.hits, &self.predicted].into_iter().flatten().copied().collect()
+    }
+
+    /// Add counts laid out as [`Confusion::counts`] gives them.
+    pub fn add_counts(&mut self, counts: &[u64]) {
+        let c = self.classes;
+        for (dst, src) in [&mut self.truth, &mut self.hits, &mut self.predicted].into_iter().zip(counts.chunks(c)) {
+            dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+        }
+    }
+
     /// Add predictions (ignoring labels outside `0..C`, e.g. ignored pixels).
     pub fn add(&mut self, pred: &[f32], labels: &[i64]) {
         for (&p, &l) in pred.iter().zip(labels) {
@@ -166,6 +179,21 @@ impl Default for ScoreHistogram {
 
 impl ScoreHistogram {
     const BINS: usize = 1 << 16;
+
+    /// Words in [`ScoreHistogram::counts`].
+    pub const COUNTS: usize = 2 * Self::BINS;
+
+    /// The bins, flat: positives then negatives (what ranks sum).
+    pub fn counts(&self) -> Vec<u64> {
+        self.positive.iter().chain(&self.negative).copied().collect()
+    }
+
+    /// Add bins laid out as [`ScoreHistogram::counts`] gives them.
+    pub fn add_counts(&mut self, counts: &[u64]) {
+        let (p, n) = counts.split_at(Self::BINS);
+        self.positive.iter_mut().zip(p).for_each(|(d, s)| *d += s);
+        self.negative.iter_mut().zip(n).for_each(|(d, s)| *d += s);
+    }
 
     /// Add one pixel: its foreground probability and whether it is foreground.
     pub fn add(&mut self, p: f64, foreground: bool) {

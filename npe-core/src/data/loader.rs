@@ -96,6 +96,13 @@ impl Loader {
 
     /// Iterate over the batches of `epoch` from batch `start` on (a resumed epoch starts later).
     pub fn iter(&self, epoch: u64, start: usize) -> BatchIter {
+        self.iter_every(epoch, start, 1)
+    }
+
+    /// Iterate over batches `start`, `start + step`, `start + 2·step`, ... of `epoch` (a rank's
+    /// share of a sharded evaluation); `step` ≥ 1.
+    pub fn iter_every(&self, epoch: u64, start: usize, step: usize) -> BatchIter {
+        let step = step.max(1);
         let order = Arc::new(self.order(epoch));
         let end = self.len();
         let workers = self.inner.opts.workers;
@@ -104,6 +111,7 @@ impl Loader {
                 loader: Some((self.clone(), order)),
                 next: start,
                 start,
+                step,
                 end,
                 epoch,
                 chans: vec![],
@@ -119,20 +127,20 @@ impl Loader {
             let order = order.clone();
             let shard = self.shard;
             handles.push(std::thread::spawn(move || {
-                // Worker w assembles batches start+w, start+w+W, ... in order.
-                let mut b = start + w;
+                // Worker w assembles the iteration's items w, w+W, ... in order.
+                let mut b = start + w * step;
                 while b < end {
                     let r = inner.assemble(epoch, b, &order, shard);
                     let failed = r.is_err();
                     if tx.send(r).is_err() || failed {
                         return;
                     }
-                    b += workers;
+                    b += workers * step;
                 }
             }));
             chans.push(rx);
         }
-        BatchIter { loader: None, next: start, start, end, epoch, chans, handles }
+        BatchIter { loader: None, next: start, start, step, end, epoch, chans, handles }
     }
 }
 
@@ -210,6 +218,8 @@ pub struct BatchIter {
     loader: Option<(Loader, Arc<Vec<usize>>)>,
     next: usize,
     start: usize,
+    /// Batches between consecutive items (1, or the ranks of a sharded evaluation).
+    step: usize,
     end: usize,
     epoch: u64,
     chans: Vec<Receiver<Result<HostBatch>>>,
@@ -231,13 +241,13 @@ impl Iterator for BatchIter {
             return None;
         }
         let b = self.next;
-        self.next += 1;
+        self.next += self.step;
         if let Some((loader, order)) = &self.loader {
             return Some(loader.inner.assemble(self.epoch, b, order, loader.shard));
         }
-        // Worker w produces batches start + w + k·W in order, so batch b is the next item of
-        // channel (b − start) mod W.
-        let chan = &self.chans[(b - self.start) % self.chans.len()];
+        // Worker w produces items w + k·W in order, so batch b (item (b − start) / step) is the
+        // next item of channel ((b − start) / step) mod W.
+        let chan = &self.chans[((b - self.start) / self.step) % self.chans.len()];
         match chan.recv() {
             Ok(r) => {
                 if r.is_err() {
@@ -295,6 +305,19 @@ mod tests {
         seen.sort();
         assert_eq!(seen, (0..23).collect::<Vec<_>>());
         assert_eq!(loader(2, true).iter(3, 0).count(), 4);
+    }
+
+    #[test]
+    fn every_step_th_batch_is_the_same_batch_with_or_without_workers() {
+        let all: Vec<HostBatch> = loader(0, false).iter(3, 0).map(Result::unwrap).collect();
+        for workers in [0, 1, 2, 3] {
+            for (start, step) in [(0, 2), (1, 2), (0, 3), (2, 3), (4, 7)] {
+                let got: Vec<HostBatch> =
+                    loader(workers, false).iter_every(3, start, step).map(Result::unwrap).collect();
+                let want: Vec<HostBatch> = all.iter().skip(start).step_by(step).cloned().collect();
+                assert_eq!(got, want, "workers {workers}, start {start}, step {step}");
+            }
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! evaluator's metrics on the host.
 
 use super::TrainError;
+use super::shard::{Shard, Tally, exchange};
 use crate::backend::{Executor, HostTensor, Request};
 use crate::data::{Dataset, Loader};
 use crate::ir::Ir;
@@ -110,9 +111,11 @@ pub fn class_groups(groups: &GroupsSpec, counts: &[u64]) -> Vec<usize> {
     groups.assign(&c)
 }
 
-/// Accumulate `h̄` per class from a `[M, N, C]` tensor.
-fn add_pem(sum: &mut [f64], count: &mut u64, t: &HostTensor) {
+/// One batch's `Σ h̄` per class from a `[M, N, C]` tensor (`h̄` averaged over the M PEM
+/// members), and its image count N.
+fn pem_part(t: &HostTensor) -> (Vec<f64>, u64) {
     let (m, n, c) = (t.shape[0], t.shape[1], t.shape[2]);
+    let mut sum = vec![0.0; c];
     for mi in 0..m {
         for ni in 0..n {
             for k in 0..c {
@@ -120,7 +123,13 @@ fn add_pem(sum: &mut [f64], count: &mut u64, t: &HostTensor) {
             }
         }
     }
-    *count += n as u64;
+    (sum, n as u64)
+}
+
+/// Add a batch's part into a running per-class sum.
+fn add_part(sum: &mut Vec<f64>, part: &[f64]) {
+    sum.resize(part.len(), 0.0);
+    sum.iter_mut().zip(part).for_each(|(s, p)| *s += p);
 }
 
 /// Evaluate `exec` on `ds`'s test split (`test`), and on `prior_train` for the prior estimate.
@@ -173,7 +182,7 @@ impl TrainTallies {
 }
 
 /// Run the plan's training-image requests over `prior_train` (an error if they are needed and
-/// `eval.prior_train_samples` is 0).
+/// `eval.prior_train_samples` is 0), this rank's share of the batches, merged over the ranks.
 fn train_pass(
     plan: &Plan,
     exec: &mut dyn Executor,
@@ -194,16 +203,43 @@ fn train_pass(
                 .into(),
         )));
     };
-    for batch in loader.iter(0, 0) {
-        let batch = batch?;
-        let out = exec.infer(&batch, &plan.train)?;
-        for ((r, host), (_, acc)) in plan.train.iter().zip(&out).zip(&mut t.class_stats) {
+    // Per batch, per request: a PEM's Σ h̄ (C values, its image count in `counts`), or the
+    // `[3, C]` class sums.
+    let shard = Shard::of(exec);
+    let mut mine = Tally::new(plan.train.len());
+    let mut it = loader.iter_every(0, shard.rank, shard.ranks);
+    while let Some(batch) = it.next() {
+        let b = it.position() - shard.ranks;
+        let out = exec.infer(&batch?, &plan.train)?;
+        let mut part = Vec::new();
+        for (i, (r, host)) in plan.train.iter().zip(&out).enumerate() {
+            match r {
+                Request::SpatialMean(_) => {
+                    let (sum, n) = pem_part(host);
+                    part.extend(sum);
+                    mine.counts[i] += n;
+                }
+                _ => part.extend(host.data.iter().map(|&v| v as f64)),
+            }
+        }
+        mine.parts.push((b, part));
+    }
+    let all = exchange(exec, "eval-train-images", mine)?;
+    for (_, part) in &all.parts {
+        let mut at = 0;
+        for ((r, (_, acc)), &n) in plan.train.iter().zip(&mut t.class_stats).zip(&all.counts) {
             match r {
                 Request::SpatialMean(node) => {
                     let e = t.pem_sums.entry(node.clone()).or_insert_with(|| (vec![0.0; classes], 0));
-                    add_pem(&mut e.0, &mut e.1, host);
+                    add_part(&mut e.0, &part[at..at + classes]);
+                    e.1 = n;
+                    at += classes;
                 }
-                _ => acc.add(&host.data),
+                _ => {
+                    let rows: Vec<f32> = part[at..at + 3 * classes].iter().map(|&v| v as f32).collect();
+                    acc.add(&rows);
+                    at += 3 * classes;
+                }
             }
         }
     }
@@ -223,32 +259,101 @@ struct TestTallies {
     images: usize,
 }
 
-/// Run the plan's test requests over `test`.
+/// Words of request `r`'s counts in the test pass's tally: a confusion's margins, or a
+/// presence flag and a score histogram's bins.
+fn test_counts(r: &Request, classes: usize) -> usize {
+    match r {
+        Request::Argmax(_) => 3 * classes,
+        Request::SpatialMean(_) => 1,
+        Request::Output(_) => 1 + ScoreHistogram::COUNTS,
+        Request::ClassSums { .. } => 0,
+    }
+}
+
+/// Run the plan's test requests over `test`: this rank's share of the batches, merged over
+/// the ranks.
 fn test_pass(plan: &Plan, exec: &mut dyn Executor, test: &Loader, classes: usize) -> Result<TestTallies, TrainError> {
-    let mut t = TestTallies::default();
-    for batch in test.iter(0, 0) {
+    let shard = Shard::of(exec);
+    let (mut confusion, mut scores): (Vec<Option<Confusion>>, Vec<Option<ScoreHistogram>>) =
+        plan.requests.iter().map(|_| (None, None)).unzip();
+    let mut mine = Tally::new(0);
+    let (mut pem_images, mut images) = (vec![0u64; plan.requests.len()], 0u64);
+    let mut it = test.iter_every(0, shard.rank, shard.ranks);
+    while let Some(batch) = it.next() {
+        let b = it.position() - shard.ranks;
         let batch = batch?;
         let out = exec.infer(&batch, &plan.requests)?;
-        for (r, host) in plan.requests.iter().zip(&out) {
+        let mut part = Vec::new();
+        for (i, (r, host)) in plan.requests.iter().zip(&out).enumerate() {
             match r {
-                Request::Argmax(node) => t
-                    .confusion
-                    .entry(node.clone())
-                    .or_insert_with(|| Confusion::new(classes))
-                    .add(&host.data, &batch.labels),
-                Request::SpatialMean(node) => {
-                    let e = t.pem_sums.entry(node.clone()).or_insert_with(|| (vec![0.0; classes], 0));
-                    add_pem(&mut e.0, &mut e.1, host);
+                Request::Argmax(_) => {
+                    confusion[i].get_or_insert_with(|| Confusion::new(classes)).add(&host.data, &batch.labels)
                 }
-                Request::Output(node) if host.shape.len() == 4 && host.shape[1] == 2 => {
-                    t.scores.entry(node.clone()).or_default().add_logits(&host.data, &host.shape, &batch.labels)
+                Request::SpatialMean(_) => {
+                    let (sum, n) = pem_part(host);
+                    part.extend(sum);
+                    pem_images[i] += n;
+                }
+                Request::Output(_) if host.shape.len() == 4 && host.shape[1] == 2 => {
+                    scores[i].get_or_insert_with(Default::default).add_logits(&host.data, &host.shape, &batch.labels)
                 }
                 Request::Output(_) | Request::ClassSums { .. } => {}
             }
         }
-        t.images += batch.len();
+        mine.parts.push((b, part));
+        images += batch.len() as u64;
     }
-    Ok(t)
+    for (i, r) in plan.requests.iter().enumerate() {
+        match r {
+            Request::Argmax(_) => {
+                mine.counts.extend(confusion[i].as_ref().map_or(vec![0; 3 * classes], Confusion::counts))
+            }
+            Request::SpatialMean(_) => mine.counts.push(pem_images[i]),
+            Request::Output(_) => {
+                mine.counts.push(scores[i].is_some() as u64);
+                mine.counts.extend(scores[i].as_ref().map_or(vec![0; ScoreHistogram::COUNTS], ScoreHistogram::counts));
+            }
+            Request::ClassSums { .. } => {}
+        }
+        debug_assert_eq!(mine.counts.len(), plan.requests[..=i].iter().map(|r| test_counts(r, classes)).sum::<usize>());
+    }
+    mine.counts.push(images);
+    let all = exchange(exec, "eval-test", mine)?;
+    Ok(TestTallies::of(plan, &all, classes))
+}
+
+impl TestTallies {
+    /// The merged tally of the test pass, in [`test_pass`]'s layout.
+    fn of(plan: &Plan, all: &Tally, classes: usize) -> Self {
+        let mut t = TestTallies { images: *all.counts.last().unwrap_or(&0) as usize, ..Default::default() };
+        let mut at = 0;
+        for r in &plan.requests {
+            let counts = &all.counts[at..at + test_counts(r, classes)];
+            at += counts.len();
+            match r {
+                Request::Argmax(node) => {
+                    t.confusion.entry(node.clone()).or_insert_with(|| Confusion::new(classes)).add_counts(counts)
+                }
+                Request::SpatialMean(node) => {
+                    t.pem_sums.insert(node.clone(), (vec![0.0; classes], counts[0]));
+                }
+                Request::Output(node) if counts[0] > 0 => {
+                    t.scores.entry(node.clone()).or_default().add_counts(&counts[1..])
+                }
+                Request::Output(_) | Request::ClassSums { .. } => {}
+            }
+        }
+        for (_, part) in &all.parts {
+            let pems = plan.requests.iter().filter_map(|r| match r {
+                Request::SpatialMean(node) => Some(node),
+                _ => None,
+            });
+            for (node, sum) in pems.zip(part.chunks(classes)) {
+                add_part(&mut t.pem_sums.get_mut(node).expect("inserted above").0, sum);
+            }
+        }
+        t
+    }
 }
 
 /// Each evaluator node's metrics from the passes' tallies, into `report`.

@@ -8,6 +8,7 @@ pub mod fingerprint;
 mod progress;
 mod run;
 pub mod schedule;
+mod shard;
 mod writer;
 
 pub use evaluate::{calibrated_nodes, class_groups, evaluate};

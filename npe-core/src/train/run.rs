@@ -226,7 +226,7 @@ impl Session {
         Ok((sums, n_steps, lr))
     }
 
-    /// After an epoch's steps: its evaluation when due (rank 0), its record, its checkpoint
+    /// After an epoch's steps: its evaluation when due (every rank its shard), its record, its checkpoint
     /// when due, the ranks' barrier, and a stop asked for between epochs.
     fn end_epoch(
         &mut self,
@@ -236,7 +236,8 @@ impl Session {
         writer: Option<&RunWriter>,
     ) -> Result<(), TrainError> {
         let (done, epochs) = (record.epoch, self.ir.train.epochs);
-        if writer.is_some() && (done % self.ir.eval.every_epochs == 0 || done == epochs) {
+        // Every rank evaluates its shard of the batches; rank 0 records the merged report.
+        if done % self.ir.eval.every_epochs == 0 || done == epochs {
             let e = self.evaluate()?;
             st.add_eval(&e);
             record.eval = Some(e);
@@ -284,6 +285,13 @@ impl Session {
     ) -> Result<Summary, TrainError> {
         let out = &opts.out;
         let model_path = out.join("model.safetensors");
+        // A run resumed after its last epoch has no final evaluation yet: every rank takes its
+        // shard of it.
+        if st.last_eval.is_none() {
+            let e = self.evaluate()?;
+            st.add_eval(&e);
+            st.last_eval = Some(e);
+        }
         let eval = match writer {
             Some(w) => self.final_files(out, w, &mut st)?,
             None => {
@@ -314,7 +322,7 @@ impl Session {
         Ok(summary)
     }
 
-    /// Rank 0 after the last epoch: the final evaluation (the last epoch's, or a new one),
+    /// Rank 0 after the last epoch: the final evaluation (made by every rank in `finish`),
     /// plots, the model and its calibrations. A run resumed after its last epoch trained
     /// nothing in this process: its totals come from its records.
     fn final_files(
@@ -323,14 +331,7 @@ impl Session {
         w: &RunWriter,
         st: &mut RunState,
     ) -> Result<EvalReport, TrainError> {
-        let eval = match st.last_eval.take() {
-            Some(e) => e,
-            None => {
-                let e = self.evaluate()?;
-                st.add_eval(&e);
-                e
-            }
-        };
+        let eval = st.last_eval.take().unwrap_or_default();
         let records = w.records();
         plot::write_all(out, &records, &eval, &self.data.classes, &self.data.train_counts);
         if st.images == 0 && !records.is_empty() {

@@ -30,6 +30,9 @@ pub struct GraphExecutor {
     world: Option<World>,
     /// Rank 0's sign of life for the ranks waiting while it evaluates or writes checkpoints.
     heartbeat: Option<crate::dist::Heartbeat>,
+    /// Exchanges made through [`all_gather`](crate::backend::Executor::all_gather): numbers the store keys, which every
+    /// rank makes in the same order.
+    gathers: u64,
     sync_batch_norm: bool,
 }
 
@@ -70,6 +73,7 @@ impl GraphExecutor {
             describe,
             world: None,
             heartbeat: None,
+            gathers: 0,
             sync_batch_norm: ir.train.sync_batch_norm,
         })
     }
@@ -379,5 +383,19 @@ impl Executor for GraphExecutor {
 
     fn agree(&mut self, values: &[f64]) -> Result<Vec<f64>, ExecError> {
         self.sum_over_ranks(values, "the step agreement")
+    }
+
+    fn eval_shard(&self) -> (usize, usize) {
+        self.world.as_ref().map_or((0, 1), |w| (w.rank, w.size))
+    }
+
+    fn all_gather(
+        &mut self,
+        tag: &str,
+        words: &[u64],
+        timeout: std::time::Duration,
+    ) -> Result<Vec<Vec<u64>>, ExecError> {
+        self.gathers += 1;
+        self.gather_over_ranks(&format!("{}/{tag}", self.gathers), words, timeout)
     }
 }

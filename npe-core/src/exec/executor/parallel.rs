@@ -99,10 +99,19 @@ impl GraphExecutor {
             }
             return Ok(());
         }
-        let ready = || ops.store_check(&key(0));
+        self.await_rank0(w, &key(0), &at, timeout)?;
+        ops.store_set(&seen(w.rank), b"1").map_err(|e| self.failed(&at, e))
+    }
+
+    /// A rank other than 0 waits until rank 0 has set `ready` in the store: up to `timeout` while
+    /// rank 0's heartbeat moves, naming it once the heartbeat has not for the collective timeout
+    /// (or the store it serves stops answering). `at` says what the rank was waiting for.
+    fn await_rank0(&self, w: &World, ready: &str, at: &str, timeout: Duration) -> Result<(), ExecError> {
+        let ops = self.ops.as_ref();
+        let is_set = || ops.store_check(ready);
         let beat = || dist::heartbeat::read(ops);
         let poll = Duration::from_millis(100);
-        let waited = dist::heartbeat::wait_for_rank0(&ready, &beat, w.timeout, timeout, poll);
+        let waited = dist::heartbeat::wait_for_rank0(&is_set, &beat, w.timeout, timeout, poll);
         let silent = |why: String| {
             ExecError::Collective(format!(
                 "rank {} of {}: {at} failed: rank 0 stopped answering ({why}): it died or hangs; its own output says why\n  hint: fix or restart it, then run the same command with --resume (any number of workers)",
@@ -110,9 +119,9 @@ impl GraphExecutor {
             ))
         };
         match waited {
-            Ok(()) => ops.store_set(&seen(w.rank), b"1").map_err(|e| self.failed(&at, e)),
+            Ok(()) => Ok(()),
             Err(dist::heartbeat::WaitError::Silent(d)) => {
-                Err(self.failed(&at, TensorError::new(format!("rank 0's heartbeat stopped {} s ago", d.as_secs()))))
+                Err(self.failed(at, TensorError::new(format!("rank 0's heartbeat stopped {} s ago", d.as_secs()))))
             }
             Err(dist::heartbeat::WaitError::Store(e)) => Err(silent(format!(
                 "the rendezvous store at {}:{} it serves did not answer: {}",
@@ -121,10 +130,44 @@ impl GraphExecutor {
                 e.trim()
             ))),
             Err(dist::heartbeat::WaitError::TooLong(d)) => Err(silent(format!(
-                "it did not reach `{tag}` within {} s, the bound on rank 0's evaluation and checkpoints",
+                "it did not get there within {} s, the bound on rank 0's evaluation and checkpoints",
                 d.as_secs()
             ))),
         }
+    }
+
+    /// Every rank's `words` in rank order (for [`Executor::all_gather`](crate::backend::Executor::all_gather)):
+    /// each rank sets `gather/{tag}/{rank}` in the rendezvous store and reads the others'.
+    /// Others wait for rank 0 as at a barrier (up to `timeout` while its heartbeat moves), rank 0
+    /// waits the collective timeout for each of them.
+    pub(super) fn gather_over_ranks(
+        &self,
+        tag: &str,
+        words: &[u64],
+        timeout: Duration,
+    ) -> Result<Vec<Vec<u64>>, ExecError> {
+        let Some(w) = &self.world else { return Ok(vec![words.to_vec()]) };
+        let ops = self.ops.as_ref();
+        let key = |r: usize| format!("gather/{tag}/{r}");
+        let what = format!("exchanging `{tag}` with every rank");
+        let bytes: Vec<u8> = words.iter().flat_map(|v| v.to_le_bytes()).collect();
+        ops.store_set(&key(w.rank), &bytes).map_err(|e| self.failed(&what, e))?;
+        let mut all = Vec::with_capacity(w.size);
+        for r in 0..w.size {
+            if r == w.rank {
+                all.push(words.to_vec());
+                continue;
+            }
+            if r == 0 {
+                self.await_rank0(w, &key(0), &what, timeout)?;
+            }
+            let b = ops.store_get(&key(r), w.timeout).map_err(|e| self.failed(&what, e))?;
+            if b.len() % 8 != 0 {
+                return Err(ExecError::Collective(format!("{what}: rank {r} sent {} bytes, not whole words", b.len())));
+            }
+            all.push(b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect());
+        }
+        Ok(all)
     }
 
     /// `values` summed over the ranks (for [`Executor::agree`](crate::backend::Executor::agree));
