@@ -35,6 +35,9 @@ enum What {
     /// Batch inference throughput (img/s) of npe predict's path, PyTorch eval mode and ONNX
     /// Runtime on npe's export, side by side.
     Predict(super::bench_predict::PredictBench),
+    /// ResNet-N's layers timed one by one (conv forward and gradients, batch norm, ReLU + add)
+    /// on each backend and PyTorch: where a step's time goes, kernel by kernel.
+    Ops(super::bench_ops::OpsBench),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -105,6 +108,7 @@ pub(crate) fn run(args: BenchArgs, ext: &Extensions) -> ExitCode {
         },
         What::Data(d) => data(d),
         What::Predict(p) => super::bench_predict::run(p, ext),
+        What::Ops(o) => super::bench_ops::run(o),
     }
 }
 

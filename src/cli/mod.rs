@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_common;
+mod bench_ops;
 mod bench_predict;
 mod check;
 mod child;
