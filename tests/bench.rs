@@ -57,3 +57,25 @@ fn a_bad_child_spec_is_an_error_not_a_guess() {
         assert!(err.contains(says), "{what} --child {spec}: {err}");
     }
 }
+
+#[test]
+fn bench_ops_times_every_layer_on_both_backends() {
+    let (code, out, err) =
+        run(npe().args("bench ops --backends burn,tch --depth 8 --batch 2 --reps 1 --threads 1 --json".split(' ')));
+    assert_eq!(code, 0, "{err}");
+    let rows = rows(&out);
+    // ResNet-8: the stem (forward, weight gradient) and per stage its convolutions (forward and
+    // both gradients), batch norm and ReLU + add (forward and backward); stages 2 and 3 add a
+    // strided convolution.
+    assert_eq!(rows.len(), 2 + 3 * (3 + 2 + 2) + 2 * 3, "{out}");
+    for r in &rows {
+        for b in ["burn", "tch"] {
+            let ms = r[b].as_f64().unwrap_or_else(|| panic!("no {b} time: {r}"));
+            assert!(ms.is_finite() && ms >= 0.0, "{r}");
+        }
+        assert!(r["case"]["per_step"].as_u64().unwrap() >= 1, "{r}");
+    }
+    let (code, _, err) = run(npe().args("bench ops --depth 9".split(' ')));
+    assert_ne!(code, 0);
+    assert!(err.contains("6n + 2"), "{err}");
+}
