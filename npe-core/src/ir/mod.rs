@@ -162,8 +162,45 @@ impl Ir {
         self.ops().filter_map(|(n, op)| op.as_any().downcast_ref::<N>().map(|p| (n, p)))
     }
 
+    /// Whether activations are channels-last: `train.channels_last` when set, else what every
+    /// backbone prefers at `train.precision` ([`crate::kind::NodeDef::prefers_channels_last`];
+    /// a pipeline without a backbone stays plain).
+    pub fn channels_last(&self) -> bool {
+        self.train.channels_last.unwrap_or_else(|| {
+            let mut backbones = self.ops().filter(|(_, op)| op.category() == Category::Backbone).peekable();
+            backbones.peek().is_some() && backbones.all(|(_, op)| op.prefers_channels_last(self.train.precision))
+        })
+    }
+
     /// Number of classes.
     pub fn num_classes(&self) -> usize {
         self.data.num_classes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::registry::Registry;
+    use crate::spec::{Overrides, load_source};
+
+    fn channels_last(backbone: &str, train: &str) -> bool {
+        let yaml = format!(
+            "name: r\ndata: {{source: synthetic}}\nnodes:\n  f: {backbone}\n  l: {{kind: linear, input: f}}\n  ce: {{kind: cross_entropy, input: l}}\ntrain: {{{train}}}\n"
+        );
+        let loaded =
+            load_source(crate::source::SourceText::from_string("t.yaml", yaml), &Overrides::default()).unwrap();
+        crate::ir::build(&loaded, &Registry::builtin()).unwrap().0.channels_last()
+    }
+
+    #[test]
+    fn the_layout_default_is_the_backbones_measured_choice_and_the_pipeline_overrides_it() {
+        let resnet = "{kind: resnet_cifar, input: data, depth: 20}";
+        let cnn = "{kind: small_cnn, input: data, channels: [8, 16]}";
+        assert!(channels_last(resnet, ""), "ResNet in fp32: channels-last (1.38×)");
+        assert!(!channels_last(resnet, "precision: bf16"), "ResNet in bf16: plain (0.95×)");
+        assert!(!channels_last(resnet, "channels_last: false"));
+        assert!(!channels_last(cnn, ""), "small CNN: plain (0.78×)");
+        assert!(channels_last(cnn, "channels_last: true"));
+        assert!(!channels_last("{kind: mlp, input: data, hidden: [8]}", ""), "no convolutions");
     }
 }

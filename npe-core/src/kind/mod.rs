@@ -65,6 +65,12 @@ pub trait NodeDef: Clone + Debug + DeserializeOwned + Send + Sync + 'static {
     fn adjusts(&self) -> Option<Adjust<'_>> {
         None
     }
+    /// Whether this backbone trains faster with channels-last activations at `precision` on
+    /// libtorch: the default of `train.channels_last`, measured per kind
+    /// (`results/bench_speed.md`). Default false.
+    fn prefers_channels_last(&self, _precision: crate::tensor::Precision) -> bool {
+        false
+    }
 }
 
 /// A parsed node in the IR (a [`NodeDef`] with its type erased).
@@ -81,6 +87,8 @@ pub trait Node: Debug + Send + Sync {
     fn lower(&self, d: &mut Declare, inputs: &[Sig], out: &Sig) -> Box<dyn Module>;
     /// Prior adjustment, for the double-adjustment check.
     fn adjusts(&self) -> Option<Adjust<'_>>;
+    /// See [`NodeDef::prefers_channels_last`].
+    fn prefers_channels_last(&self, precision: crate::tensor::Precision) -> bool;
     /// The concrete parameters (evaluators are read by the host-side metrics).
     fn as_any(&self) -> &dyn Any;
 }
@@ -121,6 +129,9 @@ impl<N: NodeDef> Node for N {
     }
     fn adjusts(&self) -> Option<Adjust<'_>> {
         NodeDef::adjusts(self)
+    }
+    fn prefers_channels_last(&self, precision: crate::tensor::Precision) -> bool {
+        NodeDef::prefers_channels_last(self, precision)
     }
     fn as_any(&self) -> &dyn Any {
         self

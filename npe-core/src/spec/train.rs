@@ -224,9 +224,11 @@ pub struct TrainSpec {
     /// float32 parameters, losses and statistics. Default fp32.
     #[serde(default)]
     pub precision: crate::tensor::Precision,
-    /// Images (and so convolution activations) in channels-last layout. Default false.
+    /// Images (and so convolution activations) in channels-last layout. Default: what the
+    /// backbone was measured to train faster with on libtorch at this precision (the IR's
+    /// `channels_last()`); `false` or `true` decides.
     #[serde(default)]
-    pub channels_last: bool,
+    pub channels_last: Option<bool>,
     /// Data-parallel runs: batch norm computes its statistics over the global batch (every
     /// rank's samples) instead of each rank's part. Default false (per rank, as PyTorch DDP).
     #[serde(default)]
@@ -256,7 +258,7 @@ impl Default for TrainSpec {
             threads: 0,
             tensorboard: false,
             precision: Default::default(),
-            channels_last: false,
+            channels_last: None,
             sync_batch_norm: false,
             dist_timeout_s: default_dist_timeout(),
         }

@@ -45,7 +45,7 @@ impl GraphExecutor {
         let log_prior: Vec<f32> = ctx.class_prior.iter().map(|p| p.max(1e-12).ln() as f32).collect();
         let log_prior = ops.upload(&log_prior, &[log_prior.len()])?;
         let mut store = store;
-        if ir.train.channels_last {
+        if ir.channels_last() {
             to_channels_last(ops.as_ref(), &mut store)?;
         }
         let losses = plan.losses();
@@ -69,7 +69,7 @@ impl GraphExecutor {
             train_steps,
             calibrations,
             precision,
-            channels_last: ir.train.channels_last,
+            channels_last: ir.channels_last(),
             describe,
             world: None,
             heartbeat: None,
