@@ -249,7 +249,7 @@ fn print_table(b: &OpsBench, cases: &[OpCase], columns: &[(String, Vec<f64>)]) {
         // Below 0.05 ms a difference of two medians is noise, not a time.
         (mine.1[i] >= 0.05 && torch.1[i] >= 0.05).then(|| torch.1[i] / mine.1[i])
     };
-    let mut head = format!("| op | input | out | stride | × step |");
+    let mut head = String::from("| op | input | out | stride | × step |");
     for n in &names {
         head += &format!(" {n} ms |");
     }
