@@ -4,8 +4,19 @@
 //! GPUs through `cuda` / `wgpu` (Cargo features). Every node, loss and optimiser is written once
 //! in `npe-core` over [`npe_core::tensor::Ops`]; this crate implements those operations (and
 //! autodiff and devices) and nothing else.
+//!
+//! On the CPU, convolutions and training-mode batch norm in f32 run on this crate's own kernels
+//! (`conv_kernels`, `bn_kernels`: im2col + GEMM, and fused statistics and affine passes) as
+//! burn autodiff ops (`flex_conv`, `flex_bn`), and ReLU and the residual add over the thread pool
+//! (`flex_eltwise`); burn-flex's were 3–5× slower than PyTorch's there
+//! (`results/bench_speed.md`). GPUs and other precisions use burn's.
 
+mod bn_kernels;
+mod conv_kernels;
 mod device;
+mod flex_bn;
+mod flex_conv;
+mod flex_eltwise;
 mod ops;
 
 /// The burn version this backend uses.

@@ -2,6 +2,7 @@
 //! (`Tensor<D>`); npe's are rank-erased, so a tensor travels as a `Tensor<1>` *carrier* whose
 //! runtime rank is the real one, and each operation views it at its real rank (`ranked!`).
 
+use crate::{flex_bn, flex_conv, flex_eltwise};
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::module::{self, interpolate};
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
@@ -190,7 +191,12 @@ impl AutodiffOps for BurnOps {
 
 impl MathOps for BurnOps {
     fn add(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
-        guarded("add", "burn", || binary!(a, b, |x, y| x + y))
+        guarded("add", "burn", || {
+            if let Some(y) = flex_eltwise::add_op(&f(a)?, &f(b)?) {
+                return Ok(w(y));
+            }
+            binary!(a, b, |x, y| x + y)
+        })
     }
     fn sub(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
         guarded("sub", "burn", || binary!(a, b, |x, y| x - y))
@@ -226,7 +232,10 @@ impl MathOps for BurnOps {
         guarded("sqrt", "burn", || Ok(w(ranked!(f(x)?, |t| erase(t.sqrt())))))
     }
     fn relu(&self, x: &Tensor) -> TResult<Tensor> {
-        guarded("relu", "burn", || Ok(w(ranked!(f(x)?, |t| erase(relu(t))))))
+        guarded("relu", "burn", || match flex_eltwise::relu_op(&f(x)?) {
+            Some(y) => Ok(w(y)),
+            None => Ok(w(ranked!(f(x)?, |t| erase(relu(t))))),
+        })
     }
     fn sum_dims(&self, x: &Tensor, dims: &[usize], keepdim: bool) -> TResult<Tensor> {
         guarded("sum_dims", "burn", || {
@@ -300,9 +309,12 @@ fn squeeze(t: BT<1>, dims: &[usize], keepdim: bool) -> TResult<Tensor> {
 impl NnOps for BurnOps {
     fn conv2d(&self, x: &Tensor, k: &Tensor, b: Option<&Tensor>, o: ConvOpts) -> TResult<Tensor> {
         guarded("conv2d", "burn", || {
-            let b = b.map(at::<1>).transpose()?;
+            let (x, k, b) = (at::<4>(x)?, at::<4>(k)?, b.map(at::<1>).transpose()?);
+            if let Some(y) = flex_conv::conv2d(&x, &k, b.as_ref(), o.stride, o.padding, o.groups) {
+                return Ok(w(erase(y)));
+            }
             let opts = ConvOptions::new([o.stride, o.stride], [o.padding, o.padding], [1, 1], o.groups);
-            Ok(w(erase(module::conv2d(at::<4>(x)?, at::<4>(k)?, b, opts))))
+            Ok(w(erase(module::conv2d(x, k, b, opts))))
         })
     }
     fn matmul(&self, a: &Tensor, b: &Tensor) -> TResult<Tensor> {
@@ -321,10 +333,13 @@ impl NnOps for BurnOps {
             }
             let s = x.shape().to_vec();
             let n = s.iter().product::<usize>() / s[1];
-            let (y, mean, var) = ranked!(x, |t| {
-                let o = module::batch_norm_train(t, g, b, eps);
-                (erase(o.output), o.mean.inner(), o.variance.inner())
-            });
+            let (y, mean, var) = match flex_bn::batch_norm_train(&x, &g, &b, eps) {
+                Some(fused) => fused,
+                None => ranked!(x, |t| {
+                    let o = module::batch_norm_train(t, g, b, eps);
+                    (erase(o.output), o.mean.inner(), o.variance.inner())
+                }),
+            };
             let unbias = if n > 1 { n as f64 / (n - 1) as f64 } else { 1.0 };
             let rm = rm.inner() * (1.0 - momentum) + mean * momentum;
             let rv = rv.inner() * (1.0 - momentum) + var * (momentum * unbias);
@@ -372,6 +387,9 @@ impl FusedOps for BurnOps {
                 k[(i + pad) * cin + i] = 1.0;
             }
             let k = BT::<4>::from_data(TensorData::new(k, [cout, cin, 1, 1]), &x.device());
+            if let Some(y) = flex_conv::conv2d(&x, &k, None, 2, 0, 1) {
+                return Ok(w(erase(y)));
+            }
             Ok(w(erase(module::conv2d(x, k, None, ConvOptions::new([2, 2], [0, 0], [1, 1], 1)))))
         })
     }
