@@ -201,6 +201,14 @@ mod tests {
         assert!(!channels_last(resnet, "precision: fp16"), "ResNet in fp16: not measured, plain");
         assert!(!channels_last(resnet, "channels_last: false"));
         assert!(!channels_last(cnn, ""), "small CNN: plain (0.78×)");
+        // A U-Net's dense output needs a segmentation pipeline: asked of the kind directly.
+        use crate::kind::NodeDef;
+        use crate::tensor::Precision;
+        let unet: crate::nodes::unet::UNet = serde_yaml::from_str("{input: data, channels: [8, 16]}").unwrap();
+        assert!(
+            unet.prefers_channels_last(Precision::Fp32) && unet.prefers_channels_last(Precision::Bf16),
+            "U-Net: channels-last (1.27×, 1.18×)"
+        );
         assert!(channels_last(cnn, "channels_last: true"));
         assert!(!channels_last("{kind: mlp, input: data, hidden: [8]}", ""), "no convolutions");
     }

@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::backend::ExecError;
 use crate::kind::{Cx, Declare, NodeDef, Value, first, image_spatial};
 use crate::nn::{BatchNorm, Conv2d, kaiming};
-use crate::tensor::Tensor;
+use crate::tensor::{Precision, Tensor};
 use crate::types::{Category, InferCtx, Input, NodeRef, Role, Sig};
 use serde::{Deserialize, Serialize};
 
@@ -57,11 +57,18 @@ pub struct UNetLayers {
 impl NodeDef for UNet {
     const KIND: &'static str = "unet";
     const CATEGORY: Category = Category::Backbone;
-    // Not channels-last by default although faster (1.28× fp32, 1.21× bf16; results/bench_speed.md):
-    // one process in channels-last ends 20 seg-digits steps 1.7e-2 (relative) away from the plain
-    // layout, while two workers in channels-last stay within 4e-4 of it. Unexplained yet.
     const SUMMARY: &'static str = "small U-Net, dense features at input resolution";
     type Lowered = UNetLayers;
+
+    /// Channels-last on libtorch, measured against the plain layout (results/bench_speed.md):
+    /// 1.27–1.28× in fp32, 1.18–1.21× in bf16 on seg-digits at batch 32. Its weights differ from
+    /// the plain layout's where the summation order matters: the first batch norm's bias gets a
+    /// gradient that nearly cancels. After one step that bias differs by 3.2e-3 (relative)
+    /// between the layouts, and by 5.7e-4 between channels-last on 1 and on 2 threads; after 10
+    /// steps plain on 1 against 2 threads differs by 9.7e-4 there. Same thread count, same bytes.
+    fn prefers_channels_last(&self, precision: Precision) -> bool {
+        matches!(precision, Precision::Fp32 | Precision::Bf16)
+    }
 
     fn inputs(&self) -> Vec<Input> {
         vec![Input::new("input", &self.input)]
