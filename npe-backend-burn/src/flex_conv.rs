@@ -43,32 +43,17 @@ fn gradients(s: Saved, dy: FlexTensor, want: [bool; 3]) -> [Option<FlexTensor>; 
     [dx, dw, db]
 }
 
+/// The backward op of a convolution with `N` inputs: `[x, w]` or `[x, w, b]`.
 #[derive(Debug)]
-struct ConvWithBias;
+struct Conv<const N: usize>;
 
-impl Backward<Flex, 3> for ConvWithBias {
+impl<const N: usize> Backward<Flex, N> for Conv<N> {
     type State = Saved;
-    fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Saved, N>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dy = grads.consume::<Flex>(&ops.node);
-        let want = ops.parents.each_ref().map(|p| p.is_some());
+        let mut want = [false; 3];
+        want.iter_mut().zip(&ops.parents).for_each(|(w, p)| *w = p.is_some());
         for (parent, grad) in ops.parents.into_iter().zip(gradients(ops.state, dy, want)) {
-            if let (Some(node), Some(grad)) = (parent, grad) {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
-    }
-}
-
-#[derive(Debug)]
-struct ConvNoBias;
-
-impl Backward<Flex, 2> for ConvNoBias {
-    type State = Saved;
-    fn backward(self, ops: Ops<Saved, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dy = grads.consume::<Flex>(&ops.node);
-        let [px, pw] = ops.parents;
-        let [dx, dw, _] = gradients(ops.state, dy, [px.is_some(), pw.is_some(), false]);
-        for (parent, grad) in [(px, dx), (pw, dw)] {
             if let (Some(node), Some(grad)) = (parent, grad) {
                 grads.register::<Flex>(node.id, grad);
             }
@@ -110,14 +95,14 @@ pub fn conv2d(x: &BT<4>, w: &BT<4>, b: Option<&BT<1>>, stride: usize, pad: usize
         Some(b) => {
             let b = b.clone().autodiff().try_into_primitive::<Ad>().ok()?;
             let y = forward(x.primitive(), w.primitive(), Some(b.primitive()), &g);
-            match ConvWithBias.prepare::<NoCheckpointing>([x.node(), w.node(), b.node()]).compute_bound().stateful() {
+            match Conv::<3>.prepare::<NoCheckpointing>([x.node(), w.node(), b.node()]).compute_bound().stateful() {
                 OpsKind::Tracked(prep) => prep.finish(saved, y),
                 OpsKind::UnTracked(prep) => prep.finish(y),
             }
         }
         None => {
             let y = forward(x.primitive(), w.primitive(), None, &g);
-            match ConvNoBias.prepare::<NoCheckpointing>([x.node(), w.node()]).compute_bound().stateful() {
+            match Conv::<2>.prepare::<NoCheckpointing>([x.node(), w.node()]).compute_bound().stateful() {
                 OpsKind::Tracked(prep) => prep.finish(saved, y),
                 OpsKind::UnTracked(prep) => prep.finish(y),
             }
