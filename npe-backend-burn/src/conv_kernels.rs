@@ -296,24 +296,40 @@ pub fn backward_w(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
         .into_par_iter()
         .map(|t| {
             let (first, nb) = (t * per, per.min(g.n - t * per));
-            with_scratch(k * nb * p, g.cout * nb * p, |col, grads| {
-                if g.pointwise() {
-                    // The images' channels side by side are already the patch matrix.
+            // One image: its gradient (O×P) and, 1×1 stride 1, its input (C×P) are used in place.
+            let single = nb == 1;
+            let cols = if single && g.pointwise() { 0 } else { k * nb * p };
+            with_scratch(cols, if single { 0 } else { g.cout * nb * p }, |col, grads| {
+                let patches_of: &[f32] = match (g.pointwise(), single) {
+                    (true, true) => &x[first * g.cin * p..][..g.cin * p],
+                    (true, false) => {
+                        // The images' channels side by side are already the patch matrix.
+                        for i in 0..nb {
+                            for c in 0..g.cin {
+                                col[c * nb * p + i * p..][..p]
+                                    .copy_from_slice(&x[((first + i) * g.cin + c) * p..][..p]);
+                            }
+                        }
+                        col
+                    }
+                    (false, _) => {
+                        patches(g, x, first, nb, col);
+                        col
+                    }
+                };
+                let grads_of: &[f32] = if single {
+                    &dy[first * g.cout * p..][..g.cout * p]
+                } else {
                     for i in 0..nb {
-                        for c in 0..g.cin {
-                            col[c * nb * p + i * p..][..p].copy_from_slice(&x[((first + i) * g.cin + c) * p..][..p]);
+                        for o in 0..g.cout {
+                            grads[o * nb * p + i * p..][..p]
+                                .copy_from_slice(&dy[((first + i) * g.cout + o) * p..][..p]);
                         }
                     }
-                } else {
-                    patches(g, x, first, nb, col);
-                }
-                for i in 0..nb {
-                    for o in 0..g.cout {
-                        grads[o * nb * p + i * p..][..p].copy_from_slice(&dy[((first + i) * g.cout + o) * p..][..p]);
-                    }
-                }
+                    grads
+                };
                 let mut dw = vec![0f32; g.cout * k];
-                mm((g.cout, k, nb * p), &mut dw, false, grads, (nb * p, 1), col, (1, nb * p));
+                mm((g.cout, k, nb * p), &mut dw, false, grads_of, (nb * p, 1), patches_of, (1, nb * p));
                 dw
             })
         })
@@ -387,7 +403,8 @@ mod tests {
     }
 
     /// The geometries ResNets use (3×3 pad 1, stride 1 and 2; 1×1 stride 1 and 2; 7×7 stride 2),
-    /// with odd sizes, a batch not a multiple of the task size, and a kernel wider than the input.
+    /// with odd sizes, a batch not a multiple of the task size, a kernel wider than the input,
+    /// and maps of one image per task.
     const CASES: &[([usize; 4], [usize; 4], usize, usize)] = &[
         ([5, 3, 7, 6], [4, 3, 3, 3], 1, 1),
         ([3, 4, 9, 8], [5, 4, 3, 3], 2, 1),
@@ -395,6 +412,9 @@ mod tests {
         ([2, 6, 7, 5], [3, 6, 1, 1], 2, 0),
         ([2, 3, 11, 10], [2, 3, 7, 7], 2, 3),
         ([1, 2, 2, 2], [2, 2, 3, 3], 1, 1),
+        // ≥ 256 output pixels: one image per task, its gradient (and 1×1 input) used in place.
+        ([2, 2, 17, 16], [3, 2, 3, 3], 1, 1),
+        ([3, 3, 16, 17], [4, 3, 1, 1], 1, 0),
     ];
 
     #[test]
