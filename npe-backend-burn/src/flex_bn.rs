@@ -3,19 +3,16 @@
 //! through burn's `batch_norm_train`.
 
 use crate::bn_kernels::{self, Layout};
+use crate::flex_tensor::f32_tensor;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::flex::{self, FlexTensor};
+use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::{Bytes, DType, Shape, Tensor as BT};
+use burn::tensor::{DType, Tensor as BT};
 
 type Ad = Autodiff<Flex>;
-
-fn tensor(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
-    FlexTensor::new(Bytes::from_elems(data), flex::Layout::contiguous(Shape::from(shape.to_vec())), DType::F32)
-}
 
 /// What the backward pass keeps.
 #[derive(Clone, Debug)]
@@ -40,7 +37,7 @@ impl Backward<Flex, 3> for BatchNormTrain {
         let (dx, dg, db) =
             bn_kernels::backward(&s.layout, x.storage(), gamma.storage(), &s.mean, &s.invstd, dy.storage());
         let c = [s.layout.c];
-        let grads_of = [tensor(dx, &s.shape), tensor(dg, &c), tensor(db, &c)];
+        let grads_of = [f32_tensor(dx, &s.shape), f32_tensor(dg, &c), f32_tensor(db, &c)];
         for (parent, grad) in ops.parents.into_iter().zip(grads_of) {
             if let Some(node) = parent {
                 grads.register::<Flex>(node.id, grad);
@@ -65,21 +62,24 @@ pub fn batch_norm_train(x: &BT<1>, gamma: &BT<1>, beta: &BT<1>, eps: f64) -> Opt
     }
     let stats = |f: &bn_kernels::Forward| {
         let c = [layout.c];
-        (BT::from_primitive::<Flex>(tensor(f.mean.clone(), &c)), BT::from_primitive::<Flex>(tensor(f.var.clone(), &c)))
+        (
+            BT::from_primitive::<Flex>(f32_tensor(f.mean.clone(), &c)),
+            BT::from_primitive::<Flex>(f32_tensor(f.var.clone(), &c)),
+        )
     };
     if ![x, gamma, beta].iter().any(|t| t.is_autodiff()) {
         let [x, g, b] = [x, gamma, beta].map(|t| t.clone().try_into_primitive::<Flex>().ok());
         let (x, g, b) = (x?.to_contiguous(), g?.to_contiguous(), b?.to_contiguous());
         let f = bn_kernels::forward(&layout, x.storage(), g.storage(), b.storage(), eps);
         let (mean, var) = stats(&f);
-        return Some((BT::from_primitive::<Flex>(tensor(f.y, &shape)), mean, var));
+        return Some((BT::from_primitive::<Flex>(f32_tensor(f.y, &shape)), mean, var));
     }
     let [x, g, b] = [x, gamma, beta].map(|t| t.clone().autodiff().try_into_primitive::<Ad>().ok());
     let (x, g, b) = (x?, g?, b?);
     let (xp, gp, bp) = (x.primitive().to_contiguous(), g.primitive().to_contiguous(), b.primitive().to_contiguous());
     let f = bn_kernels::forward(&layout, xp.storage(), gp.storage(), bp.storage(), eps);
     let (mean, var) = stats(&f);
-    let y = tensor(f.y, &shape);
+    let y = f32_tensor(f.y, &shape);
     let out = match BatchNormTrain.prepare::<NoCheckpointing>([x.node(), g.node(), b.node()]).compute_bound().stateful()
     {
         OpsKind::Tracked(prep) => {

@@ -3,24 +3,16 @@
 //! precisions, grouped convolutions) returns `None` and goes through burn's `conv2d`.
 
 use crate::conv_kernels::{self, Geometry};
+use crate::flex_tensor::f32_tensor;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::{Bytes, DType, Shape, Tensor as BT};
+use burn::tensor::{DType, Tensor as BT};
 
 type Ad = Autodiff<Flex>;
-
-/// A contiguous f32 copy of a flex tensor's data (shared, not copied, when already contiguous).
-fn contiguous(t: &FlexTensor) -> FlexTensor {
-    t.to_contiguous()
-}
-
-fn flex(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
-    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from(shape.to_vec())), DType::F32)
-}
 
 /// What the backward pass keeps: the inputs and the sizes.
 #[derive(Clone, Debug)]
@@ -32,14 +24,15 @@ struct Saved {
 
 /// The gradients of the parents that want one: `[x, w, b]`.
 fn gradients(s: Saved, dy: FlexTensor, want: [bool; 3]) -> [Option<FlexTensor>; 3] {
-    let dy = contiguous(&dy);
+    let dy = dy.to_contiguous();
     let dy = dy.storage::<f32>();
     let g = &s.g;
-    let dx =
-        want[0].then(|| flex(conv_kernels::backward_x(g, contiguous(&s.w).storage(), dy), &[g.n, g.cin, g.h, g.w]));
-    let dw = want[1]
-        .then(|| flex(conv_kernels::backward_w(g, contiguous(&s.x).storage(), dy), &[g.cout, g.cin, g.kh, g.kw]));
-    let db = want[2].then(|| flex(conv_kernels::backward_b(g, dy), &[g.cout]));
+    let dx = want[0]
+        .then(|| f32_tensor(conv_kernels::backward_x(g, s.w.to_contiguous().storage(), dy), &[g.n, g.cin, g.h, g.w]));
+    let dw = want[1].then(|| {
+        f32_tensor(conv_kernels::backward_w(g, s.x.to_contiguous().storage(), dy), &[g.cout, g.cin, g.kh, g.kw])
+    });
+    let db = want[2].then(|| f32_tensor(conv_kernels::backward_b(g, dy), &[g.cout]));
     [dx, dw, db]
 }
 
@@ -63,9 +56,14 @@ impl<const N: usize> Backward<Flex, N> for Conv<N> {
 
 /// The forward convolution of flex tensors.
 fn forward(x: &FlexTensor, w: &FlexTensor, b: Option<&FlexTensor>, g: &Geometry) -> FlexTensor {
-    let b = b.map(contiguous);
-    let y = conv_kernels::forward(g, contiguous(x).storage(), contiguous(w).storage(), b.as_ref().map(|b| b.storage()));
-    flex(y, &g.out_shape())
+    let b = b.map(|b| b.to_contiguous());
+    let y = conv_kernels::forward(
+        g,
+        x.to_contiguous().storage(),
+        w.to_contiguous().storage(),
+        b.as_ref().map(|b| b.storage()),
+    );
+    f32_tensor(y, &g.out_shape())
 }
 
 /// `conv2d(x, w, b)` through npe's kernels, or `None` where they do not apply (then the caller

@@ -3,13 +3,14 @@
 //! time (`results/bench_speed.md`). burn autodiff ops with their own backward; f32 on the CPU only,
 //! anything else returns `None` and goes through burn's.
 
+use crate::flex_tensor::f32_tensor;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::{Bytes, DType, Shape, Tensor as BT};
+use burn::tensor::{DType, Tensor as BT};
 use rayon::prelude::*;
 
 type Ad = Autodiff<Flex>;
@@ -31,10 +32,6 @@ fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32>
 /// ReLU that lets NaN through (as PyTorch and burn do).
 fn relu(x: f32) -> f32 {
     if x > 0.0 || x.is_nan() { x } else { 0.0 }
-}
-
-fn tensor(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
-    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from(shape.to_vec())), DType::F32)
 }
 
 /// The f32 flex primitives of `ts`, untracked (`Ok`) or under autodiff (`Err`); `None` when
@@ -68,7 +65,7 @@ impl Backward<Flex, 1> for Relu {
         if let [Some(node)] = ops.parents {
             let shape = y.layout().shape().to_vec();
             let dx = zip_map(y.storage(), dy.storage(), |y, g| if y > 0.0 || y.is_nan() { g } else { 0.0 });
-            grads.register::<Flex>(node.id, tensor(dx, &shape));
+            grads.register::<Flex>(node.id, f32_tensor(dx, &shape));
         }
     }
 }
@@ -80,12 +77,12 @@ pub fn relu_op(x: &BT<1>) -> Option<BT<1>> {
         Ok([p]) => {
             let p = p.to_contiguous();
             let v = p.storage::<f32>();
-            Some(BT::from_primitive::<Flex>(tensor(zip_map(v, v, |a, _| relu(a)), &shape)))
+            Some(BT::from_primitive::<Flex>(f32_tensor(zip_map(v, v, |a, _| relu(a)), &shape)))
         }
         Err([t]) => {
             let p = t.primitive().to_contiguous();
             let v = p.storage::<f32>();
-            let y = tensor(zip_map(v, v, |a, _| relu(a)), &shape);
+            let y = f32_tensor(zip_map(v, v, |a, _| relu(a)), &shape);
             let out = match Relu.prepare::<NoCheckpointing>([t.node()]).compute_bound().stateful() {
                 OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
                 OpsKind::UnTracked(prep) => prep.finish(y),
@@ -116,7 +113,7 @@ pub fn add_op(a: &BT<1>, b: &BT<1>) -> Option<BT<1>> {
     }
     let sum = |x: &FlexTensor, y: &FlexTensor| {
         let (x, y) = (x.to_contiguous(), y.to_contiguous());
-        tensor(zip_map(x.storage(), y.storage(), |p, q| p + q), &shape)
+        f32_tensor(zip_map(x.storage(), y.storage(), |p, q| p + q), &shape)
     };
     match primitives([a, b])? {
         Ok([x, y]) => Some(BT::from_primitive::<Flex>(sum(&x, &y))),

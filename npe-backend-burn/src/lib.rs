@@ -17,6 +17,7 @@ mod device;
 mod flex_bn;
 mod flex_conv;
 mod flex_eltwise;
+mod flex_tensor;
 mod ops;
 
 /// The burn version this backend uses.
